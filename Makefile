@@ -1,0 +1,42 @@
+# Build every bpf/NAME.bpf.c into build/NAME.bpf.o.
+#   make            all programs
+#   make NAME       one program (e.g. make hello)
+#   make clean      remove build output
+#   CLANG=clang-19 make   use another clang
+CLANG ?= clang
+BUILD := build
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+# Debian keeps asm/types.h under the multiarch include directory, which
+# clang -target bpf does not search by itself.
+MULTIARCH := $(shell $(CLANG) -print-multiarch 2>/dev/null)
+BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -Ibpf
+
+SOURCES := $(wildcard bpf/*.bpf.c)
+PROGRAMS := $(patsubst bpf/%.bpf.c,%,$(SOURCES))
+OBJECTS := $(patsubst %,$(BUILD)/%.bpf.o,$(PROGRAMS))
+HEADERS := $(wildcard bpf/*.h)
+
+VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
+VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
+
+.PHONY: all clean verifier $(PROGRAMS)
+.DELETE_ON_ERROR:
+
+all: $(OBJECTS) $(VERIFIER_OBJECTS)
+
+verifier: $(VERIFIER_OBJECTS)
+
+$(PROGRAMS): %: $(BUILD)/%.bpf.o
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(HEADERS) | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD) $(BUILD)/verifier:
+	mkdir -p $@
+
+clean:
+	rm -rf $(BUILD)

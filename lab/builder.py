@@ -1,0 +1,215 @@
+"""Build a Topology into real namespaces and veths, and take it down again."""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import signal
+import subprocess
+import threading
+import weakref
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+from pyroute2.ethtool import Ethtool
+
+from loaders.libbpf.netns import entered
+
+from . import counters, process, traffic
+from . import owner as owners
+from .topology import Endpoint, Topology
+
+_live_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+
+
+class Lab:
+    """A built topology. `netns(node)` is the namespace of a node; teardown()
+    removes every namespace, link, pin and process of this lab."""
+
+    def __init__(self, topology: Topology, prefix: str, owner_pid: int | None):
+        self.topology = topology
+        self.prefix = prefix
+        self.owner_pid = owner_pid
+        self.namespaces = {node: f"{prefix}-{node}" for node in topology.nodes}
+        self.pin_dir = owners.BPFFS / prefix
+        self._torn_down = False
+        self._resources: list = []
+        self.log = traffic.FrameLog()
+
+    def netns(self, node: str) -> str:
+        try:
+            return self.namespaces[node]
+        except KeyError:
+            raise KeyError(f"lab {self.prefix} has no node '{node}' (has: {', '.join(self.namespaces)})") from None
+
+    def endpoint(self, node: str, ifname: str) -> Endpoint:
+        return self.topology.endpoint(node, ifname)
+
+    def ifindex(self, node: str, ifname: str) -> int:
+        from loaders.libbpf.netns import ifindex
+
+        return ifindex(ifname, self.netns(node))
+
+    # -- traffic ---------------------------------------------------------
+    def sender(self, node: str, ifname: str) -> traffic.Sender:
+        return self._track(traffic.Sender(self.netns(node), node, ifname, self.log))
+
+    def send(self, node: str, ifname: str, frames) -> int:
+        """Send scapy packets or raw bytes out of node's interface."""
+        sender = traffic.Sender(self.netns(node), node, ifname, self.log)
+        try:
+            return sender.send(frames)
+        finally:
+            sender.close()
+
+    def capture(self, node: str, ifname: str, match=None, *, outgoing: bool = False) -> traffic.Capture:
+        """Start capturing frames that arrive at node's interface; `match`
+        is a predicate on the parsed scapy packet."""
+        return self._track(traffic.Capture(self.netns(node), node, ifname, match, self.log, outgoing))
+
+    def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start a process inside node; it is stopped at teardown at the latest."""
+        return self._track(process.popen(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs))
+
+    def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return process.run(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs)
+
+    def snmp(self, node: str) -> dict[str, dict[str, int]]:
+        return counters.snmp(self.netns(node))
+
+    def _track(self, thing):
+        self._resources.append(thing)
+        return thing
+
+    def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for thing in reversed(self._resources):
+            with contextlib.suppress(Exception):
+                if isinstance(thing, subprocess.Popen):
+                    process.stop(thing)
+                elif isinstance(thing, traffic.Capture):
+                    thing.__exit__(None, None, None)
+                else:
+                    thing.close()
+        owners.destroy(list(self.namespaces.values()), [self.pin_dir])
+        _live_labs.discard(self)
+
+    @property
+    def alive(self) -> bool:
+        return not self._torn_down
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+
+def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
+    idx = ipr.link_lookup(ifname=end.ifname)[0]
+    if end.mac:
+        ipr.link("set", index=idx, address=end.mac)
+    if end.address:
+        ip, plen = end.address.split("/")
+        ipr.addr("add", index=idx, address=ip, prefixlen=int(plen))
+    if not end.tx_checksum or end.gro is not None:
+        with Ethtool() as ethtool:
+            features = ethtool.get_features(end.ifname)
+            if not end.tx_checksum:
+                for name in ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp"):
+                    if name in features.features:
+                        features.features[name].enable = False
+            if end.gro is not None:
+                features.features["rx-gro"].enable = end.gro
+            ethtool.set_features(end.ifname, features)
+    ipr.link("set", index=idx, state="up")
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    # Opened from a thread inside the namespace, /proc/sys/net is that namespace's.
+    Path("/proc/sys", *key.split(".")).write_text(value)
+
+
+def _build_into(lab: Lab) -> None:
+    topo = lab.topology
+    for name in lab.namespaces.values():
+        pr_netns.create(name)
+    # Each veth is created inside its a-side namespace with the peer placed
+    # straight into the b-side one: nothing ever appears in the root namespace.
+    for link in topo.links:
+        with entered(lab.netns(link.a.node)), IPRoute() as ipr:
+            ipr.link(
+                "add", ifname=link.a.ifname, kind="veth",
+                peer={"ifname": link.b.ifname, "net_ns_fd": lab.netns(link.b.node)},
+            )
+    for node, sysctls in topo.nodes.items():
+        with entered(lab.netns(node)), IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            for link in topo.links:
+                for end in (link.a, link.b):
+                    if end.node == node:
+                        _configure_endpoint(ipr, end)
+            for key, value in sysctls.items():
+                _write_sysctl(key, value)
+            for neigh in topo.neighbours:
+                if neigh.node == node:
+                    ipr.neigh(
+                        "replace", dst=neigh.ip, lladdr=neigh.mac,
+                        ifindex=ipr.link_lookup(ifname=neigh.dev)[0], state="permanent",
+                    )
+            for route in topo.routes:
+                if route.node == node:
+                    spec = {"dst": route.dst} if route.dst != "default" else {"dst": "0.0.0.0/0"}
+                    if route.via:
+                        spec["gateway"] = route.via
+                    if route.dev:
+                        spec["oif"] = ipr.link_lookup(ifname=route.dev)[0]
+                    ipr.route("add", **spec)
+
+
+def build(topology: Topology, *, prefix: str | None = None) -> Lab:
+    """Build `topology` under a fresh owner-unique prefix. Dead owners' labs
+    are swept first. If building fails, whatever was made is removed."""
+    install_signal_cleanup()
+    if prefix is None:
+        owners.sweep()
+        me = owners.current()
+        lab = Lab(topology, me.new_prefix(), me.pid)
+    else:
+        lab = Lab(topology, prefix, None)
+    _live_labs.add(lab)
+    try:
+        _build_into(lab)
+    except BaseException:
+        lab.teardown()
+        raise
+    return lab
+
+
+def teardown_all() -> None:
+    for lab in list(_live_labs):
+        with contextlib.suppress(Exception):
+            lab.teardown()
+
+
+atexit.register(teardown_all)
+_signals_installed = False
+
+
+def install_signal_cleanup() -> None:
+    """SIGTERM and SIGHUP become KeyboardInterrupt in the main thread, so
+    `finally` blocks and fixtures run and labs come down. Handlers someone
+    else installed are left alone."""
+    global _signals_installed
+    if _signals_installed or threading.current_thread() is not threading.main_thread():
+        return
+    _signals_installed = True
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, interrupt)

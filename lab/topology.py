@@ -1,0 +1,141 @@
+"""Topologies as data: nodes, veth links, routes, neighbours, sysctls.
+
+A Topology says what to build; `lab.builder` builds it. Names here are
+logical (node "client", interface "eth0"); the builder gives every node a
+network namespace whose name is unique to its owner.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    node: str
+    ifname: str
+    address: str | None = None  # "10.0.0.1/24"
+    mac: str | None = None
+    tx_checksum: bool = True  # False: TX checksum offload off (XDP then sees full checksums)
+    gro: bool | None = None  # None: leave the kernel default
+
+    @property
+    def ip(self) -> str | None:
+        return self.address.split("/")[0] if self.address else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A veth pair with one end in each node."""
+
+    a: Endpoint
+    b: Endpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    node: str
+    dst: str  # "10.96.0.0/16" or "default"
+    via: str | None = None
+    dev: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbour:
+    """A permanent ARP entry: in `node`, `ip` is at `mac` on `dev`."""
+
+    node: str
+    dev: str
+    ip: str
+    mac: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    name: str
+    nodes: dict[str, dict[str, str]]  # node -> sysctls ("net.ipv4.ip_forward": "1")
+    links: tuple[Link, ...]
+    routes: tuple[Route, ...] = ()
+    neighbours: tuple[Neighbour, ...] = ()
+
+    def endpoint(self, node: str, ifname: str) -> Endpoint:
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end.node == node and end.ifname == ifname:
+                    return end
+        raise KeyError(f"topology {self.name} has no interface {ifname} in node {node}")
+
+    def peer(self, node: str, ifname: str) -> Endpoint:
+        for link in self.links:
+            if (link.a.node, link.a.ifname) == (node, ifname):
+                return link.b
+            if (link.b.node, link.b.ifname) == (node, ifname):
+                return link.a
+        raise KeyError(f"topology {self.name} has no interface {ifname} in node {node}")
+
+
+def pair() -> Topology:
+    """Two nodes, one link: left 10.11.0.1 <-> right 10.11.0.2."""
+    return Topology(
+        name="pair",
+        nodes={"left": {}, "right": {}},
+        links=(
+            Link(
+                Endpoint("left", "eth0", "10.11.0.1/24", "02:00:00:00:01:01"),
+                Endpoint("right", "eth0", "10.11.0.2/24", "02:00:00:00:01:02"),
+            ),
+        ),
+        neighbours=(
+            Neighbour("left", "eth0", "10.11.0.2", "02:00:00:00:01:02"),
+            Neighbour("right", "eth0", "10.11.0.1", "02:00:00:00:01:01"),
+        ),
+    )
+
+
+VIP = "10.96.0.10"
+BACKEND_IP = "10.244.1.5"
+
+
+def dnat() -> Topology:
+    """client -- lb -- backend, as in the original README.
+
+    client (10.0.1.2) reaches the service VIP 10.96.0.10 through lb; the
+    backend (10.244.1.5) sits behind lb. lb has no route to the VIP and
+    forwarding is on only for its client-facing eth0, where bpf_fib_lookup
+    needs it: the kernel itself cannot carry service traffic, only BPF can.
+    TX checksum offload is off at client and backend so XDP sees full
+    checksums and the receiving kernel verifies them in software.
+    """
+    return Topology(
+        name="dnat",
+        nodes={
+            "client": {},
+            # bpf_fib_lookup answers FWD_DISABLED unless forwarding is on
+            # for the ingress device.
+            "lb": {"net.ipv4.conf.eth0.forwarding": "1"},
+            "backend": {},
+        },
+        links=(
+            Link(
+                Endpoint("client", "eth0", "10.0.1.2/24", "02:00:00:00:02:02", tx_checksum=False),
+                Endpoint("lb", "eth0", "10.0.1.1/24", "02:00:00:00:02:01"),
+            ),
+            Link(
+                Endpoint("lb", "eth1", "10.244.1.1/24", "02:00:00:00:03:01"),
+                Endpoint("backend", "eth0", f"{BACKEND_IP}/24", "02:00:00:00:03:05", tx_checksum=False),
+            ),
+        ),
+        routes=(
+            Route("client", "10.96.0.0/12", via="10.0.1.1"),
+            Route("backend", "default", via="10.244.1.1"),
+        ),
+        neighbours=(
+            Neighbour("client", "eth0", "10.0.1.1", "02:00:00:00:02:01"),
+            Neighbour("lb", "eth0", "10.0.1.2", "02:00:00:00:02:02"),
+            Neighbour("lb", "eth1", BACKEND_IP, "02:00:00:00:03:05"),
+            Neighbour("backend", "eth0", "10.244.1.1", "02:00:00:00:03:01"),
+        ),
+    )
+
+
+TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat}

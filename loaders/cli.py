@@ -1,0 +1,90 @@
+"""What every loader's command line shares: arguments, privilege checks and
+turning every failure into one clear line on stderr with exit status 2."""
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from .libbpf import BpfError, NamespaceNotFound, InterfaceNotFound, VerifierError
+from .libbpf.xdp import AlreadyAttached
+from .objects import object_path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; we print only the error line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(prog: str, description: str) -> OneLineParser:
+    return OneLineParser(prog=f"python -m loaders.{prog}", description=description)
+
+
+def add_interface_args(p: argparse.ArgumentParser, name: str, *, modes: bool = True) -> None:
+    p.add_argument("iface", metavar="IFACE", help="interface to attach to")
+    p.add_argument("--netns", metavar="NS", help="network namespace the interface is in (default: current)")
+    if modes:
+        p.add_argument("--mode", choices=("native", "generic"), help="XDP mode (default: the kernel's choice)")
+    p.add_argument("--object", type=Path, default=object_path(name), help=f"BPF object (default: build/{name}.bpf.o)")
+    p.add_argument("--force", action="store_true", help="replace an XDP program already on IFACE")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise UsageError("needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo")
+
+
+def require_object(path: Path) -> None:
+    if not path.is_file():
+        name = path.name.removesuffix(".bpf.o")
+        raise UsageError(f"BPF object {path} not found: run `make {name}` first")
+
+
+def _raise_interrupt(signum, _frame) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception a user can cause."""
+    if isinstance(exc, VerifierError):
+        return str(exc)
+    if isinstance(exc, BpfError) and exc.errno == errno.EPERM:
+        return f"{exc.what}: permission denied (needs root with CAP_BPF and CAP_NET_ADMIN)"
+    if isinstance(exc, (BpfError, AlreadyAttached)):
+        return str(exc)
+    if isinstance(exc, (UsageError, NamespaceNotFound, InterfaceNotFound)):
+        return str(exc.args[0]) if exc.args else str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
+    """Run main(); SIGTERM behaves like Ctrl-C (so `finally` blocks detach),
+    and every expected failure is one line on stderr and exit status 2."""
+    logging.basicConfig(level=logging.ERROR, format=f"{prog}: %(name)s: %(message)s")
+    logging.getLogger("libbpf").setLevel(logging.CRITICAL)  # we report failures ourselves
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = main()
+    except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
+        print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        code = 0
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code or 0)

@@ -1,0 +1,19 @@
+"""A small typed Python layer over the system libbpf (libbpf.so.1).
+
+libbpf does the ELF loading, relocation and BTF work; this package only
+gives it Python types and deterministic cleanup.
+"""
+from .errors import BpfError, VerifierError
+from .maps import Map, possible_cpus
+from .netns import InterfaceNotFound, NamespaceNotFound, entered, ifindex
+from .object import BpfObject, Program
+from .ringbuf import RingBuffer
+from .testrun import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, TestRunResult, test_run, xdp_md
+from .xdp import AlreadyAttached, XdpAttachment, XdpState, query as xdp_query
+
+__all__ = [
+    "AlreadyAttached", "BpfError", "BpfObject", "InterfaceNotFound", "Map", "NamespaceNotFound", "Program",
+    "RingBuffer", "TestRunResult", "VerifierError", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_REDIRECT",
+    "XDP_TX", "XdpAttachment", "XdpState", "entered", "ifindex", "possible_cpus", "test_run", "xdp_md",
+    "xdp_query",
+]

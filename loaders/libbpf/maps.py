@@ -1,0 +1,197 @@
+"""Typed access to BPF maps: keys and values are ctypes types that mirror
+the C structs, checked against the map's real key and value sizes."""
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Iterator
+
+from . import _lib
+from .errors import BpfError
+
+
+class bpf_map_info_head(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+def possible_cpus() -> int:
+    n = _lib.libbpf_num_possible_cpus()
+    if n < 0:
+        raise BpfError(-n, "cannot count possible CPUs")
+    return n
+
+
+class Map:
+    def __init__(self, name: str, map_type: int, key_size: int, value_size: int, max_entries: int, fd: int = -1):
+        self.name = name
+        self.type = map_type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self._fd = fd
+        self._ptr = None
+        self._owns_fd = False
+        self.key_type: type | None = None
+        self.value_type: type | None = None
+
+    @classmethod
+    def from_libbpf(cls, ptr) -> "Map":
+        m = cls(
+            _lib.bpf_map__name(ptr).decode(),
+            _lib.bpf_map__type(ptr),
+            _lib.bpf_map__key_size(ptr),
+            _lib.bpf_map__value_size(ptr),
+            _lib.bpf_map__max_entries(ptr),
+        )
+        m._ptr = ptr
+        return m
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike) -> "Map":
+        """Open a pinned map; close() (or a with block) releases the fd."""
+        fd = _lib.bpf_obj_get(os.fsencode(path))
+        if fd < 0:
+            raise BpfError(-fd, f"cannot open pinned map {path}")
+        info = bpf_map_info_head()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        ret = _lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+        if ret < 0:
+            os.close(fd)
+            raise BpfError(-ret, f"cannot read map info of {path}")
+        m = cls(info.name.decode(), info.type, info.key_size, info.value_size, info.max_entries, fd)
+        m._owns_fd = True
+        return m
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            raise BpfError(9, f"map '{self.name}' is not loaded or already closed")
+        return self._fd
+
+    @property
+    def percpu(self) -> bool:
+        return self.type in _lib.PERCPU_MAP_TYPES
+
+    def pin(self, path: str | os.PathLike) -> None:
+        ret = _lib.bpf_obj_pin(self.fd, os.fsencode(path))
+        if ret < 0:
+            raise BpfError(-ret, f"cannot pin map '{self.name}' at {path}")
+
+    def bind(self, key_type: type, value_type: type) -> "Map":
+        """Declare the ctypes mirrors of key and value; sizes must match."""
+        for what, ctype, size in (("key", key_type, self.key_size), ("value", value_type, self.value_size)):
+            if ctypes.sizeof(ctype) != size:
+                raise TypeError(
+                    f"map '{self.name}': {what} mirror {ctype.__name__} is {ctypes.sizeof(ctype)} bytes, "
+                    f"the map's {what} is {size} bytes"
+                )
+        self.key_type, self.value_type = key_type, value_type
+        return self
+
+    # -- conversions -------------------------------------------------------
+    def _key(self, key):
+        if self.key_type is None:
+            raise TypeError(f"map '{self.name}': call bind(key_type, value_type) first")
+        return key if isinstance(key, self.key_type) else self.key_type(key)
+
+    def _value(self, value):
+        return value if isinstance(value, self.value_type) else self.value_type(value)
+
+    def _value_buffer(self):
+        if not self.percpu:
+            return self.value_type()
+        # The kernel copies one value per possible CPU, each rounded up to 8 bytes.
+        stride = (self.value_size + 7) & ~7
+        return ctypes.create_string_buffer(stride * possible_cpus())
+
+    def _decode(self, buf):
+        if not self.percpu:
+            return _plain(buf)
+        stride = (self.value_size + 7) & ~7
+        return [_plain(self.value_type.from_buffer_copy(buf.raw, i * stride)) for i in range(possible_cpus())]
+
+    # -- operations --------------------------------------------------------
+    def lookup(self, key):
+        """The value (a list, one per CPU, for per-CPU maps), or None."""
+        k = self._key(key)
+        buf = self._value_buffer()
+        ret = _lib.bpf_map_lookup_elem(self.fd, ctypes.byref(k), ctypes.byref(buf))
+        if ret == -2:  # ENOENT
+            return None
+        if ret < 0:
+            raise BpfError(-ret, f"lookup in map '{self.name}'")
+        return self._decode(buf)
+
+    def update(self, key, value, flags: int = _lib.BPF_ANY) -> None:
+        k = self._key(key)
+        if self.percpu:
+            stride = (self.value_size + 7) & ~7
+            values = value if isinstance(value, (list, tuple)) else [value] * possible_cpus()
+            buf = ctypes.create_string_buffer(stride * possible_cpus())
+            for i, v in enumerate(values):
+                raw = bytes(self._value(v))
+                buf[i * stride : i * stride + len(raw)] = raw
+        else:
+            buf = self._value(value)
+        ret = _lib.bpf_map_update_elem(self.fd, ctypes.byref(k), ctypes.byref(buf), flags)
+        if ret < 0:
+            raise BpfError(-ret, f"update of map '{self.name}'")
+
+    def delete(self, key) -> bool:
+        """Delete key; False if it was not there."""
+        ret = _lib.bpf_map_delete_elem(self.fd, ctypes.byref(self._key(key)))
+        if ret == -2:
+            return False
+        if ret < 0:
+            raise BpfError(-ret, f"delete from map '{self.name}'")
+        return True
+
+    def keys(self) -> Iterator:
+        if self.key_type is None:
+            raise TypeError(f"map '{self.name}': call bind(key_type, value_type) first")
+        cur = None
+        nxt = self.key_type()
+        while True:
+            ret = _lib.bpf_map_get_next_key(self.fd, ctypes.byref(cur) if cur is not None else None, ctypes.byref(nxt))
+            if ret == -2:
+                return
+            if ret < 0:
+                raise BpfError(-ret, f"iterating map '{self.name}'")
+            cur = self.key_type.from_buffer_copy(nxt)
+            yield _plain(cur)
+
+    def items(self) -> Iterator[tuple]:
+        for key in self.keys():
+            value = self.lookup(key)
+            if value is not None:  # deleted while we iterated
+                yield key, value
+
+    def clear(self) -> None:
+        for key in list(self.keys()):
+            self.delete(key)
+
+    def close(self) -> None:
+        if self._owns_fd and self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def __enter__(self) -> "Map":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _plain(value):
+    """Scalars come back as ints; structs stay ctypes structs (copied)."""
+    if isinstance(value, ctypes._SimpleCData):
+        return value.value
+    return type(value).from_buffer_copy(value)

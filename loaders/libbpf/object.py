@@ -1,0 +1,135 @@
+"""Open and load a BPF object file; find its programs and maps by name."""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from . import _lib
+from .errors import BpfError, VerifierError
+from .maps import Map
+
+# Per-program verifier log buffer. libbpf asks for a log only when a load
+# fails (it retries at log level 1), so a big buffer costs nothing on success.
+LOG_BUF_SIZE = 4 << 20
+
+
+class Program:
+    def __init__(self, obj: "BpfObject", ptr: int):
+        self._obj = obj
+        self._ptr = ptr
+        self.name: str = _lib.bpf_program__name(ptr).decode()
+        self.section: str = _lib.bpf_program__section_name(ptr).decode()
+        self._log_buf = None
+
+    @property
+    def fd(self) -> int:
+        fd = _lib.bpf_program__fd(self._ptr)
+        if fd < 0:
+            raise BpfError(-fd, f"program '{self.name}' is not loaded")
+        return fd
+
+    def set_autoload(self, enabled: bool) -> None:
+        _lib.bpf_program__set_autoload(self._ptr, enabled)
+
+    def _prepare_log(self) -> None:
+        self._log_buf = ctypes.create_string_buffer(LOG_BUF_SIZE)
+        _lib.bpf_program__set_log_buf(self._ptr, self._log_buf, LOG_BUF_SIZE)
+
+    @property
+    def verifier_log(self) -> str:
+        return self._log_buf.value.decode(errors="replace") if self._log_buf else ""
+
+    def test_run(self, data: bytes = b"", **kwargs):
+        from .testrun import test_run
+
+        return test_run(self.fd, data, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name} section={self.section}>"
+
+
+class BpfObject:
+    """A loaded BPF object. Use as a context manager: closing it releases
+    every program and map fd it holds (attachments hold their own refs)."""
+
+    def __init__(self, path: str | os.PathLike, *, load: bool = True, pin_maps: dict[str, str] | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"BPF object {self.path} not found")
+        ptr = _lib.bpf_object__open_file(os.fsencode(self.path), None)
+        if not ptr:
+            raise BpfError(ctypes.get_errno(), f"cannot open BPF object {self.path}")
+        self._ptr = ptr
+        self.programs: dict[str, Program] = {}
+        self.maps: dict[str, Map] = {}
+        p = _lib.bpf_object__next_program(ptr, None)
+        while p:
+            prog = Program(self, p)
+            self.programs[prog.name] = prog
+            p = _lib.bpf_object__next_program(ptr, p)
+        m = _lib.bpf_object__next_map(ptr, None)
+        while m:
+            bmap = Map.from_libbpf(m)
+            self.maps[bmap.name] = bmap
+            m = _lib.bpf_object__next_map(ptr, m)
+        self.loaded = False
+        if load:
+            try:
+                self.load()
+            except BaseException:
+                self.close()
+                raise
+
+    def reuse_map(self, name: str, fd: int) -> None:
+        """Before load: make map `name` use an existing map (e.g. a pin)."""
+        ret = _lib.bpf_map__reuse_fd(self.maps[name]._ptr, fd)
+        if ret < 0:
+            raise BpfError(-ret, f"cannot reuse map fd for '{name}'")
+
+    def load(self) -> None:
+        for prog in self.programs.values():
+            prog._prepare_log()
+        ret = _lib.bpf_object__load(self._ptr)
+        if ret < 0:
+            failed = [p for p in self.programs.values() if p.verifier_log]
+            if failed:
+                raise VerifierError(-ret, failed[0].name, failed[0].verifier_log)
+            raise BpfError(-ret, f"cannot load BPF object {self.path}")
+        self.loaded = True
+        for bmap in self.maps.values():
+            bmap._fd = _lib.bpf_map__fd(bmap._ptr)
+
+    def program(self, name: str) -> Program:
+        try:
+            return self.programs[name]
+        except KeyError:
+            raise KeyError(f"no program '{name}' in {self.path} (has: {', '.join(self.programs)})") from None
+
+    def map(self, name: str) -> Map:
+        try:
+            return self.maps[name]
+        except KeyError:
+            raise KeyError(f"no map '{name}' in {self.path} (has: {', '.join(self.maps)})") from None
+
+    @property
+    def btf(self):
+        from .btf import Btf
+
+        return Btf(_lib.bpf_object__btf(self._ptr), owner=self)
+
+    def close(self) -> None:
+        if self._ptr:
+            _lib.bpf_object__close(self._ptr)
+            self._ptr = None
+            for bmap in self.maps.values():
+                bmap._fd = -1
+
+    def __enter__(self) -> "BpfObject":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()

@@ -1,0 +1,94 @@
+"""A private tracefs instance that receives bpf_printk output.
+
+trace_pipe is one machine-wide buffer and reading it consumes lines, so two
+readers would steal each other's lines. bpf_trace_printk is also a trace
+event, and every tracefs instance that enables it gets its own copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+from pathlib import Path
+from typing import Iterator
+
+TRACEFS = Path("/sys/kernel/tracing")
+PREFIX = "bpflab-"
+
+
+def ensure_mounted() -> None:
+    if not (TRACEFS / "instances").is_dir():
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.mount(b"nodev", str(TRACEFS).encode(), b"tracefs", 0, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"cannot mount tracefs on {TRACEFS}: {os.strerror(err)}")
+
+
+def sweep_dead_instances() -> list[str]:
+    """Remove instances whose owning process no longer exists."""
+    removed = []
+    instances = TRACEFS / "instances"
+    if not instances.is_dir():
+        return removed
+    for inst in instances.glob(f"{PREFIX}*"):
+        pid = inst.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                inst.rmdir()
+                removed.append(inst.name)
+    return removed
+
+
+class TraceInstance:
+    """Collect bpf_printk lines whose text matches `glob` (a tracefs filter)."""
+
+    def __init__(self, owner: str, glob: str | None = None):
+        ensure_mounted()
+        sweep_dead_instances()
+        self.path = TRACEFS / "instances" / f"{PREFIX}{owner}-{os.getpid()}"
+        self.path.mkdir()
+        try:
+            event = self.path / "events/bpf_trace/bpf_trace_printk"
+            if glob:
+                (event / "filter").write_text(f'bpf_string ~ "{glob}"')
+            (event / "enable").write_text("1")
+            self._fd = os.open(self.path / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        except BaseException:
+            self.close()
+            raise
+        self._pending = b""
+
+    def lines(self, timeout: float | None = None) -> Iterator[str]:
+        """Yield trace lines as they come; stop after `timeout` seconds of
+        silence (None: never)."""
+        while True:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                return
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                continue
+            self._pending += chunk
+            *complete, self._pending = self._pending.split(b"\n")
+            for line in complete:
+                if line.strip():
+                    yield line.decode(errors="replace").rstrip()
+
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / "events/bpf_trace/bpf_trace_printk/enable").write_text("0")
+        with contextlib.suppress(FileNotFoundError):
+            self.path.rmdir()
+
+    def __enter__(self) -> "TraceInstance":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -4,18 +4,22 @@
 #   make clean      remove build output
 #   CLANG=clang-19 make   use another clang
 CLANG ?= clang
-BUILD := build
+BUILD ?= build
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # Debian keeps asm/types.h under the multiarch include directory, which
 # clang -target bpf does not search by itself.
-MULTIARCH := $(shell $(CLANG) -print-multiarch 2>/dev/null)
+MULTIARCH := $(shell uname -m)-linux-gnu
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -Ibpf
 
-SOURCES := $(wildcard bpf/*.bpf.c)
-PROGRAMS := $(patsubst bpf/%.bpf.c,%,$(SOURCES))
+SRC ?= bpf
+SOURCES := $(wildcard $(SRC)/*.bpf.c)
+PROGRAMS := $(patsubst $(SRC)/%.bpf.c,%,$(SOURCES))
 OBJECTS := $(patsubst %,$(BUILD)/%.bpf.o,$(PROGRAMS))
 HEADERS := $(wildcard bpf/*.h)
+
+TEST_SOURCES := $(wildcard tests/bpf/*.bpf.c)
+TEST_OBJECTS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(TEST_SOURCES))
 
 VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
 VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
@@ -23,19 +27,22 @@ VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS)
 
 verifier: $(VERIFIER_OBJECTS)
 
 $(PROGRAMS): %: $(BUILD)/%.bpf.o
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(HEADERS) | $(BUILD)
+$(BUILD)/%.bpf.o: $(SRC)/%.bpf.c $(HEADERS) | $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD) $(BUILD)/verifier:
+$(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) | $(BUILD)/tests
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD) $(BUILD)/verifier $(BUILD)/tests:
 	mkdir -p $@
 
 clean:

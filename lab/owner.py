@@ -99,17 +99,24 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
     return found
 
 
-def pids_marked(owner_pid: int) -> list[int]:
-    """Processes started by owner_pid's labs (they carry its marker)."""
-    marker = f"{OWNER_ENV}={owner_pid}".encode()
-    found = []
+def marked_processes() -> dict[int, int]:
+    """{pid: owner pid} of every process started by some lab (they carry
+    the owner's marker in their environment)."""
+    prefix = f"{OWNER_ENV}=".encode()
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        with contextlib.suppress(OSError):
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
+        with contextlib.suppress(OSError, ValueError):
+            for var in (entry / "environ").read_bytes().split(b"\0"):
+                if var.startswith(prefix):
+                    found[int(entry.name)] = int(var[len(prefix):])
     return found
+
+
+def pids_marked(owner_pid: int) -> list[int]:
+    """Processes started by owner_pid's labs."""
+    return [p for p, o in marked_processes().items() if o == owner_pid]
 
 
 def kill_all(pids: list[int]) -> None:

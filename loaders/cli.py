@@ -42,8 +42,21 @@ def add_interface_args(p: argparse.ArgumentParser, name: str, *, modes: bool = T
     p.add_argument("--force", action="store_true", help="replace an XDP program already on IFACE")
 
 
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
+
+
+def effective_caps() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
 def require_root() -> None:
-    if os.geteuid() != 0:
+    """Loading and attaching need CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN."""
+    caps = effective_caps()
+    has_bpf = caps & (1 << CAP_BPF) or caps & (1 << CAP_SYS_ADMIN)
+    if not (has_bpf and caps & (1 << CAP_NET_ADMIN)):
         raise UsageError("needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo")
 
 

@@ -28,9 +28,9 @@ _MODE_NAMES = {
 class AlreadyAttached(BpfError):
     def __init__(self, ifname: str, state: "XdpState"):
         self.state = state
+        self.ifname = ifname
         BpfError.__init__(self, errno.EBUSY, f"attach to {ifname}")
         self.args = (errno.EBUSY, str(self))
-        self.ifname = ifname
 
     def __str__(self) -> str:
         return (
@@ -62,6 +62,7 @@ class XdpAttachment:
         if mode is not None and mode not in MODES:
             raise ValueError(f"unknown XDP mode '{mode}' (native or generic)")
         self.ifname, self.netns, self.mode = ifname, netns, mode
+        self.link_fd = -1
         with entered(netns):
             self.ifindex = lookup_ifindex(ifname)
             opts = _lib.bpf_link_create_opts(sz=ctypes.sizeof(_lib.bpf_link_create_opts), flags=MODES.get(mode, 0))

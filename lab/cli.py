@@ -1,0 +1,140 @@
+"""`python -m lab`: labs for people, like xdp-tutorial's testenv.
+
+    python -m lab up [pair|dnat]     build a lab that outlives this command
+    python -m lab status             what `up` made, and whether it is there
+    python -m lab exec NODE -- CMD   run CMD inside a node of that lab
+    python -m lab down               remove exactly what `up` made
+    python -m lab demo               the README's demo
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import NoReturn
+
+from loaders.libbpf.netns import NamespaceNotFound, open_netns, setns
+
+from . import builder, owner
+from .topology import TOPOLOGIES
+
+# One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use it).
+LAB_NAME = os.environ.get("BPFLAB_LAB_NAME", "cli")
+if not LAB_NAME.isidentifier():
+    sys.exit(f"python -m lab: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {LAB_NAME!r}")
+STATE_FILE = owner.STATE_DIR / f"lab-{LAB_NAME}.json"
+CLI_PREFIX = f"bpflab-{LAB_NAME}"
+
+
+class LabError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def load_state() -> dict | None:
+    try:
+        return json.loads(STATE_FILE.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def up(topology: str) -> int:
+    if os.geteuid() != 0:
+        raise LabError("needs root to create network namespaces")
+    state = load_state()
+    if state is not None:
+        raise LabError(f"a {state['topology']} lab is already up (python -m lab down removes it)")
+    lab = builder.build(TOPOLOGIES[topology](), prefix=CLI_PREFIX)
+    builder._live_labs.discard(lab)  # it outlives this process on purpose
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps({"topology": topology, "prefix": lab.prefix, "namespaces": lab.namespaces,
+                                      "pin_dir": str(lab.pin_dir)}))
+    print(f"{topology} lab is up:")
+    print_nodes(lab.topology, lab.namespaces)
+    print("run commands in it with: python -m lab exec NODE -- CMD; remove it with: python -m lab down")
+    return 0
+
+
+def print_nodes(topology, namespaces: dict[str, str]) -> None:
+    for node, ns in namespaces.items():
+        ends = [end for link in topology.links for end in (link.a, link.b) if end.node == node]
+        desc = ", ".join(f"{e.ifname} {e.address} {e.mac}" for e in ends)
+        print(f"  {node:8} netns {ns:24} {desc}")
+
+
+def status() -> int:
+    state = load_state()
+    if state is None:
+        print("no lab is up")
+        return 0
+    topology = TOPOLOGIES[state["topology"]]()
+    print(f"{state['topology']} lab:")
+    print_nodes(topology, state["namespaces"])
+    missing = [ns for ns in state["namespaces"].values() if not (owner.NETNS_DIR / ns).exists()]
+    if missing:
+        print(f"missing namespaces (removed by hand?): {', '.join(missing)}")
+        return 1
+    return 0
+
+
+def down() -> int:
+    state = load_state()
+    if state is None:
+        print("no lab is up")
+        return 0
+    owner.destroy(list(state["namespaces"].values()), [owner.Path(state["pin_dir"])])
+    STATE_FILE.unlink()
+    print(f"{state['topology']} lab removed")
+    return 0
+
+
+def exec_in(node: str, argv: list[str]) -> int:
+    state = load_state()
+    if state is None:
+        raise LabError("no lab is up (python -m lab up)")
+    if node not in state["namespaces"]:
+        raise LabError(f"no node '{node}' in the {state['topology']} lab (has: {', '.join(state['namespaces'])})")
+    if not argv:
+        raise LabError("no command given (python -m lab exec NODE -- CMD...)")
+    # setns without remounting /sys, unlike `ip netns exec`: bpffs pins stay visible.
+    setns(open_netns(state["namespaces"][node]))
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise LabError(f"command not found: {argv[0]}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="python -m lab", description="Network-namespace labs for XDP programs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="build a lab")
+    p_up.add_argument("topology", nargs="?", default="dnat", choices=sorted(TOPOLOGIES))
+    sub.add_parser("status", help="show the lab")
+    p_exec = sub.add_parser("exec", help="run a command inside a node")
+    p_exec.add_argument("node")
+    p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
+    sub.add_parser("down", help="remove the lab")
+    sub.add_parser("demo", help="the README's demo")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "up":
+            return up(args.topology)
+        if args.command == "status":
+            return status()
+        if args.command == "down":
+            return down()
+        if args.command == "exec":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            return exec_in(args.node, cmd)
+        from . import demo
+
+        return demo.main()
+    except (LabError, NamespaceNotFound, subprocess.CalledProcessError) as exc:
+        print(f"python -m lab: error: {exc}", file=sys.stderr)
+        return 2

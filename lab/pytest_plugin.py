@@ -1,0 +1,146 @@
+"""pytest fixtures for tests that stand on the lab.
+
+- `lab_factory(name_or_topology)` builds a fresh topology for this test;
+  `pair_lab` and `dnat_lab` are the two standard ones.
+- `attach(LoaderClass, *args, **kwargs)` opens any loader and closes it at
+  teardown, before the lab goes.
+- `assert_frame_arrives(...)` sends a frame and asserts the frame that
+  arrives elsewhere has the given field values.
+When a test fails, the frames its labs injected and captured are written as
+pcaps into the test's tmp_path and the paths are printed.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from . import builder, hostsnap
+from . import owner as owners
+from .topology import TOPOLOGIES, Topology
+
+REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
+
+
+def kernel_problem() -> str | None:
+    """Why kernel tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "kernel tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kernel: needs root and BPF")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("kernel"):
+        problem = kernel_problem()
+        if problem:
+            # An error, never a skip: a suite that cannot test the kernel must say so.
+            pytest.fail(f"{problem}; run the suite as root (README: the test command)", pytrace=False)
+
+
+def _is_controller(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session):
+    if os.geteuid() == 0 and _is_controller(session.config):
+        # Leftovers of runs that were SIGKILLed: sweep before we start.
+        owners.sweep()
+        session.config._bpflab_host_before = hostsnap.snapshot()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_bpflab_host_before", None)
+    if before is None:
+        return
+    from .leaks import leftovers
+
+    problems = [f"root namespace {line}" for line in hostsnap.differences(before, hostsnap.snapshot())]
+    problems += leftovers()
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "bpflab leak guard: the suite left the host changed:\n  " + "\n  ".join(problems)
+        if reporter:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _failed(request) -> bool:
+    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
+
+
+@pytest.fixture
+def lab_factory(request, tmp_path):
+    """Build topologies for this test; all are torn down after it."""
+    made: list[builder.Lab] = []
+
+    def make(topology: str | Topology = "pair") -> builder.Lab:
+        topo = TOPOLOGIES[topology]() if isinstance(topology, str) else topology
+        lab = builder.build(topo)
+        made.append(lab)
+        return lab
+
+    yield make
+    if _failed(request):
+        for lab in made:
+            for path in lab.log.write_pcaps(tmp_path):
+                print(f"\nlab frames of {lab.prefix}: {path}")
+    for lab in reversed(made):
+        lab.teardown()
+
+
+@pytest.fixture
+def pair_lab(lab_factory):
+    return lab_factory("pair")
+
+
+@pytest.fixture
+def dnat_lab(lab_factory):
+    return lab_factory("dnat")
+
+
+@pytest.fixture
+def attach():
+    """attach(Loader, *args, **kwargs) -> the opened loader, closed at teardown."""
+    opened = []
+
+    def open_(loader, *args, **kwargs):
+        thing = loader(*args, **kwargs)
+        opened.append(thing)
+        return thing
+
+    yield open_
+    for thing in reversed(opened):
+        thing.close()
+
+
+@pytest.fixture
+def assert_frame_arrives():
+    """assert_frame_arrives(lab, frame, src=(node, ifname), dst=(node, ifname),
+    match=predicate, expect={"IP.dst": "10.244.1.5", ...}) -> the arrived packet."""
+
+    def check(lab, frame, *, src, dst, match=None, expect=None, timeout=2.0):
+        with lab.capture(*dst, match) as cap:
+            lab.send(*src, frame)
+            got = cap.wait(1, timeout)
+        assert got, f"no matching frame arrived at {dst[0]}/{dst[1]} within {timeout}s"
+        pkt = got[0]
+        for path, want in (expect or {}).items():
+            layer, field = path.split(".")
+            actual = getattr(pkt[layer], field)
+            assert actual == want, f"{path}: expected {want!r}, got {actual!r}\n{pkt.show(dump=True)}"
+        return pkt
+
+    return check

@@ -1,0 +1,45 @@
+"""nox sessions.
+
+    nox -s kernel     the whole suite, privileged (what CI runs); extra args go to pytest
+    nox -s unit       what runs without root
+    nox -s lint       ruff
+"""
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "unit", "kernel"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def install(session):
+    session.install("-e", ".[test]")
+    session.run("make", "-s", external=True)
+
+
+def require_kernel(session):
+    """Fail, never skip, when this machine cannot run kernel tests."""
+    if os.geteuid() != 0:
+        session.error("the kernel suite needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN): run it as root")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        session.error("the kernel has no BTF (/sys/kernel/btf/vmlinux): the suite needs a BTF-enabled kernel")
+
+
+@nox.session
+def kernel(session):
+    require_kernel(session)
+    install(session)
+    args = session.posargs or ["-n", "2"]
+    session.run("pytest", *args, env={"BPFLAB_REQUIRE_KERNEL": "1"})
+
+
+@nox.session
+def unit(session):
+    install(session)
+    session.run("pytest", "-m", "not kernel", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "loaders", "lab", "tests", "noxfile.py", "conftest.py")

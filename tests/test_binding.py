@@ -1,0 +1,178 @@
+"""The libbpf binding, checked against values the kernel itself wrote."""
+import ctypes
+import errno
+import struct
+
+import pytest
+
+from loaders.libbpf import (
+    XDP_DROP,
+    XDP_PASS,
+    BpfError,
+    BpfObject,
+    RingBuffer,
+    VerifierError,
+    XdpAttachment,
+    possible_cpus,
+    xdp_query,
+)
+from loaders.libbpf.xdp import AlreadyAttached
+from loaders.objects import BUILD_DIR
+
+pytestmark = pytest.mark.kernel
+BINDING_OBJ = BUILD_DIR / "tests" / "binding.bpf.o"
+
+
+class BindingKey(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint32), ("tag", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3)]
+
+
+class BindingValue(ctypes.Structure):
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64)]
+
+
+@pytest.fixture
+def binding():
+    with BpfObject(BINDING_OBJ) as obj:
+        obj.map("by_len").bind(BindingKey, BindingValue)
+        obj.map("percpu_packets").bind(ctypes.c_uint32, ctypes.c_uint64)
+        yield obj
+
+
+def test_open_finds_programs_and_maps_by_name(binding):
+    assert list(binding.programs) == ["binding_prog"]
+    assert sorted(binding.maps) == ["by_len", "events", "percpu_packets"]
+    assert binding.program("binding_prog").section == "xdp"
+    with pytest.raises(KeyError, match="no map 'nope'.*has: "):
+        binding.map("nope")
+
+
+def test_bind_refuses_a_mirror_of_the_wrong_size(binding):
+    class Short(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint32)]
+
+    with pytest.raises(TypeError, match="key mirror Short is 4 bytes, the map's key is 8 bytes"):
+        binding.map("by_len").bind(Short, BindingValue)
+
+
+def test_test_run_returns_verdict_data_and_duration(binding):
+    prog = binding.program("binding_prog")
+    frame = bytes(range(60))
+    result = prog.test_run(frame, repeat=5)
+    assert result.retval == XDP_PASS and result.action == "XDP_PASS"
+    assert result.data == frame
+    assert result.duration_ns > 0
+    assert prog.test_run(b"\xff" + frame[1:]).retval == XDP_DROP
+
+
+def test_hash_map_holds_exactly_what_the_program_counted(binding):
+    prog = binding.program("binding_prog")
+    for size in (60, 60, 60, 100):
+        prog.test_run(bytes(size))
+    by_len = binding.map("by_len")
+    got = {k.len: (v.packets, v.bytes) for k, v in by_len.items()}
+    assert got == {60: (3, 180), 100: (1, 100)}
+    key = BindingKey(len=60, tag=7)
+    assert by_len.lookup(key).packets == 3
+    assert by_len.lookup(BindingKey(len=61, tag=7)) is None
+
+
+def test_update_delete_and_flags(binding):
+    by_len = binding.map("by_len")
+    key = BindingKey(len=1, tag=2)
+    by_len.update(key, BindingValue(5, 6))
+    assert (by_len.lookup(key).packets, by_len.lookup(key).bytes) == (5, 6)
+    with pytest.raises(BpfError) as info:
+        by_len.update(key, BindingValue(0, 0), flags=1)  # BPF_NOEXIST
+    assert info.value.errno == errno.EEXIST
+    assert by_len.delete(key) is True
+    assert by_len.delete(key) is False
+    assert list(by_len.keys()) == []
+
+
+def test_percpu_map_has_one_value_per_cpu(binding):
+    prog = binding.program("binding_prog")
+    cpus = possible_cpus()
+    for cpu in range(min(cpus, 2)):
+        prog.test_run(bytes(64), repeat=3 + cpu, cpu=cpu)
+    values = binding.map("percpu_packets").lookup(0)
+    assert len(values) == cpus
+    assert values[:2] == [3, 4][: min(cpus, 2)]
+    assert sum(values) == sum([3, 4][: min(cpus, 2)])
+
+
+def test_ring_buffer_delivers_each_event_to_the_callback(binding):
+    prog = binding.program("binding_prog")
+    events = []
+    with RingBuffer(binding.map("events"), lambda raw: events.append(struct.unpack("<II", raw))) as ring:
+        for size in (20, 21, 22):
+            prog.test_run(b"\x01\x02\x03\x04" + bytes(size - 4))
+        assert ring.poll(100) == 3
+    assert events == [(20, 0x04030201), (21, 0x04030201), (22, 0x04030201)]
+
+
+def test_a_callback_exception_surfaces_from_poll(binding):
+    prog = binding.program("binding_prog")
+
+    def boom(raw):
+        raise ValueError("bad record")
+
+    with RingBuffer(binding.map("events"), boom) as ring:
+        prog.test_run(bytes(30))
+        with pytest.raises(ValueError, match="bad record"):
+            ring.poll(100)
+
+
+def test_verifier_rejection_carries_program_name_and_log(tmp_path):
+    from tests.bpfsrc import compile_bpf
+
+    obj = compile_bpf(tmp_path, """
+        SEC("xdp") int unchecked(struct xdp_md *ctx)
+        {
+            unsigned char *p = (void *)(long)ctx->data;
+            return p[12] == 8 ? XDP_DROP : XDP_PASS;
+        }
+    """)
+    with pytest.raises(VerifierError) as info:
+        BpfObject(obj)
+    err = info.value
+    assert err.program == "unchecked"
+    assert "invalid access to packet" in err.log
+    assert err.message == "R1 offset is outside of the packet"
+    assert str(err) == "verifier rejected program 'unchecked': R1 offset is outside of the packet"
+
+
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_xdp_attach_query_detach_in_a_namespace(pair_lab, binding, mode):
+    ns = pair_lab.netns("right")
+    prog = binding.program("binding_prog")
+    assert xdp_query("eth0", ns).prog_id == 0
+    with XdpAttachment(prog.fd, "eth0", ns, mode) as link:
+        state = xdp_query("eth0", ns)
+        assert state.mode == mode and state.prog_id > 0
+        assert link.actual_mode == mode
+        with pytest.raises(AlreadyAttached, match="already has an XDP program attached"):
+            XdpAttachment(prog.fd, "eth0", ns, mode)
+        # The other end of the veth is untouched.
+        assert xdp_query("eth0", pair_lab.netns("left")).prog_id == 0
+    assert xdp_query("eth0", ns).prog_id == 0
+
+
+def test_attached_program_sees_lab_traffic(pair_lab, binding):
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    left, right = pair_lab.endpoint("left", "eth0"), pair_lab.endpoint("right", "eth0")
+    frame = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(dport=9) / bytes(58)
+    with XdpAttachment(binding.program("binding_prog").fd, "eth0", pair_lab.netns("right"), "native"):
+        pair_lab.send("left", "eth0", [frame] * 4)
+        by_len = binding.map("by_len")
+        key = BindingKey(len=len(frame), tag=7)
+        for _ in range(50):
+            value = by_len.lookup(key)
+            if value is not None and value.packets == 4:
+                break
+            import time
+
+            time.sleep(0.02)
+    assert (value.packets, value.bytes) == (4, 4 * len(frame))

@@ -1,0 +1,53 @@
+"""The Makefile: every program builds with BTF, a second make does nothing,
+one program builds alone, and another clang works too."""
+import shutil
+import subprocess
+
+from tests.clitools import REPO
+
+PROGRAMS = sorted(p.name.removesuffix(".bpf.c") for p in (REPO / "bpf").glob("*.bpf.c"))
+
+
+def make(*args, build_dir, clang="clang"):
+    return subprocess.run(["make", f"BUILD={build_dir}", f"CLANG={clang}", *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def sections(obj) -> set[str]:
+    out = subprocess.run(["llvm-objdump", "-h", str(obj)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[1] for line in out.splitlines() if line.strip()[:1].isdigit()}
+
+
+def test_every_program_builds_with_btf_and_a_second_make_does_nothing(tmp_path):
+    first = make(build_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    for name in PROGRAMS:
+        obj = tmp_path / f"{name}.bpf.o"
+        assert {".BTF", ".BTF.ext"} <= sections(obj), name
+    second = make(build_dir=tmp_path)
+    assert second.returncode == 0
+    assert "Nothing to be done" in second.stdout and "clang" not in second.stdout
+
+
+def test_make_name_builds_one_program_and_clean_removes_everything(tmp_path):
+    result = make("hello", build_dir=tmp_path / "b")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["hello.bpf.o"]
+    assert make("clean", build_dir=tmp_path / "b").returncode == 0
+    assert not (tmp_path / "b").exists()
+
+
+def test_warnings_are_errors(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "warns.bpf.c").write_text("int f(void) { int unused; return 0; }\n")
+    result = make("warns", f"SRC={src}", build_dir=tmp_path / "out")
+    assert result.returncode != 0
+    assert "error: unused variable 'unused' [-Werror" in result.stderr
+
+
+def test_clang_19_builds_everything(tmp_path):
+    assert shutil.which("clang-19"), "clang-19 is missing: the setup script installs it"
+    result = make(build_dir=tmp_path, clang="clang-19")
+    assert result.returncode == 0, result.stderr
+    assert {f"{n}.bpf.o" for n in PROGRAMS} <= {p.name for p in tmp_path.iterdir()}

@@ -1,0 +1,105 @@
+"""hello: loads, passes frames unchanged, traces each frame, and its CLI
+attaches, streams, detaches and fails with one clear line."""
+import random
+import signal
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from loaders.hello import Hello
+from loaders.libbpf import XDP_PASS, BpfObject, xdp_query
+from loaders.objects import object_path
+from tests.clitools import assert_one_line_error, run_cli, start_cli
+
+pytestmark = pytest.mark.kernel
+
+
+def unique_frame(lab, size: int):
+    """A left->right UDP frame of exactly `size` bytes: the size marks our
+    trace line among everyone else's (trace output is machine-wide)."""
+    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
+    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(sport=4000, dport=4001)
+    return base / bytes(size - len(base))
+
+
+def test_object_loads_and_test_run_passes_the_frame_unchanged():
+    with BpfObject(object_path("hello")) as obj:
+        frame = bytes(Ether() / IP() / UDP() / b"hello")
+        result = obj.program("hello").test_run(frame)
+    assert result.retval == XDP_PASS
+    assert result.data == frame
+
+
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_an_injected_frame_produces_its_trace_line(pair_lab, attach, mode):
+    size = random.randrange(200, 1400)
+    hello = attach(Hello, "eth0", netns=pair_lab.netns("right"), mode=mode)
+    pair_lab.send("left", "eth0", unique_frame(pair_lab, size))
+    ifindex = pair_lab.ifindex("right", "eth0")
+    wanted = f"bpflab hello: packet len={size} ifindex={ifindex}"
+    lines = []
+    for line in hello.lines(timeout=2):
+        lines.append(line)
+        if line.endswith(wanted):
+            break
+    assert any(line.endswith(wanted) for line in lines), lines
+
+
+def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
+    ns = pair_lab.netns("right")
+    size = random.randrange(200, 1400)
+    proc = start_cli("loaders.hello", "eth0", "--netns", ns, "--mode", "native")
+    try:
+        first = proc.stdout.readline()
+        assert first == f"hello: attached to eth0 (ifindex {pair_lab.ifindex('right', 'eth0')}) in netns {ns}, native mode\n"
+        assert xdp_query("eth0", ns).mode == "native"
+        pair_lab.send("left", "eth0", unique_frame(pair_lab, size))
+        line = proc.stdout.readline()
+        assert f"bpf_trace_printk: bpflab hello: packet len={size} ifindex=" in line
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == "hello: detached from eth0"
+    assert err == ""
+    assert xdp_query("eth0", ns).prog_id == 0
+
+
+def test_cli_unknown_interface(pair_lab):
+    ns = pair_lab.netns("right")
+    result = run_cli("loaders.hello", "nosuch0", "--netns", ns)
+    assert_one_line_error(result, "interface 'nosuch0' does not exist", ns)
+    assert xdp_query("eth0", ns).prog_id == 0
+
+
+def test_cli_unknown_namespace():
+    result = run_cli("loaders.hello", "eth0", "--netns", "bpflab-no-such-ns")
+    assert_one_line_error(result, "network namespace 'bpflab-no-such-ns' does not exist")
+
+
+def test_cli_not_root(pair_lab):
+    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
+    assert_one_line_error(result, "needs root")
+    assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0
+
+
+def test_cli_object_missing(pair_lab, tmp_path):
+    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(tmp_path / "hello.bpf.o"))
+    assert_one_line_error(result, "not found", "run `make hello`")
+
+
+def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
+    from tests.bpfsrc import compile_bpf
+
+    obj = compile_bpf(tmp_path, """
+        SEC("xdp") int hello(struct xdp_md *ctx)
+        {
+            unsigned char *p = (void *)(long)ctx->data;
+            return p[12] == 8 ? XDP_DROP : XDP_PASS;
+        }
+    """, name="hello")
+    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
+    assert_one_line_error(result, "verifier rejected program 'hello': R1 offset is outside of the packet")
+    assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0

@@ -1,0 +1,205 @@
+"""The lab itself: topologies build and reach, labs never collide or leak,
+cleanup happens on failure, signals and SIGKILL, and the CLI works."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
+
+from lab import builder, dnat, hostsnap, pair
+from lab import owner as owners
+from tests.clitools import REPO
+
+pytestmark = pytest.mark.kernel
+SCENARIOS = REPO / "tests" / "lab_scenarios"
+UDP_ECHO = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind((sys.argv[1],7));"
+            "print('ready',flush=True);d,a=s.recvfrom(999);s.sendto(d[::-1],a)")
+UDP_ASK = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
+           "s.sendto(b'lab-udp',(sys.argv[1],7));print(s.recvfrom(999)[0].decode())")
+
+
+def udp_roundtrip(lab, server_node, server_ip, client_node) -> str:
+    server = lab.popen(server_node, [sys.executable, "-c", UDP_ECHO, server_ip], stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline() == "ready\n"
+    return lab.run(client_node, [sys.executable, "-c", UDP_ASK, server_ip], check=True).stdout.strip()
+
+
+def owned_entries(pid: int) -> list[str]:
+    found = [p.name for d in (owners.NETNS_DIR, owners.BPFFS) if d.is_dir() for p in d.iterdir()]
+    return [n for n in found if n.startswith(f"bpflab-{pid}-")]
+
+
+def test_pair_reaches_across_with_ping_and_udp(pair_lab):
+    assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0
+    assert udp_roundtrip(pair_lab, "right", "10.11.0.2", "left") == "pdu-bal"
+
+
+def test_dnat_links_reach_across_and_the_lb_does_not_route_the_vip(dnat_lab):
+    assert dnat_lab.run("client", ["ping", "-c1", "-W2", "10.0.1.1"]).returncode == 0
+    assert dnat_lab.run("backend", ["ping", "-c1", "-W2", "10.244.1.1"]).returncode == 0
+    assert udp_roundtrip(dnat_lab, "backend", "10.244.1.5", "lb") == "pdu-bal"
+    # Without BPF nothing carries client traffic to the VIP or the backend.
+    assert dnat_lab.run("client", ["ping", "-c1", "-W1", "10.96.0.10"]).returncode != 0
+    assert dnat_lab.run("lb", ["sysctl", "-n", "net.ipv4.conf.eth0.forwarding", "net.ipv4.conf.eth1.forwarding",
+                               "net.ipv4.ip_forward"]).stdout.split() == ["1", "0", "0"]
+
+
+def test_dnat_topology_has_the_declared_wiring(dnat_lab):
+    with dnat_lab.capture("lb", "eth0", lambda p: UDP in p) as cap:
+        client = dnat_lab.endpoint("client", "eth0")
+        dnat_lab.run("client", [sys.executable, "-c",
+                                "import socket;socket.socket(2,2).sendto(b'x',('10.96.0.10',80))"], check=True)
+        got = cap.wait(1)
+    assert (got[0].src, got[0].dst) == (client.mac, "02:00:00:00:02:01")
+    assert (got[0][IP].src, got[0][IP].dst) == ("10.0.1.2", "10.96.0.10")
+    # TX checksum offload is off at the client: the UDP checksum on the wire
+    # is complete, equal to scapy's full recomputation.
+    recomputed = IP(bytes(got[0][IP]))
+    del recomputed[UDP].chksum
+    assert got[0][UDP].chksum == IP(bytes(recomputed))[UDP].chksum != 0
+
+
+def test_nothing_of_a_lab_appears_in_the_root_namespace():
+    before = hostsnap.snapshot()
+    with builder.build(dnat()):
+        during = hostsnap.snapshot()
+    assert hostsnap.differences(before, during) == []
+
+
+def test_snapshot_differences_notice_a_change(pair_lab):
+    ns = pair_lab.netns("left")
+    before = hostsnap.snapshot(ns)
+    pair_lab.run("left", ["ip", "route", "add", "192.0.2.0/24", "dev", "eth0"], check=True)
+    changes = hostsnap.differences(before, hostsnap.snapshot(ns))
+    assert len(changes) == 1 and changes[0].startswith("routes: removed [], added [(254, '192.0.2.0', 24")
+
+
+def test_capture_filters_and_times_out(pair_lab):
+    left, right = pair_lab.endpoint("left", "eth0"), pair_lab.endpoint("right", "eth0")
+    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip)
+    with pair_lab.capture("right", "eth0", lambda p: UDP in p and p[UDP].dport == 5555) as cap:
+        pair_lab.send("left", "eth0", [base / UDP(dport=5554) / b"no", base / UDP(dport=5555) / b"yes", bytes(base / UDP(dport=5555) / b"raw")])
+        got = cap.wait(3, timeout=0.5)
+    assert [bytes(p[UDP].payload) for p in got] == [b"yes", b"raw"]
+
+
+def test_node_counters_are_the_nodes_own(pair_lab):
+    before = pair_lab.snmp("right")["Udp"]["InDatagrams"]
+    udp_roundtrip(pair_lab, "right", "10.11.0.2", "left")
+    assert pair_lab.snmp("right")["Udp"]["InDatagrams"] == before + 1
+    assert pair_lab.snmp("left")["Udp"]["InDatagrams"] == 1
+
+
+def test_labs_built_at_once_in_threads_do_not_collide():
+    labs, errors = [], []
+
+    def build():
+        try:
+            labs.append(builder.build(dnat()))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert len({lab.prefix for lab in labs}) == 3
+        for lab in labs:
+            assert lab.run("client", ["ping", "-c1", "-W2", "10.0.1.1"]).returncode == 0
+    finally:
+        for lab in labs:
+            lab.teardown()
+
+
+def run_pytest(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_two_workers_build_side_by_side():
+    result = run_pytest("-n", "2", "-q", str(SCENARIOS / "scenario_parallel.py"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout
+
+
+def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
+                             f"--basetemp={tmp_path}", str(SCENARIOS / "scenario_failing.py")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "deliberate failure" in out
+    assert owned_entries(proc.pid) == []
+    assert owners.pids_marked(proc.pid) == []
+    pcaps = sorted(Path(tmp_path).rglob("lab-*.pcap"))
+    assert [p.name for p in pcaps] == ["lab-left-eth0.pcap", "lab-right-eth0.pcap"]
+    for p in pcaps:
+        assert f"lab frames of bpflab-{proc.pid}-1: {p}" in out
+        packets = rdpcap(str(p))
+        assert [bytes(pkt[UDP].payload) for pkt in packets] == [b"evidence"]
+
+
+def start_owner() -> tuple[subprocess.Popen, str, int]:
+    proc = subprocess.Popen([sys.executable, str(SCENARIOS / "owner_script.py")], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    prefix, server = proc.stdout.readline().split()
+    return proc, prefix, int(server)
+
+
+def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
+    proc, prefix, server = start_owner()
+    proc.kill()
+    proc.wait()
+    assert len(owned_entries(proc.pid)) == 4  # three namespaces and the pin directory
+    assert Path(f"/proc/{server}").exists()
+    removed = owners.sweep()
+    assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
+    assert owned_entries(proc.pid) == []
+    assert not Path(f"/proc/{server}").exists() or Path(f"/proc/{server}/stat").read_text().split()[2] == "Z"
+    # This test's own lab, whose owner is alive, is untouched.
+    assert (owners.NETNS_DIR / pair_lab.netns("left")).exists()
+    assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_owner_cleans_up_after_itself(sig):
+    proc, prefix, server = start_owner()
+    proc.send_signal(sig)
+    assert proc.wait(10) == 0
+    assert owned_entries(proc.pid) == []
+    assert owners.pids_marked(proc.pid) == []
+
+
+def test_cli_up_status_exec_down():
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BPFLAB_LAB_NAME": f"t{os.getpid()}"}
+
+    def lab_cli(*args):
+        return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=30)
+
+    up = lab_cli("up", "pair")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"bpflab-t{os.getpid()}-left" in up.stdout
+        again = lab_cli("up", "pair")
+        assert (again.returncode, again.stderr.strip()) == (
+            2, "python -m lab: error: a pair lab is already up (python -m lab down removes it)")
+        assert lab_cli("status").returncode == 0
+        ping = lab_cli("exec", "left", "--", "ping", "-c1", "-W2", "10.11.0.2")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        bad = lab_cli("exec", "middle", "--", "true")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    finally:
+        down = lab_cli("down")
+    assert (down.returncode, down.stdout.strip()) == (0, "pair lab removed")
+    assert not (owners.NETNS_DIR / f"bpflab-t{os.getpid()}-left").exists()
+    assert lab_cli("status").stdout.strip() == "no lab is up"

@@ -19,7 +19,7 @@ from . import counters, process, traffic
 from . import owner as owners
 from .topology import Endpoint, Topology
 
-_live_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+_live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 
 
 class Lab:
@@ -100,7 +100,7 @@ class Lab:
     def alive(self) -> bool:
         return not self._torn_down
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc) -> None:

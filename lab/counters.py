@@ -13,8 +13,8 @@ def snmp(netns: str) -> dict[str, dict[str, int]]:
         text = Path("/proc/thread-self/net/snmp").read_text()
     table: dict[str, dict[str, int]] = {}
     lines = text.splitlines()
-    for header, values in zip(lines[::2], lines[1::2]):
+    for header, values in zip(lines[::2], lines[1::2], strict=True):
         proto, names = header.split(":", 1)
         _, nums = values.split(":", 1)
-        table[proto] = dict(zip(names.split(), (int(v) for v in nums.split())))
+        table[proto] = dict(zip(names.split(), (int(v) for v in nums.split()), strict=True))
     return table

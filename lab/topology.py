@@ -7,7 +7,7 @@ network namespace whose name is unique to its owner.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclasses.dataclass(frozen=True)

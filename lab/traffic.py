@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
@@ -172,7 +172,7 @@ class Capture:
         self._sock.close()
         return [Ether(d) for d in self.frames]
 
-    def __enter__(self) -> "Capture":
+    def __enter__(self) -> Capture:
         return self
 
     def __exit__(self, *exc) -> None:

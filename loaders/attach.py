@@ -59,7 +59,7 @@ class LoadedXdp:
             self.link.detach()
         self.obj.close()
 
-    def __enter__(self) -> "LoadedXdp":
+    def __enter__(self) -> LoadedXdp:
         return self
 
     def __exit__(self, *exc) -> None:

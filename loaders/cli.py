@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
-from .libbpf import BpfError, NamespaceNotFound, InterfaceNotFound, VerifierError
+from .libbpf import BpfError, InterfaceNotFound, NamespaceNotFound, VerifierError
 from .libbpf.xdp import AlreadyAttached
 from .objects import object_path
 

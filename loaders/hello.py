@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import cli
 from .attach import LoadedXdp

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 TRACEFS = Path("/sys/kernel/tracing")
 PREFIX = "bpflab-"
@@ -87,7 +87,7 @@ class TraceInstance:
         with contextlib.suppress(FileNotFoundError):
             self.path.rmdir()
 
-    def __enter__(self) -> "TraceInstance":
+    def __enter__(self) -> TraceInstance:
         return self
 
     def __exit__(self, *exc) -> None:

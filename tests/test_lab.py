@@ -12,7 +12,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from lab import builder, dnat, hostsnap, pair
+from lab import builder, dnat, hostsnap
 from lab import owner as owners
 from tests.clitools import REPO
 

@@ -9,7 +9,8 @@ from .netns import InterfaceNotFound, NamespaceNotFound, entered, ifindex
 from .object import BpfObject, Program
 from .ringbuf import RingBuffer
 from .testrun import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, TestRunResult, test_run, xdp_md
-from .xdp import AlreadyAttached, XdpAttachment, XdpState, query as xdp_query
+from .xdp import AlreadyAttached, XdpAttachment, XdpState
+from .xdp import query as xdp_query
 
 __all__ = [
     "AlreadyAttached", "BpfError", "BpfObject", "InterfaceNotFound", "Map", "NamespaceNotFound", "Program",

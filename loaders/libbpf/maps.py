@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import _lib
 from .errors import BpfError
@@ -43,7 +43,7 @@ class Map:
         self.value_type: type | None = None
 
     @classmethod
-    def from_libbpf(cls, ptr) -> "Map":
+    def from_libbpf(cls, ptr) -> Map:
         m = cls(
             _lib.bpf_map__name(ptr).decode(),
             _lib.bpf_map__type(ptr),
@@ -55,7 +55,7 @@ class Map:
         return m
 
     @classmethod
-    def from_pin(cls, path: str | os.PathLike) -> "Map":
+    def from_pin(cls, path: str | os.PathLike) -> Map:
         """Open a pinned map; close() (or a with block) releases the fd."""
         fd = _lib.bpf_obj_get(os.fsencode(path))
         if fd < 0:
@@ -85,7 +85,7 @@ class Map:
         if ret < 0:
             raise BpfError(-ret, f"cannot pin map '{self.name}' at {path}")
 
-    def bind(self, key_type: type, value_type: type) -> "Map":
+    def bind(self, key_type: type, value_type: type) -> Map:
         """Declare the ctypes mirrors of key and value; sizes must match."""
         for what, ctype, size in (("key", key_type, self.key_size), ("value", value_type, self.value_size)):
             if ctypes.sizeof(ctype) != size:
@@ -183,7 +183,7 @@ class Map:
             os.close(self._fd)
         self._fd = -1
 
-    def __enter__(self) -> "Map":
+    def __enter__(self) -> Map:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import os
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"

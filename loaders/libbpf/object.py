@@ -15,7 +15,7 @@ LOG_BUF_SIZE = 4 << 20
 
 
 class Program:
-    def __init__(self, obj: "BpfObject", ptr: int):
+    def __init__(self, obj: BpfObject, ptr: int):
         self._obj = obj
         self._ptr = ptr
         self.name: str = _lib.bpf_program__name(ptr).decode()
@@ -125,7 +125,7 @@ class BpfObject:
             for bmap in self.maps.values():
                 bmap._fd = -1
 
-    def __enter__(self) -> "BpfObject":
+    def __enter__(self) -> BpfObject:
         return self
 
     def __exit__(self, *exc) -> None:

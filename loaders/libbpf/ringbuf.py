@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
+from collections.abc import Callable
 
 from . import _lib
 from .errors import BpfError
@@ -59,7 +59,7 @@ class RingBuffer:
             _lib.ring_buffer__free(self._ptr)
             self._ptr = None
 
-    def __enter__(self) -> "RingBuffer":
+    def __enter__(self) -> RingBuffer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,7 +13,8 @@ import os
 
 from . import _lib
 from .errors import BpfError
-from .netns import entered, ifindex as lookup_ifindex
+from .netns import entered
+from .netns import ifindex as lookup_ifindex
 
 MODES = {"native": _lib.XDP_FLAGS_DRV_MODE, "generic": _lib.XDP_FLAGS_SKB_MODE}
 _MODE_NAMES = {
@@ -26,7 +27,7 @@ _MODE_NAMES = {
 
 
 class AlreadyAttached(BpfError):
-    def __init__(self, ifname: str, state: "XdpState"):
+    def __init__(self, ifname: str, state: XdpState):
         self.state = state
         self.ifname = ifname
         BpfError.__init__(self, errno.EBUSY, f"attach to {ifname}")
@@ -83,7 +84,7 @@ class XdpAttachment:
     def attached(self) -> bool:
         return self.link_fd >= 0
 
-    def __enter__(self) -> "XdpAttachment":
+    def __enter__(self) -> XdpAttachment:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,4 +13,4 @@ def test_fails_after_sending(pair_lab):
                       / UDP(sport=1234, dport=4321) / b"evidence")
         cap.wait(1)
     pair_lab.popen("right", ["sleep", "300"])
-    assert False, "deliberate failure"
+    raise AssertionError("deliberate failure")

@@ -102,3 +102,85 @@ def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     sys.exit(code or 0)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return value
+
+
+def add_table_args(p: argparse.ArgumentParser, default_interval: float) -> None:
+    p.add_argument("--interval", type=positive_float, default=default_interval, metavar="S",
+                   help=f"seconds between tables (default {default_interval:g})")
+    p.add_argument("--count", type=positive_int, metavar="N", help="exit after N tables")
+    p.add_argument("--json", action="store_true", help="one JSON document per table, one per line")
+
+
+def add_stream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", type=positive_int, metavar="N", help="exit after N events")
+    p.add_argument("--json", action="store_true", help="one JSON object per event, one per line")
+
+
+def print_tables(read, render, to_json, args) -> None:
+    """Every --interval seconds print the table (or its JSON) until --count."""
+    import json
+    import time
+
+    printed = 0
+    while args.count is None or printed < args.count:
+        time.sleep(args.interval)
+        data = read()
+        print(json.dumps(to_json(data)) if args.json else render(data), flush=True)
+        printed += 1
+
+
+DROP_REPORT_EVERY_S = 5.0
+
+
+def stream_events(prog_name: str, prog, args) -> int:
+    """Print each event (a line or JSON); report ring-full drops on stderr
+    whenever they grew, at most every few seconds, and at exit."""
+    import json
+    import time
+
+    print(f"{prog_name}: attached to {prog.where()}", file=sys.stderr, flush=True)
+    seen, reported_drops, next_report = 0, 0, time.monotonic() + DROP_REPORT_EVERY_S
+    try:
+        for event in _forever(prog.stream):
+            if event is not None:
+                print(json.dumps(event.as_json()) if args.json else event.line(), flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
+            if time.monotonic() >= next_report:
+                drops = prog.stream.drops()
+                if drops != reported_drops:
+                    print(f"{prog_name}: {drops - reported_drops} events dropped (ring full)", file=sys.stderr,
+                          flush=True)
+                    reported_drops = drops
+                next_report = time.monotonic() + DROP_REPORT_EVERY_S
+    finally:
+        print(f"{prog_name}: {seen} events shown, {prog.stream.drops()} dropped (ring full)", file=sys.stderr,
+              flush=True)
+    return 0
+
+
+def _forever(stream):
+    """Events as they come, with a None at least every second so the caller
+    can do periodic work while the link is quiet."""
+    while True:
+        got = False
+        for event in stream.events(timeout=1.0):
+            got = True
+            yield event
+        if not got:
+            yield None

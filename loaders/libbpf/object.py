@@ -55,6 +55,7 @@ class BpfObject:
 
     def __init__(self, path: str | os.PathLike, *, load: bool = True, pin_maps: dict[str, str] | None = None):
         self.path = Path(path)
+        self._ptr = None
         if not self.path.is_file():
             raise FileNotFoundError(f"BPF object {self.path} not found")
         ptr = _lib.bpf_object__open_file(os.fsencode(self.path), None)

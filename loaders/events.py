@@ -1,0 +1,55 @@
+"""Events from a ring buffer, decoded through a ctypes mirror that is
+checked against the object's BTF, plus the program's count of events that
+found the ring full."""
+from __future__ import annotations
+
+import collections
+import ctypes
+import time
+from collections.abc import Callable, Iterator
+
+from .libbpf import BpfObject, RingBuffer
+from .libbpf.btf import LayoutMismatch, check_mirror
+
+
+class EventStream:
+    def __init__(self, obj: BpfObject, ring: str, drops: str, mirror: type[ctypes.Structure], c_name: str,
+                 decode: Callable):
+        check_mirror(obj.btf, c_name, mirror)  # a mismatch is loud, never garbage
+        self._mirror, self._decode = mirror, decode
+        self._queue: collections.deque = collections.deque()
+        self._drops = obj.map(drops).bind(ctypes.c_uint32, ctypes.c_uint64)
+        self._ring = RingBuffer(obj.map(ring), self._on_record)
+
+    def _on_record(self, raw: bytes) -> None:
+        if len(raw) != ctypes.sizeof(self._mirror):
+            raise LayoutMismatch(f"ring record of {len(raw)} bytes, {self._mirror.__name__} is "
+                                 f"{ctypes.sizeof(self._mirror)}")
+        self._queue.append(self._decode(self._mirror.from_buffer_copy(raw)))
+
+    def events(self, timeout: float | None = None) -> Iterator:
+        """Events as they arrive; stops after `timeout` seconds without one
+        (None: never)."""
+        last = time.monotonic()
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+                last = time.monotonic()
+            if timeout is not None and time.monotonic() - last >= timeout:
+                return
+            wait_ms = 100 if timeout is None else max(1, min(100, int((last + timeout - time.monotonic()) * 1000)))
+            self._ring.poll(wait_ms)
+
+    def drain(self) -> list:
+        """Every event already in the ring, without waiting."""
+        self._ring.consume()
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    def drops(self) -> int:
+        """Events the program could not emit because the ring was full."""
+        return sum(self._drops.lookup(0))
+
+    def close(self) -> None:
+        self._ring.close()

@@ -1,0 +1,71 @@
+"""Read struct layouts from an object's BTF, to check that a Python ctypes
+mirror matches the C struct the program really uses."""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+
+from . import _lib
+
+BTF_KIND_STRUCT = 4
+
+
+class _btf_type(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size", ctypes.c_uint32)]
+
+
+class _btf_member(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StructLayout:
+    name: str
+    size: int
+    fields: tuple[tuple[str, int, int], ...]  # (name, byte offset, byte size)
+
+
+class LayoutMismatch(TypeError):
+    """A ctypes mirror disagrees with the struct in the object's BTF."""
+
+
+class Btf:
+    def __init__(self, ptr: int, owner=None):
+        if not ptr:
+            raise LookupError("the object has no BTF (build it with clang -g)")
+        self._ptr = ptr
+        self._owner = owner  # keeps the object (and so the BTF) alive
+
+    def struct(self, name: str) -> StructLayout:
+        type_id = _lib.btf__find_by_name_kind(self._ptr, name.encode(), BTF_KIND_STRUCT)
+        if type_id < 0:
+            raise LookupError(f"struct {name} is not in the object's BTF")
+        t = _btf_type.from_address(_lib.btf__type_by_id(self._ptr, type_id))
+        vlen, kind_flag = t.info & 0xFFFF, t.info >> 31
+        members = (_btf_member * vlen).from_address(_lib.btf__type_by_id(self._ptr, type_id) + ctypes.sizeof(t))
+        fields = []
+        for m in members:
+            bit_offset = m.offset & 0xFFFFFF if kind_flag else m.offset
+            size = _lib.btf__resolve_size(self._ptr, m.type)
+            fields.append((_lib.btf__name_by_offset(self._ptr, m.name_off).decode(), bit_offset // 8, size))
+        return StructLayout(name, t.size, tuple(fields))
+
+
+def mirror_layout(ctype: type[ctypes.Structure]) -> StructLayout:
+    fields = tuple((name, getattr(ctype, name).offset, getattr(ctype, name).size) for name, *_ in ctype._fields_)
+    return StructLayout(ctype.__name__, ctypes.sizeof(ctype), fields)
+
+
+def check_mirror(btf: Btf, c_name: str, ctype: type[ctypes.Structure]) -> None:
+    """Raise LayoutMismatch unless ctype has the same size and the same
+    fields at the same offsets as `struct c_name` in the BTF."""
+    want, have = btf.struct(c_name), mirror_layout(ctype)
+    problems = []
+    if want.size != have.size:
+        problems.append(f"size {have.size} != {want.size}")
+    if [f for f in want.fields] != [f for f in have.fields]:
+        problems.append(f"fields {list(have.fields)} != {list(want.fields)}")
+    if problems:
+        raise LayoutMismatch(
+            f"Python mirror {ctype.__name__} does not match struct {c_name} in the object's BTF: " + "; ".join(problems)
+        )

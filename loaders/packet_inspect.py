@@ -1,0 +1,77 @@
+"""packet_inspect: source, destination and protocol of every IPv4 packet.
+
+    python -m loaders.packet_inspect IFACE [--netns NS] [--mode native|generic] [--json] [--count N]
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import sys
+
+from . import cli
+from .attach import LoadedXdp
+from .events import EventStream
+from .libbpf import BpfObject
+from .protocols import ip_str, protocol_name
+
+
+class InspectEvent(ctypes.Structure):
+    """Mirror of struct inspect_event (bpf/packet_inspect.h)."""
+
+    _fields_ = [("saddr", ctypes.c_uint32), ("daddr", ctypes.c_uint32), ("protocol", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8 * 3)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Packet:
+    src: str
+    dst: str
+    proto: int
+
+    @property
+    def proto_name(self) -> str:
+        return protocol_name(self.proto)
+
+    def line(self) -> str:
+        return f"{self.src} -> {self.dst} {self.proto_name}"
+
+    def as_json(self) -> dict:
+        return {"src": self.src, "dst": self.dst, "proto": self.proto, "proto_name": self.proto_name}
+
+
+def decode(ev: InspectEvent) -> Packet:
+    return Packet(ip_str(ev.saddr), ip_str(ev.daddr), ev.protocol)
+
+
+def open_stream(obj: BpfObject) -> EventStream:
+    return EventStream(obj, "inspect_events", "inspect_drops", InspectEvent, "inspect_event", decode)
+
+
+class PacketInspect(LoadedXdp):
+    def __init__(self, iface: str, **kwargs):
+        super().__init__("packet_inspect", iface, **kwargs)
+        try:
+            self.stream = open_stream(self.obj)
+        except BaseException:
+            super().close()
+            raise
+
+    def close(self) -> None:
+        if getattr(self, "stream", None) is not None:
+            self.stream.close()
+        super().close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser("packet_inspect", "Print source, destination and protocol of every IPv4 packet on IFACE.")
+    cli.add_interface_args(p, "packet_inspect")
+    cli.add_stream_args(p)
+    args = p.parse_args(argv)
+    cli.require_root()
+    cli.require_object(args.object)
+    with PacketInspect(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
+        return cli.stream_events("packet_inspect", prog, args)
+
+
+if __name__ == "__main__":
+    cli.run("packet_inspect", lambda: main(sys.argv[1:]))

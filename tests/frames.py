@@ -1,0 +1,53 @@
+"""Frames for tests, built with scapy: a known mix of every kind the
+programs must handle, each named so a failure says which."""
+from __future__ import annotations
+
+import struct
+
+from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP, IPOption_RR, fragment
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+
+SRC_MAC, DST_MAC = "02:00:00:00:01:01", "02:00:00:00:01:02"
+A, B, C = "10.11.0.1", "10.11.0.2", "192.0.2.7"
+
+
+def eth() -> Ether:
+    return Ether(src=SRC_MAC, dst=DST_MAC)
+
+
+def with_ip_field(frame: bytes, offset: int, fmt: str, value: int, ip_at: int = 14) -> bytes:
+    """`frame` with one IP header field overwritten (checksum left stale)."""
+    out = bytearray(frame)
+    struct.pack_into(fmt, out, ip_at + offset, value)
+    return bytes(out)
+
+
+def known_mix() -> list[tuple[str, bytes]]:
+    tcp_syn = eth() / IP(src=A, dst=B) / TCP(sport=40000, dport=80, flags="S")
+    udp = eth() / IP(src=A, dst=B) / UDP(sport=5000, dport=53) / b"query"
+    first, second = (eth() / f for f in fragment(IP(src=A, dst=C, id=7) / UDP(sport=1, dport=2) / bytes(1400), 800))
+    return [
+        ("icmp", bytes(eth() / IP(src=A, dst=B) / ICMP() / b"ping")),
+        ("tcp syn", bytes(tcp_syn)),
+        ("tcp data", bytes(eth() / IP(src=A, dst=B) / TCP(sport=40000, dport=80, flags="PA") / (b"x" * 100))),
+        ("tcp reply", bytes(eth() / IP(src=B, dst=A) / TCP(sport=80, dport=40000, flags="SA"))),
+        ("udp", bytes(udp)),
+        ("gre", bytes(eth() / IP(src=A, dst=C) / GRE() / IP(src="1.1.1.1", dst="2.2.2.2") / UDP())),
+        ("ipv6", bytes(eth() / IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=1, dport=2))),
+        ("arp", bytes(eth() / ARP(psrc=A, pdst=B))),
+        ("vlan udp", bytes(eth() / Dot1Q(vlan=10) / IP(src=A, dst=B) / UDP(sport=5000, dport=53) / b"tagged")),
+        ("qinq icmp", bytes(eth() / Dot1AD(vlan=20) / Dot1Q(vlan=30) / IP(src=C, dst=A) / ICMP())),
+        ("ip options udp", bytes(eth() / IP(src=A, dst=C, options=[IPOption_RR(routers=["0.0.0.0"] * 2)])
+                                 / UDP(sport=7, dport=7) / b"opts")),
+        ("first fragment", bytes(first)),
+        ("later fragment", bytes(second)),
+        ("padded small udp", bytes(eth() / IP(src=C, dst=B) / UDP(sport=9, dport=9)).ljust(60, b"\0")),
+        ("truncated in ip header", bytes(tcp_syn)[:14 + 12]),
+        ("truncated in ethernet", bytes(tcp_syn)[:10]),
+        ("ihl 4", with_ip_field(bytes(udp), 0, "!B", 0x44)),
+        ("ihl 15 beyond frame", with_ip_field(bytes(eth() / IP(src=A, dst=B) / ICMP()), 0, "!B", 0x4F)),
+        ("tot_len beyond frame", with_ip_field(bytes(udp), 2, "!H", 1500)),
+        ("tot_len below header", with_ip_field(bytes(udp), 2, "!H", 19)),
+        ("version 6 in ipv4 ethertype", with_ip_field(bytes(udp), 0, "!B", 0x65)),
+    ]

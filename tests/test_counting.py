@@ -1,0 +1,226 @@
+"""packet_inspect, packet_counter and connection_tracker: exact values for
+a known mix of frames, through test-run and through the lab."""
+import ctypes
+import errno
+import json
+import threading
+
+import pytest
+from scapy.layers.inet import IP, UDP
+
+from loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
+from loaders.libbpf import XDP_PASS, BpfObject
+from loaders.libbpf.btf import LayoutMismatch, check_mirror
+from loaders.objects import object_path
+from loaders.packet_counter import PacketCounter, read_counts
+from loaders.packet_inspect import Packet, PacketInspect, open_stream
+from tests import model
+from tests.clitools import start_cli
+from tests.frames import A, B, C, known_mix
+
+pytestmark = pytest.mark.kernel
+MIX = known_mix()
+FRAMES = [f for _, f in MIX]
+
+# What the known mix must produce, written out by hand.
+EXPECTED_COUNTS = {1: 2, 6: 3, 17: 6, 47: 1}
+EXPECTED_CONNS = {
+    (A, B, 1): (1, 32), (A, B, 6): (2, 180), (B, A, 6): (1, 40), (A, B, 17): (2, 33 + 34),
+    (A, C, 47): (1, 52), (C, A, 1): (1, 28), (A, C, 17): (3, 44 + 820 + 628), (C, B, 17): (1, 28),
+}
+
+
+@pytest.fixture
+def loaded(request):
+    with BpfObject(object_path(request.param)) as obj:
+        yield obj
+
+
+def run_all(obj, name, frames):
+    prog = obj.program(name)
+    for label, frame in frames:
+        if len(frame) < 14:
+            # The kernel refuses test-run frames shorter than an Ethernet
+            # header (EINVAL); no such frame reaches XDP from a NIC either.
+            with pytest.raises(OSError) as info:
+                prog.test_run(frame)
+            assert info.value.errno == errno.EINVAL
+            continue
+        result = prog.test_run(frame)
+        assert (result.action, result.data) == ("XDP_PASS", frame), f"{label}: changed or not passed"
+
+
+def test_the_hand_written_expectations_agree_with_the_model():
+    assert model.protocol_counts(FRAMES) == EXPECTED_COUNTS
+    assert model.connections(FRAMES) == EXPECTED_CONNS
+
+
+@pytest.mark.parametrize("loaded", ["packet_counter"], indirect=True)
+def test_counter_counts_exactly_the_ipv4_packets_of_the_mix(loaded):
+    run_all(loaded, "packet_counter", MIX)
+    assert read_counts(loaded) == EXPECTED_COUNTS
+
+
+@pytest.mark.parametrize("loaded", ["connection_tracker"], indirect=True)
+def test_tracker_holds_exactly_the_expected_connections(loaded):
+    run_all(loaded, "connection_tracker", MIX)
+    table = ConnTable(loaded)
+    got = {(c.src, c.dst, c.proto): (c.packets, c.bytes) for c in table.table()}
+    assert got == EXPECTED_CONNS
+    assert table.table_full() == 0
+
+
+@pytest.mark.parametrize("loaded", ["packet_inspect"], indirect=True)
+def test_inspect_emits_one_exact_event_per_ipv4_packet_in_order(loaded):
+    stream = open_stream(loaded)
+    try:
+        run_all(loaded, "packet_inspect", MIX)
+        events = stream.drain()
+    finally:
+        stream.close()
+    expected = [Packet(ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
+    assert events == expected
+    assert len(events) == 12
+    assert events[0].line() == "10.11.0.1 -> 10.11.0.2 ICMP"
+    assert events[5].line() == "10.11.0.1 -> 192.0.2.7 GRE"
+
+
+@pytest.mark.parametrize("loaded", ["connection_tracker"], indirect=True)
+def test_key_padding_is_explicit_in_btf_and_the_python_key_finds_the_entry(loaded):
+    layout = loaded.btf.struct("conn_key")
+    assert layout.size == 12
+    assert layout.fields == (("src_ip", 0, 4), ("dst_ip", 4, 4), ("proto", 8, 1), ("pad", 9, 3))
+    run_all(loaded, "connection_tracker", MIX[:2])
+    conns = loaded.map("conns").bind(ConnKey, ConnValue)
+    value = conns.lookup(ConnKey.of(A, B, 6))
+    assert (value.packets, value.bytes) == (1, 40)
+    # The same key with garbage in its padding is a different key.
+    dirty = ConnKey.of(A, B, 6)
+    dirty.pad[1] = 0x5A
+    assert conns.lookup(dirty) is None
+
+
+@pytest.mark.parametrize("loaded", ["connection_tracker"], indirect=True)
+def test_a_mirror_that_forgets_the_pad_is_refused(loaded):
+    class NoPad(ctypes.Structure):
+        _fields_ = [("src_ip", ctypes.c_uint32), ("dst_ip", ctypes.c_uint32), ("proto", ctypes.c_uint8)]
+
+    with pytest.raises(LayoutMismatch, match="does not match struct conn_key"):
+        check_mirror(loaded.btf, "conn_key", NoPad)
+
+
+def hammer(prog, frame: bytes, repeat: int, cpus=(0, 1)):
+    """Run `frame` `repeat` times on each CPU at the same moment."""
+    barrier = threading.Barrier(len(cpus))
+    errors = []
+
+    def worker(cpu):
+        try:
+            barrier.wait()
+            assert prog.test_run(frame, repeat=repeat, cpu=cpu).retval == XDP_PASS
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.parametrize("loaded", ["connection_tracker"], indirect=True)
+def test_two_cpus_on_the_same_new_key_lose_no_count(loaded):
+    prog, table = loaded.program("connection_tracker"), ConnTable(loaded)
+    for round_ in range(40):  # each round a key no CPU has seen
+        src = f"172.16.{round_}.1"
+        frame = bytes(IP(src=src, dst=B) / UDP())
+        frame = bytes.fromhex("0200000001020200000001010800") + frame
+        hammer(prog, frame, repeat=500)
+        conn = table.lookup(src, B, 17)
+        assert (conn.packets, conn.bytes) == (1000, 1000 * 28), f"round {round_}"
+
+
+@pytest.mark.parametrize("loaded", ["packet_counter"], indirect=True)
+def test_counter_loses_no_count_across_cpus(loaded):
+    frame = bytes.fromhex("0200000001020200000001010800") + bytes(IP(src=A, dst=B, proto=132) / bytes(8))
+    for _ in range(10):
+        hammer(loaded.program("packet_counter"), frame, repeat=1000)
+    assert read_counts(loaded) == {132: 20000}
+
+
+def lab_frames(lab):
+    """The mix, re-addressed to the pair lab's MACs so it crosses the veth."""
+    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
+    fixed = []
+    for label, frame in MIX:
+        if len(frame) < 14:
+            continue  # a veth refuses it
+        fixed.append((label, bytes.fromhex(right.mac.replace(":", "") + left.mac.replace(":", "")) + frame[12:]))
+    return fixed
+
+
+def settle(read, want, tries=100):
+    import time
+
+    for _ in range(tries):
+        got = read()
+        if got == want:
+            return got
+        time.sleep(0.02)
+    return read()
+
+
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_counter_through_the_lab(pair_lab, attach, mode):
+    counter = attach(PacketCounter, "eth0", netns=pair_lab.netns("right"), mode=mode)
+    pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
+    assert settle(counter.counts, EXPECTED_COUNTS) == EXPECTED_COUNTS
+
+
+def test_tracker_through_the_lab(pair_lab, attach):
+    tracker = attach(ConnectionTracker, "eth0", netns=pair_lab.netns("right"), mode="native")
+    pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
+
+    def read():
+        return {(c.src, c.dst, c.proto): (c.packets, c.bytes) for c in tracker.table()}
+
+    assert settle(read, EXPECTED_CONNS) == EXPECTED_CONNS
+
+
+def test_inspect_through_the_lab(pair_lab, attach):
+    inspect = attach(PacketInspect, "eth0", netns=pair_lab.netns("right"), mode="native")
+    pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
+    events = list(inspect.stream.events(timeout=0.5))
+    assert events == [Packet(ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
+
+
+def cli_json(pair_lab, module, *extra):
+    """Start the CLI, inject the mix once it is attached, return its JSON lines."""
+    proc = start_cli(module, "eth0", "--netns", pair_lab.netns("right"), "--json", *extra)
+    try:
+        assert "attached to eth0" in proc.stderr.readline()
+        pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_counter_cli_json(pair_lab):
+    tables = cli_json(pair_lab, "loaders.packet_counter", "--interval", "1", "--count", "1")
+    assert tables == [{str(k): v for k, v in sorted(EXPECTED_COUNTS.items())}]
+
+
+def test_tracker_cli_json(pair_lab):
+    tables = cli_json(pair_lab, "loaders.connection_tracker", "--interval", "1", "--count", "1")
+    assert len(tables) == 1
+    assert {(r["src"], r["dst"], r["proto"]): (r["packets"], r["bytes"]) for r in tables[0]} == EXPECTED_CONNS
+
+
+def test_inspect_cli_json(pair_lab):
+    events = cli_json(pair_lab, "loaders.packet_inspect", "--count", "12")
+    assert [(e["src"], e["dst"], e["proto"]) for e in events] == [
+        (ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
+    assert events[0] == {"src": A, "dst": B, "proto": 1, "proto_name": "ICMP"}

@@ -143,8 +143,9 @@ static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end, c
 	return len;
 }
 
-/* UDP: the header inside the packet and its length field sane. Returns
- * the payload length or -1. */
+/* UDP: the header inside the packet and its length field sane (the
+ * datagram of a first fragment continues in later fragments, so there it
+ * may exceed the packet). Returns the UDP length field or -1. */
 static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end, const struct iphdr *iph,
 					struct udphdr **udphdr)
 {
@@ -154,11 +155,13 @@ static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end, c
 	if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > ip_end(iph))
 		return -1;
 	len = bpf_ntohs(udp->len);
-	if (len < (int)sizeof(*udp) || nh->pos + len > ip_end(iph))
+	if (len < (int)sizeof(*udp))
+		return -1;
+	if (!ip_is_fragment(iph) && nh->pos + len > ip_end(iph))
 		return -1;
 	nh->pos = udp + 1;
 	*udphdr = udp;
-	return len - sizeof(*udp);
+	return len;
 }
 
 static __always_inline int parse_icmphdr(struct hdr_cursor *nh, void *data_end, const struct iphdr *iph,

@@ -1,10 +1,12 @@
-"""The README's demo: every program at work in throwaway labs, then
-everything removed. Each step prints what it shows."""
+"""The README's demo: every program at work in throwaway labs, through its
+real command line, then everything removed."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from loaders.hello import Hello
@@ -17,23 +19,57 @@ def banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def demo_hello() -> None:
+def mixed_traffic(lab) -> list:
+    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
+    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip)
+    other = Ether(src=left.mac, dst=right.mac) / IP(src="198.51.100.9", dst=right.ip)
+    return ([base / ICMP() / b"ping"] * 2 + [base / TCP(sport=40000, dport=80, flags="S")] * 3
+            + [base / UDP(sport=5353, dport=53) / b"query"] * 4 + [other / UDP(sport=9, dport=9) / b"other"])
+
+
+def run_loader_cli(lab, module: str, *args: str) -> None:
+    """Start `python -m loaders.MODULE` in the lab, send traffic once it is
+    attached, and show what it prints."""
+    argv = [sys.executable, "-u", "-m", f"loaders.{module}", "eth0", "--netns", lab.netns("right"), *args]
+    print(f"$ python -m loaders.{module} eth0 --netns {lab.netns('right')} {' '.join(args)}", flush=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        attached = proc.stderr.readline()
+        if "attached" not in attached:
+            raise RuntimeError(f"{module} did not start: {attached}{proc.stderr.read()}")
+        print(attached, end="")
+        lab.send("left", "eth0", mixed_traffic(lab))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    print(out, end="")
+    print(err, end="")
+
+
+def demo_hello(lab) -> None:
     banner("hello: an XDP program that traces every frame")
-    with builder.build(pair()) as lab:
-        left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
-        print(f"lab: {lab.netns('left')} ({left.ip}) <-> {lab.netns('right')} ({right.ip})")
-        with Hello("eth0", netns=lab.netns("right"), mode="native") as hello:
-            print(f"attached hello to {hello.where()}")
-            frames = [Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(dport=7000 + i)
-                      / bytes(20 * i) for i in range(1, 4)]
-            lab.send("left", "eth0", frames)
-            print(f"sent {len(frames)} UDP frames from left; hello's trace lines:")
-            for line in itertools.islice(hello.lines(timeout=1), len(frames)):
-                print(f"  {line.strip()}")
-        print("detached hello")
-    print("lab removed")
+    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
+    with Hello("eth0", netns=lab.netns("right"), mode="native") as hello:
+        print(f"attached hello to {hello.where()}")
+        frames = [Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(dport=7000 + i)
+                  / bytes(20 * i) for i in range(1, 4)]
+        lab.send("left", "eth0", frames)
+        print(f"sent {len(frames)} UDP frames from left; hello's trace lines:")
+        for line in itertools.islice(hello.lines(timeout=1), len(frames)):
+            print(f"  {line.strip()}")
+    print("detached hello")
 
 
 def main() -> int:
-    demo_hello()
+    with builder.build(pair()) as lab:
+        left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
+        print(f"lab: {lab.netns('left')} ({left.ip}) <-> {lab.netns('right')} ({right.ip})")
+        demo_hello(lab)
+        banner("packet_inspect: source, destination and protocol of each IPv4 packet")
+        run_loader_cli(lab, "packet_inspect", "--count", "10")
+        banner("packet_counter: packets per IP protocol (exact across CPUs)")
+        run_loader_cli(lab, "packet_counter", "--interval", "1", "--count", "1")
+        banner("connection_tracker: packets and bytes per {src, dst, protocol}")
+        run_loader_cli(lab, "connection_tracker", "--interval", "1", "--count", "1")
+    print("\nlab removed")
     return 0

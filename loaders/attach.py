@@ -26,12 +26,16 @@ class LoadedXdp:
         obj: str | os.PathLike | None = None,
         program: str | None = None,
         force: bool = False,
+        before_load=None,
     ):
         self.iface, self.netns = iface, netns
         path = Path(obj) if obj is not None else object_path(name)
         ifindex(iface, netns)  # fail on a bad interface before loading anything
-        self.obj = BpfObject(path)
+        self.obj = BpfObject(path, load=False)
         try:
+            if before_load is not None:
+                before_load(self.obj)  # e.g. resize a map
+            self.obj.load()
             self.program = self.obj.program(program or name) if (program or name) in self.obj.programs or len(
                 self.obj.programs
             ) != 1 else next(iter(self.obj.programs.values()))

@@ -75,7 +75,7 @@ def l4_ports(frame: bytes) -> tuple[int, int] | None:
         if l4 + 8 > end:
             return None
         (ulen,) = struct.unpack_from("!H", frame, l4 + 4)
-        if ulen < 8 or l4 + ulen > end:
+        if ulen < 8 or (not ip.more_fragments and l4 + ulen > end):
             return None
     return struct.unpack_from("!HH", frame, l4)
 

@@ -214,3 +214,4 @@ bpf_link_get_next_id = _proto("bpf_link_get_next_id", c_int, c_uint32, POINTER(c
 bpf_link_get_fd_by_id = _proto("bpf_link_get_fd_by_id", c_int, c_uint32)
 bpf_link_detach = _proto("bpf_link_detach", c_int, c_int)
 btf__find_by_name_kind = _proto("btf__find_by_name_kind", ctypes.c_int32, c_void_p, c_char_p, c_uint32)
+bpf_map__set_max_entries = _proto("bpf_map__set_max_entries", c_int, map_p, c_uint32)

@@ -80,6 +80,16 @@ class Map:
     def percpu(self) -> bool:
         return self.type in _lib.PERCPU_MAP_TYPES
 
+    def set_max_entries(self, n: int) -> None:
+        """Before the object is loaded: resize the map (ring buffers: bytes,
+        a power of two and a multiple of the page size)."""
+        if self._ptr is None or self._fd >= 0:
+            raise BpfError(16, f"map '{self.name}' can be resized only before its object is loaded")
+        ret = _lib.bpf_map__set_max_entries(self._ptr, n)
+        if ret < 0:
+            raise BpfError(-ret, f"resize of map '{self.name}' to {n}")
+        self.max_entries = n
+
     def pin(self, path: str | os.PathLike) -> None:
         ret = _lib.bpf_obj_pin(self.fd, os.fsencode(path))
         if ret < 0:

@@ -114,6 +114,8 @@ def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
     if end.address:
         ip, plen = end.address.split("/")
         ipr.addr("add", index=idx, address=ip, prefixlen=int(plen))
+    ipr.link("set", index=idx, state="up")
+    # After "up": veth acts on a GRO change only while the link is up.
     if not end.tx_checksum or end.gro is not None:
         with Ethtool() as ethtool:
             features = ethtool.get_features(end.ifname)
@@ -124,7 +126,6 @@ def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
             if end.gro is not None:
                 features.features["rx-gro"].enable = end.gro
             ethtool.set_features(end.ifname, features)
-    ipr.link("set", index=idx, state="up")
 
 
 def _write_sysctl(key: str, value: str) -> None:

@@ -122,7 +122,9 @@ def dnat() -> Topology:
             ),
             Link(
                 Endpoint("lb", "eth1", "10.244.1.1/24", "02:00:00:00:03:01"),
-                Endpoint("backend", "eth0", f"{BACKEND_IP}/24", "02:00:00:00:03:05", tx_checksum=False),
+                # GRO on: a veth delivers frames that native XDP redirects
+                # into its peer only with GRO (or an XDP program) on this end.
+                Endpoint("backend", "eth0", f"{BACKEND_IP}/24", "02:00:00:00:03:05", tx_checksum=False, gro=True),
             ),
         ),
         routes=(

@@ -15,6 +15,8 @@ from typing import NoReturn
 from .libbpf import BpfError, InterfaceNotFound, NamespaceNotFound, VerifierError
 from .libbpf.xdp import AlreadyAttached
 from .objects import object_path
+from .pins import InstanceBusy, NoInstance
+from .services import SpecError
 
 EXIT_USAGE = 2
 
@@ -79,7 +81,7 @@ def describe(exc: BaseException) -> str:
         return f"{exc.what}: permission denied (needs root with CAP_BPF and CAP_NET_ADMIN)"
     if isinstance(exc, (BpfError, AlreadyAttached)):
         return str(exc)
-    if isinstance(exc, (UsageError, NamespaceNotFound, InterfaceNotFound)):
+    if isinstance(exc, (UsageError, NamespaceNotFound, InterfaceNotFound, SpecError, InstanceBusy, NoInstance)):
         return str(exc.args[0]) if exc.args else str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -92,7 +94,8 @@ def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = main()
-    except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
+    except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError, SpecError, InstanceBusy,
+            NoInstance) as exc:
         print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+/* xdp_dnat: the kernel-side core of a Kubernetes Service.
+ *
+ * TCP/UDP packets to a service {VIP, port, protocol} get their destination
+ * address and port rewritten to the service's backend, with the IPv4 and
+ * TCP/UDP checksums updated incrementally. The egress interface and both
+ * MAC addresses come from the kernel's routing and neighbour tables
+ * (bpf_fib_lookup), never from constants. Everything else passes untouched.
+ */
+#include "parsing_helpers.h"
+#include "csum.h"
+#include "xdp_dnat.h"
+
+#include <linux/pkt_cls.h>
+#include <stddef.h>
+
+#define AF_INET 2
+#define MAX_SERVICES 1024
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, struct service_key);
+	__type(value, struct backend);
+} services SEC(".maps");
+
+/* {backend, port, proto} -> the service it serves, for the return path;
+ * the loader keeps it in step with `services`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, struct service_key);
+	__type(value, struct service_key);
+} service_by_backend SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dnat_config);
+} dnat_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DNAT_VERDICT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} dnat_verdicts SEC(".maps");
+
+static __always_inline int count(__u32 verdict, int action)
+{
+	__u64 *n = bpf_map_lookup_elem(&dnat_verdicts, &verdict);
+
+	if (n)
+		*n += 1;
+	return action;
+}
+
+/* Rewrite the destination address and port, fixing the IPv4 header
+ * checksum and the L4 checksum (pseudo-header address + port). */
+static __always_inline void rewrite_destination(struct iphdr *iph, __sum16 *l4_check, __be16 *l4_dport,
+						const struct backend *be, int is_udp)
+{
+	__u16 check;
+
+	iph->check = csum_update32(iph->check, iph->daddr, be->ip);
+	/* UDP checksum 0 means "none": it stays 0. */
+	if (!(is_udp && *l4_check == 0)) {
+		check = csum_update32(*l4_check, iph->daddr, be->ip);
+		check = csum_update16(check, *l4_dport, be->port);
+		/* A UDP checksum that computes to 0 is sent as 0xFFFF. */
+		if (is_udp && check == 0)
+			check = 0xFFFF;
+		*l4_check = check;
+	}
+	iph->daddr = be->ip;
+	*l4_dport = be->port;
+}
+
+SEC("xdp")
+int xdp_dnat(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct hdr_cursor nh = { .pos = data };
+	struct service_key key = {};
+	struct bpf_fib_lookup fib = {};
+	struct backend *be;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct udphdr *udp;
+	__sum16 *l4_check;
+	__be16 *l4_dport;
+	__be16 l4_sport;
+	int proto, rc;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto < 0)
+		return count(DNAT_MALFORMED, XDP_PASS);
+	/* Only untagged IPv4: a VLAN tag would not fit the egress interface. */
+	if (proto != bpf_htons(ETH_P_IP) || nh.pos != (void *)(eth + 1))
+		return count(DNAT_NOT_SERVICE, XDP_PASS);
+	proto = parse_iphdr(&nh, data_end, &iph);
+	if (proto < 0)
+		return count(DNAT_MALFORMED, XDP_PASS);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return count(DNAT_NOT_SERVICE, XDP_PASS);
+	/* Later fragments have no ports, and rewriting only the first would
+	 * send one datagram's fragments to two destinations. */
+	if (ip_is_fragment(iph))
+		return count(DNAT_FRAGMENT, XDP_PASS);
+
+	if (proto == IPPROTO_TCP) {
+		if (parse_tcphdr(&nh, data_end, iph, &tcp) < 0)
+			return count(DNAT_MALFORMED, XDP_PASS);
+		l4_check = &tcp->check;
+		l4_dport = &tcp->dest;
+		l4_sport = tcp->source;
+	} else {
+		if (parse_udphdr(&nh, data_end, iph, &udp) < 0)
+			return count(DNAT_MALFORMED, XDP_PASS);
+		l4_check = &udp->check;
+		l4_dport = &udp->dest;
+		l4_sport = udp->source;
+	}
+
+	/* Map keys live on the stack, zeroed, padding included. */
+	key.vip = iph->daddr;
+	key.port = *l4_dport;
+	key.proto = proto;
+	be = bpf_map_lookup_elem(&services, &key);
+	if (!be)
+		return count(DNAT_NOT_SERVICE, XDP_PASS);
+
+	/* Route to the backend as the kernel would. */
+	fib.family = AF_INET;
+	fib.tos = iph->tos;
+	fib.l4_protocol = proto;
+	fib.sport = l4_sport;
+	fib.dport = be->port;
+	fib.tot_len = bpf_ntohs(iph->tot_len);
+	fib.ipv4_src = iph->saddr;
+	fib.ipv4_dst = be->ip;
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return count(DNAT_FIB_FAIL, XDP_PASS);
+
+	rewrite_destination(iph, l4_check, l4_dport, be, proto == IPPROTO_UDP);
+	count(DNAT_REWRITTEN, 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		/* The stack forwards the rewritten packet and resolves ARP;
+		 * later packets find the neighbour and are redirected. */
+		return count(DNAT_FIB_NO_NEIGH, XDP_PASS);
+
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return count(DNAT_REDIRECTED, bpf_redirect(fib.ifindex, 0));
+}
+
+/* The return path, on the lb's backend-facing interfaces (tc ingress):
+ * a reply from a backend gets the service's VIP and port back as its
+ * source, and leaves through the interface clients reach the VIP on. The
+ * kernel's checksum helpers handle partial (offloaded) checksums too. */
+SEC("tc")
+int dnat_return(struct __sk_buff *skb)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	void *data = (void *)(long)skb->data;
+	struct hdr_cursor nh = { .pos = data };
+	struct service_key key = {};
+	struct service_key *svc;
+	struct dnat_config *cfg;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct udphdr *udp;
+	__u32 ip_off, check_off, sport_off, zero = 0;
+	__be32 old_ip;
+	__be16 old_port;
+	__u64 l4_flags;
+	int proto;
+
+	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP) || nh.pos != (void *)(eth + 1))
+		return TC_ACT_OK;
+	proto = parse_iphdr(&nh, data_end, &iph);
+	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || ip_is_fragment(iph))
+		return TC_ACT_OK;
+	ip_off = (void *)iph - data;
+	if (proto == IPPROTO_TCP) {
+		if (parse_tcphdr(&nh, data_end, iph, &tcp) < 0)
+			return TC_ACT_OK;
+		key.port = tcp->source;
+		sport_off = (void *)&tcp->source - data;
+		check_off = (void *)&tcp->check - data;
+		l4_flags = 0;
+	} else {
+		if (parse_udphdr(&nh, data_end, iph, &udp) < 0)
+			return TC_ACT_OK;
+		key.port = udp->source;
+		sport_off = (void *)&udp->source - data;
+		check_off = (void *)&udp->check - data;
+		/* leave a "no checksum" 0 alone; a computed 0 becomes 0xFFFF */
+		l4_flags = BPF_F_MARK_MANGLED_0;
+	}
+	key.vip = iph->saddr;
+	key.proto = proto;
+	svc = bpf_map_lookup_elem(&service_by_backend, &key);
+	if (!svc)
+		return TC_ACT_OK;
+	cfg = bpf_map_lookup_elem(&dnat_config, &zero);
+	if (!cfg || !cfg->service_ifindex)
+		return TC_ACT_OK;
+
+	old_ip = key.vip;
+	old_port = key.port;
+	/* Helpers may move packet data: from here on only offsets are used. */
+	if (bpf_l4_csum_replace(skb, check_off, old_ip, svc->vip, l4_flags | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, check_off, old_port, svc->port, l4_flags | 2) ||
+	    bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old_ip, svc->vip, 4) ||
+	    bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, saddr), &svc->vip, 4, 0) ||
+	    bpf_skb_store_bytes(skb, sport_off, &svc->port, 2, 0))
+		return TC_ACT_SHOT;
+	count(DNAT_REPLY_REWRITTEN, 0);
+	/* The kernel routes and resolves the client's MAC on that interface. */
+	return bpf_redirect_neigh(cfg->service_ifindex, NULL, 0, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

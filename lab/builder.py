@@ -137,6 +137,12 @@ def _build_into(lab: Lab) -> None:
     topo = lab.topology
     for name in lab.namespaces.values():
         pr_netns.create(name)
+        if not topo.ipv6:
+            # No router solicitations, DAD or MLD reports: the only frames
+            # on a lab link are the ones a test sends.
+            with entered(name):
+                for scope in ("all", "default"):
+                    _write_sysctl(f"net.ipv6.conf.{scope}.disable_ipv6", "1")
     # Each veth is created inside its a-side namespace with the peer placed
     # straight into the b-side one: nothing ever appears in the root namespace.
     for link in topo.links:

@@ -57,6 +57,7 @@ class Topology:
     links: tuple[Link, ...]
     routes: tuple[Route, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
+    ipv6: bool = False  # off: links carry only what tests send
 
     def endpoint(self, node: str, ifname: str) -> Endpoint:
         for link in self.links:

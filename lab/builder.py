@@ -71,6 +71,20 @@ class Lab:
         """Start a process inside node; it is stopped at teardown at the latest."""
         return self._track(process.popen(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs))
 
+    def serve(self, node: str, kind: str, host: str, port: int, *extra: str) -> subprocess.Popen:
+        """Start one of lab.servers (http, tcp-echo, udp-echo) in node and
+        wait until it listens."""
+        import sys
+
+        # Run as a script: importing the lab package (scapy) would slow it down.
+        script = Path(__file__).resolve().parent / "servers.py"
+        proc = self.popen(node, [sys.executable, str(script), kind, host, str(port), *extra],
+                          stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        if line != "ready\n":
+            raise RuntimeError(f"{kind} server in {node} did not start: {line!r}")
+        return proc
+
     def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         return process.run(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs)
 

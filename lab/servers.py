@@ -1,0 +1,91 @@
+"""Small servers to run inside lab nodes; each prints "ready" once it
+listens, so a test never races its own server.
+
+    python lab/servers.py http HOST PORT [--body TEXT]
+    python lab/servers.py tcp-echo HOST PORT
+    python lab/servers.py udp-echo HOST PORT
+"""
+from __future__ import annotations
+
+import argparse
+import http.server
+import socket
+import socketserver
+import sys
+import threading
+
+
+class QuietHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # http.server looks up its own FQDN here, which is slow without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+def http_server(host: str, port: int, body: str) -> None:
+    payload = body.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = QuietHTTPServer((host, port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+def tcp_echo(host: str, port: int) -> None:
+    sock = socket.create_server((host, port), reuse_port=True)
+    print("ready", flush=True)
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    while True:
+        conn, _ = sock.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def udp_echo(host: str, port: int) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    print("ready", flush=True)
+    while True:
+        data, peer = sock.recvfrom(65535)
+        sock.sendto(data, peer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lab/servers.py")
+    p.add_argument("kind", choices=("http", "tcp-echo", "udp-echo"))
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--body", default="hello from the backend\n")
+    args = p.parse_args(argv)
+    try:
+        if args.kind == "http":
+            http_server(args.host, args.port, args.body)
+        elif args.kind == "tcp-echo":
+            tcp_echo(args.host, args.port)
+        else:
+            udp_echo(args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

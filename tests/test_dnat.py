@@ -1,0 +1,201 @@
+"""xdp_dnat: exact rewrites and checksums via test-run (hand-picked and
+property-based), FIB-derived wiring, and frames through the lab."""
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP, IPOption_RR, fragment
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from loaders.services import Service
+from tests import rfc1624
+from tests.dnat_frames import (
+    BACKEND_IP,
+    BACKEND_MAC,
+    CLIENT_IP,
+    CLIENT_MAC,
+    DNS,
+    HTTP,
+    LB_IN_MAC,
+    LB_OUT_MAC,
+    VIP,
+    client_frame,
+    dnat_runner,
+    rewritten,
+    verdict_delta,
+)
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def runner(dnat_lab):
+    with dnat_runner(dnat_lab) as r:
+        yield r
+
+
+def assert_rewrite(runner, frame: bytes, service: Service) -> Ether:
+    before = runner.verdicts()
+    result = runner.run(frame)
+    assert result.action == "XDP_REDIRECT"
+    assert result.data == rewritten(frame, service), (
+        f"\ngot:      {Ether(result.data).show(dump=True)}\nexpected: {Ether(rewritten(frame, service)).show(dump=True)}")
+    assert verdict_delta(before, runner.verdicts()) == {"rewritten": 1, "redirected": 1}
+    return Ether(result.data)
+
+
+def test_tcp_syn_is_rewritten_with_fib_macs_and_exact_checksums(runner):
+    frame = bytes(client_frame(TCP(sport=40000, dport=80, flags="S", seq=1)))
+    out = assert_rewrite(runner, frame, HTTP)
+    assert (out.src, out.dst) == (LB_OUT_MAC, BACKEND_MAC)
+    assert (out[IP].src, out[IP].dst, out[TCP].sport, out[TCP].dport) == (CLIENT_IP, BACKEND_IP, 40000, 8080)
+    assert out[IP].ttl == 64  # a load balancer, not a router hop
+
+
+def test_udp_with_payload_and_ip_options(runner):
+    frame = bytes(client_frame(UDP(sport=5000, dport=53), options=[IPOption_RR(routers=["0.0.0.0"] * 3)],
+                               payload=b"query"))
+    out = assert_rewrite(runner, frame, DNS)
+    assert out[IP].ihl == 9 and out[UDP].dport == 5353
+
+
+def test_udp_checksum_zero_stays_zero(runner):
+    p = client_frame(UDP(sport=5000, dport=53), payload=b"no checksum")
+    p[UDP].chksum = 0
+    out = assert_rewrite(runner, bytes(p), DNS)
+    assert out[UDP].chksum == 0
+
+
+def payload_word_for(frame_builder, service_after: Service | None) -> bytes:
+    """Two payload bytes that make the L4 one's complement sum 0xFFFF, i.e.
+    a computed checksum of 0: before the rewrite (service_after None) or
+    after it."""
+    probe = Ether(bytes(frame_builder(b"\0\0")))
+    if service_after is not None:
+        probe = Ether(rewritten(bytes(probe), service_after))
+    ip = probe[IP]
+    l4 = bytes(ip.payload)
+    l4 = l4[:6] + b"\0\0" + l4[8:] if UDP in probe else l4[:16] + b"\0\0" + l4[18:]
+    pseudo = struct.pack("!4s4sBBH", bytes(ip)[12:16], bytes(ip)[16:20], 0, ip.proto, len(l4))
+    s = rfc1624.ones_sum(pseudo + l4)
+    return (0xFFFF - s).to_bytes(2, "big")
+
+
+def test_udp_result_zero_is_sent_as_ffff(runner):
+    def build(word):
+        return client_frame(UDP(sport=5000, dport=53), payload=word + b"pad!")
+
+    frame = bytes(build(payload_word_for(build, DNS)))
+    out = assert_rewrite(runner, frame, DNS)
+    assert out[UDP].chksum == 0xFFFF
+
+
+def test_tcp_result_zero_is_sent_as_zero(runner):
+    def build(word):
+        return client_frame(TCP(sport=1234, dport=80, flags="PA"), payload=word + b"data")
+
+    frame = bytes(build(payload_word_for(build, HTTP)))
+    out = assert_rewrite(runner, frame, HTTP)
+    assert out[TCP].chksum == 0x0000
+
+
+def test_tcp_whose_original_checksum_is_zero(runner):
+    def build(word):
+        return client_frame(TCP(sport=1234, dport=80, flags="PA"), payload=word + b"data")
+
+    frame = bytes(build(payload_word_for(build, None)))
+    assert Ether(frame)[TCP].chksum == 0x0000
+    assert_rewrite(runner, frame, HTTP)
+
+
+NOT_SERVICE = [
+    ("tcp to another port of the vip", client_frame(TCP(dport=81)), "not_service"),
+    ("udp to the tcp service port", client_frame(UDP(dport=80)), "not_service"),
+    ("tcp to another address", client_frame(TCP(dport=80), dst="10.96.0.11"), "not_service"),
+    ("icmp to the vip", client_frame(ICMP()), "not_service"),
+    ("ipv6", Ether(src=CLIENT_MAC, dst=LB_IN_MAC) / IPv6() / TCP(dport=80), "not_service"),
+    ("arp", Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=VIP), "not_service"),
+    ("vlan-tagged service frame", Ether(src=CLIENT_MAC, dst=LB_IN_MAC) / Dot1Q(vlan=5)
+     / IP(src=CLIENT_IP, dst=VIP) / TCP(dport=80), "not_service"),
+    ("tcp header cut short", bytes(client_frame(TCP(dport=80)))[:14 + 20 + 10], "malformed"),
+    ("ihl 4", bytes(client_frame(TCP(dport=80)))[:14] + b"\x44" + bytes(client_frame(TCP(dport=80)))[15:], "malformed"),
+]
+
+
+@pytest.mark.parametrize("label,frame,verdict", NOT_SERVICE, ids=[c[0] for c in NOT_SERVICE])
+def test_everything_else_passes_byte_identical(runner, label, frame, verdict):
+    frame = bytes(frame)
+    before = runner.verdicts()
+    result = runner.run(frame)
+    assert (result.action, result.data) == ("XDP_PASS", frame)
+    assert verdict_delta(before, runner.verdicts()) == {verdict: 1}
+
+
+def test_fragments_are_never_rewritten(runner):
+    packet = IP(src=CLIENT_IP, dst=VIP, id=99) / UDP(sport=5000, dport=53) / bytes(2000)
+    for frag in fragment(packet, 1000):
+        frame = bytes(Ether(src=CLIENT_MAC, dst=LB_IN_MAC) / frag)
+        before = runner.verdicts()
+        result = runner.run(frame)
+        assert (result.action, result.data) == ("XDP_PASS", frame)
+        assert verdict_delta(before, runner.verdicts()) == {"fragment": 1}
+
+
+# -- property-based ---------------------------------------------------------
+
+TCP_OPTIONS = st.lists(st.sampled_from([("MSS", 1460), ("WScale", 7), ("SAckOK", b""), ("NOP", None),
+                                        ("Timestamp", (12345, 0))]), max_size=5)
+
+
+@st.composite
+def service_packets(draw):
+    proto = draw(st.sampled_from(["tcp", "udp"]))
+    service = Service(VIP, draw(st.integers(1, 65535)), proto, BACKEND_IP, draw(st.integers(1, 65535)))
+    sport = draw(st.integers(0, 65535))
+    nops = draw(st.integers(0, 40))
+    options = [IPOption_NOP()] * nops if nops else None
+    payload = draw(st.binary(max_size=1200))
+    if proto == "tcp":
+        l4 = TCP(sport=sport, dport=service.port, flags=draw(st.sampled_from(["S", "A", "PA", "FA", "R"])),
+                 seq=draw(st.integers(0, 2**32 - 1)), options=draw(TCP_OPTIONS))
+    else:
+        l4 = UDP(sport=sport, dport=service.port)
+
+    def build(word=b""):
+        return client_frame(l4.copy(), options=options, payload=word + payload)
+
+    crossing = draw(st.sampled_from(["none", "none", "before", "after", "udp-zero"]))
+    if crossing in ("before", "after"):
+        frame = build(payload_word_for(build, service if crossing == "after" else None))
+    else:
+        frame = build()
+        if crossing == "udp-zero" and proto == "udp":
+            frame[UDP].chksum = 0
+    return service, bytes(frame)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+@given(case=service_packets())
+def test_any_matching_packet_is_rewritten_exactly(runner, case):
+    service, frame = case
+    runner.table.add(service)
+    try:
+        result = runner.run(frame)
+        assert result.action == "XDP_REDIRECT"
+        assert result.data == rewritten(frame, service)
+        # The C update agrees with the pure-Python RFC 1624 reference too.
+        out, orig = Ether(result.data), Ether(frame)
+        l4_new, l4_old = (out[TCP], orig[TCP]) if service.proto == "tcp" else (out[UDP], orig[UDP])
+        if not (service.proto == "udp" and l4_old.chksum == 0):
+            ref = rfc1624.update32(l4_old.chksum, int.from_bytes(bytes(orig[IP])[16:20], "big"),
+                                   int.from_bytes(bytes(out[IP])[16:20], "big"))
+            ref = rfc1624.update16(ref, service.port, service.backend_port)
+            if service.proto == "udp" and ref == 0:
+                ref = 0xFFFF
+            assert l4_new.chksum == ref
+        assert out[IP].chksum == rfc1624.update32(orig[IP].chksum, int.from_bytes(bytes(orig[IP])[16:20], "big"),
+                                                  int.from_bytes(bytes(out[IP])[16:20], "big"))
+    finally:
+        runner.table.delete(service.vip, service.port, service.proto)

@@ -80,8 +80,12 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end, s
 
 /* IPv4 with the header length validated: version 4, ihl >= 5, the whole
  * header inside the frame, ihl*4 <= tot_len, and tot_len not beyond the
- * frame (the kernel drops such packets too). Returns the IP protocol. */
-static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end, struct iphdr **iphdr)
+ * packet's end (the kernel drops such packets too). `pkt_end` is where the
+ * packet really ends: data_end in XDP; in tc it may lie beyond data_end,
+ * since only the linear part of an skb is directly readable. Returns the
+ * IP protocol. */
+static __always_inline int parse_iphdr_upto(struct hdr_cursor *nh, void *data_end, void *pkt_end,
+					    struct iphdr **iphdr)
 {
 	struct iphdr *iph = nh->pos;
 	__u32 hdrsize, tot_len;
@@ -98,11 +102,16 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end, st
 	tot_len = bpf_ntohs(iph->tot_len);
 	if (tot_len < hdrsize)
 		return -1;
-	if (nh->pos + tot_len > data_end)
+	if (nh->pos + tot_len > pkt_end)
 		return -1;
 	nh->pos += hdrsize;
 	*iphdr = iph;
 	return iph->protocol;
+}
+
+static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end, struct iphdr **iphdr)
+{
+	return parse_iphdr_upto(nh, data_end, data_end, iphdr);
 }
 
 /* Only the first fragment (offset 0) carries the L4 header. */

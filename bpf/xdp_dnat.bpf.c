@@ -163,12 +163,15 @@ int xdp_dnat(struct xdp_md *ctx)
  * a reply from a backend gets the service's VIP and port back as its
  * source, and leaves through the interface clients reach the VIP on. The
  * kernel's checksum helpers handle partial (offloaded) checksums too. */
+/* Enough for Ethernet, the largest IPv4 header and the largest TCP header. */
+#define MAX_HEADERS (ETH_HLEN + 60 + 60)
+
 SEC("tc")
 int dnat_return(struct __sk_buff *skb)
 {
-	void *data_end = (void *)(long)skb->data_end;
-	void *data = (void *)(long)skb->data;
-	struct hdr_cursor nh = { .pos = data };
+	__u32 pull = skb->len < MAX_HEADERS ? skb->len : MAX_HEADERS;
+	void *data_end, *data;
+	struct hdr_cursor nh;
 	struct service_key key = {};
 	struct service_key *svc;
 	struct dnat_config *cfg;
@@ -182,9 +185,15 @@ int dnat_return(struct __sk_buff *skb)
 	__u64 l4_flags;
 	int proto;
 
+	/* Headers of a data segment may sit in paged data, beyond data_end. */
+	if (bpf_skb_pull_data(skb, pull))
+		return TC_ACT_OK;
+	data_end = (void *)(long)skb->data_end;
+	data = (void *)(long)skb->data;
+	nh.pos = data;
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP) || nh.pos != (void *)(eth + 1))
 		return TC_ACT_OK;
-	proto = parse_iphdr(&nh, data_end, &iph);
+	proto = parse_iphdr_upto(&nh, data_end, data + skb->len, &iph);
 	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || ip_is_fragment(iph))
 		return TC_ACT_OK;
 	ip_off = (void *)iph - data;

@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from loaders.hello import Hello
 
 from . import builder
-from .topology import pair
+from .topology import dnat, pair
 
 
 def banner(text: str) -> None:
@@ -60,6 +60,41 @@ def demo_hello(lab) -> None:
     print("detached hello")
 
 
+def demo_dnat() -> None:
+    banner("xdp_dnat: a Service VIP carried by XDP (forward) and tc (return)")
+    with builder.build(dnat()) as lab:
+        lb = lab.netns("lb")
+        print(f"lab: client {lab.netns('client')} (10.0.1.2) -> lb {lb} -> backend {lab.netns('backend')} "
+              f"(10.244.1.5); the lb has no route to the VIP 10.96.0.10")
+        server = lab.serve("backend", "http", "10.244.1.5", "8080", "--body", "hello from the backend, via the VIP\n")
+        argv = [sys.executable, "-u", "-m", "loaders.xdp_dnat", "eth0", "--netns", lb, "--mode", "native",
+                "--interval", "1"]
+        print(f"$ python -m loaders.xdp_dnat eth0 --netns {lb} --mode native --interval 1", flush=True)
+        loader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in loader.stdout:
+                print(line, end="", flush=True)
+                if "change them with" in line:
+                    break
+            print("\n$ curl -s http://10.96.0.10/      (in the client)")
+            print(lab.run("client", ["curl", "-s", "--max-time", "5", "http://10.96.0.10/"]).stdout, end="")
+            print("\n$ python3 -c 'http.client ... GET /'  (in the client)")
+            script = ("import http.client; c = http.client.HTTPConnection('10.96.0.10', 80, timeout=5); "
+                      "c.request('GET', '/'); r = c.getresponse(); print(r.status, r.reason, r.read().decode(), end='')")
+            print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
+            print(f"\n$ python -m loaders.xdp_dnat stats eth0 --netns {lb}")
+            stats = subprocess.run([sys.executable, "-m", "loaders.xdp_dnat", "stats", "eth0", "--netns", lb],
+                                   capture_output=True, text=True)
+            print(stats.stdout + stats.stderr, end="")
+        finally:
+            loader.terminate()
+            out, _ = loader.communicate(timeout=10)
+            print("\n(the loader, stopped with SIGTERM:)")
+            print(out, end="")
+            server.terminate()
+    print("lab removed")
+
+
 def main() -> int:
     with builder.build(pair()) as lab:
         left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
@@ -71,5 +106,8 @@ def main() -> int:
         run_loader_cli(lab, "packet_counter", "--interval", "1", "--count", "1")
         banner("connection_tracker: packets and bytes per {src, dst, protocol}")
         run_loader_cli(lab, "connection_tracker", "--interval", "1", "--count", "1")
+        banner("mytcpdump: a live ring-buffer stream, one line per packet")
+        run_loader_cli(lab, "mytcpdump", "--count", "10")
     print("\nlab removed")
+    demo_dnat()
     return 0

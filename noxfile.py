@@ -3,6 +3,7 @@
     nox -s kernel     the whole suite, privileged (what CI runs); extra args go to pytest
     nox -s unit       what runs without root
     nox -s lint       ruff
+    nox -s verifier   only the verifier-rejection suite (clang and clang-19)
 """
 import os
 
@@ -31,6 +32,13 @@ def kernel(session):
     install(session)
     args = session.posargs or ["-n", "2"]
     session.run("pytest", *args, env={"BPFLAB_REQUIRE_KERNEL": "1"})
+
+
+@nox.session
+def verifier(session):
+    require_kernel(session)
+    install(session)
+    session.run("pytest", "-m", "verifier", *session.posargs, env={"BPFLAB_REQUIRE_KERNEL": "1"})
 
 
 @nox.session

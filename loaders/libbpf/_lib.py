@@ -6,9 +6,11 @@ the fields that fit in the `sz` we pass, so newer libbpf versions accept them.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import threading
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -200,12 +202,30 @@ _log = logging.getLogger("libbpf")
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 
+_captures = threading.local()
+
+
 @PRINT_FN
 def _print_to_logging(level, fmt, args):
     buf = ctypes.create_string_buffer(4096)
     _vsnprintf(buf, len(buf), fmt, args)
-    _log.log(_LEVELS.get(level, logging.DEBUG), "%s", buf.value.decode(errors="replace").rstrip())
+    text = buf.value.decode(errors="replace").rstrip()
+    for sink in getattr(_captures, "sinks", ()):
+        if level == 0:  # warnings: what explains a failure
+            sink.append(text.removeprefix("libbpf: "))
+    _log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
     return 0
+
+
+@contextlib.contextmanager
+def captured_warnings():
+    """The libbpf warnings this thread causes inside the block."""
+    sink: list[str] = []
+    _captures.sinks = [*getattr(_captures, "sinks", ()), sink]
+    try:
+        yield sink
+    finally:
+        _captures.sinks = [s for s in _captures.sinks if s is not sink]
 
 
 libbpf_set_print(_print_to_logging)
@@ -215,3 +235,6 @@ bpf_link_get_fd_by_id = _proto("bpf_link_get_fd_by_id", c_int, c_uint32)
 bpf_link_detach = _proto("bpf_link_detach", c_int, c_int)
 btf__find_by_name_kind = _proto("btf__find_by_name_kind", ctypes.c_int32, c_void_p, c_char_p, c_uint32)
 bpf_map__set_max_entries = _proto("bpf_map__set_max_entries", c_int, map_p, c_uint32)
+btf__parse_elf = _proto("btf__parse_elf", c_void_p, c_char_p, c_void_p)
+btf__free = _proto("btf__free", None, c_void_p)
+btf__type_cnt = _proto("btf__type_cnt", c_uint32, c_void_p)

@@ -29,12 +29,55 @@ class LayoutMismatch(TypeError):
     """A ctypes mirror disagrees with the struct in the object's BTF."""
 
 
+BTF_KIND_FUNC = 12
+BTF_KIND_DECL_TAG = 17
+
+
 class Btf:
-    def __init__(self, ptr: int, owner=None):
+    def __init__(self, ptr: int, owner=None, owned: bool = False):
         if not ptr:
             raise LookupError("the object has no BTF (build it with clang -g)")
         self._ptr = ptr
         self._owner = owner  # keeps the object (and so the BTF) alive
+        self._owned = owned
+
+    @classmethod
+    def from_elf(cls, path) -> Btf:
+        """The BTF of an object file, without opening it as a BPF object
+        (which may fail, e.g. on unresolvable externs)."""
+        import os
+
+        ptr = _lib.btf__parse_elf(os.fsencode(path), None)
+        if not ptr:
+            raise LookupError(f"{path} has no BTF (build it with clang -g)")
+        return cls(ptr, owned=True)
+
+    def close(self) -> None:
+        if self._owned and self._ptr:
+            _lib.btf__free(self._ptr)
+        self._ptr = None
+
+    def __del__(self):
+        self.close()
+
+    def _type(self, type_id: int) -> _btf_type:
+        return _btf_type.from_address(_lib.btf__type_by_id(self._ptr, type_id))
+
+    def name_of(self, type_id: int) -> str:
+        return _lib.btf__name_by_offset(self._ptr, self._type(type_id).name_off).decode()
+
+    def decl_tags(self) -> list[tuple[str, str]]:
+        """(function name, tag text) for every decl tag on a function, in
+        the order the compiler emitted them (source order)."""
+        tags = []
+        for type_id in range(1, _lib.btf__type_cnt(self._ptr)):
+            t = self._type(type_id)
+            if (t.info >> 24) & 0x1F != BTF_KIND_DECL_TAG:
+                continue
+            target = self._type(t.size)  # the `type` member: what is tagged
+            if (target.info >> 24) & 0x1F == BTF_KIND_FUNC:
+                tags.append((self.name_of(t.size), self.name_of(type_id)))
+        return tags
 
     def struct(self, name: str) -> StructLayout:
         type_id = _lib.btf__find_by_name_kind(self._ptr, name.encode(), BTF_KIND_STRUCT)

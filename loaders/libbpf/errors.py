@@ -7,11 +7,14 @@ import re
 
 
 class BpfError(OSError):
-    """A libbpf call failed; carries errno and what was being done."""
+    """A libbpf call failed; carries errno, what was being done and, when
+    libbpf explained itself, its last warning."""
 
-    def __init__(self, err: int, what: str):
+    def __init__(self, err: int, what: str, libbpf_log: list[str] | None = None):
         err = abs(err) if err else _errno.EINVAL
-        super().__init__(err, f"{what}: {os.strerror(err)}")
+        self.libbpf_log = libbpf_log or []
+        reason = self.libbpf_log[-1] if self.libbpf_log else os.strerror(err)
+        super().__init__(err, f"{what}: {reason}")
         self.what = what
 
 

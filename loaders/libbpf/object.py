@@ -58,9 +58,10 @@ class BpfObject:
         self._ptr = None
         if not self.path.is_file():
             raise FileNotFoundError(f"BPF object {self.path} not found")
-        ptr = _lib.bpf_object__open_file(os.fsencode(self.path), None)
+        with _lib.captured_warnings() as warnings:
+            ptr = _lib.bpf_object__open_file(os.fsencode(self.path), None)
         if not ptr:
-            raise BpfError(ctypes.get_errno(), f"cannot open BPF object {self.path}")
+            raise BpfError(ctypes.get_errno(), f"cannot open BPF object {self.path}", warnings)
         self._ptr = ptr
         self.programs: dict[str, Program] = {}
         self.maps: dict[str, Map] = {}
@@ -91,12 +92,14 @@ class BpfObject:
     def load(self) -> None:
         for prog in self.programs.values():
             prog._prepare_log()
-        ret = _lib.bpf_object__load(self._ptr)
+        with _lib.captured_warnings() as warnings:
+            ret = _lib.bpf_object__load(self._ptr)
         if ret < 0:
             failed = [p for p in self.programs.values() if p.verifier_log]
             if failed:
                 raise VerifierError(-ret, failed[0].name, failed[0].verifier_log)
-            raise BpfError(-ret, f"cannot load BPF object {self.path}")
+            # Not the verifier: libbpf itself (relocation, externs, maps).
+            raise BpfError(-ret, f"cannot load BPF object {self.path}", [w for w in warnings if "failed to load" not in w])
         self.loaded = True
         for bmap in self.maps.values():
             bmap._fd = _lib.bpf_map__fd(bmap._ptr)

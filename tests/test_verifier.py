@@ -1,0 +1,132 @@
+"""The verifier still rejects what it must, with the expected messages, and
+accepts each corrected twin; with clang 14 and clang 19 alike."""
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.clitools import REPO
+from tests.verifier_suite import cases_in, load_alone, match
+
+pytestmark = [pytest.mark.kernel, pytest.mark.verifier]
+SOURCES = sorted((REPO / "bpf" / "verifier").glob("*.bpf.c"))
+COMPILERS = ["clang", "clang-19"]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """bpf/verifier built by each compiler, once per session."""
+    out = {}
+    for clang in COMPILERS:
+        build = tmp_path_factory.mktemp(f"verifier-{clang}")
+        subprocess.run(["make", "-s", f"SRC={REPO / 'bpf' / 'verifier'}", f"BUILD={build}", f"CLANG={clang}"]
+                       + [p.name.removesuffix(".bpf.c") for p in SOURCES], cwd=REPO, check=True)
+        out[clang] = build
+    return out
+
+
+def all_cases(build: Path):
+    return [case for src in SOURCES for case in cases_in(build / src.name.replace(".bpf.c", ".bpf.o"))]
+
+
+def case_ids():
+    # One test per (compiler, source file), named before anything is built.
+    return [(clang, src.name.removesuffix(".bpf.c")) for clang in COMPILERS for src in SOURCES]
+
+
+def problems_in(obj: Path) -> list[str]:
+    """Every way the programs of `obj` disagree with their annotations."""
+    cases = cases_in(obj)
+    assert cases, f"{obj.name} declares no __failure/__success programs"
+    problems = []
+    for case in cases:
+        assert case.outcome in ("failure", "success"), f"{case.id}: neither __failure nor __success"
+        outcome = load_alone(case)
+        if case.outcome == "success":
+            if not outcome.accepted:
+                problems.append(f"{case.id} must load (it is the corrected twin) but was rejected:\n{outcome.log}")
+            continue
+        if outcome.accepted:
+            problems.append(f"{case.id} must be rejected but the verifier accepted it")
+            continue
+        ok, report = match(outcome.log, case.expects)
+        if not ok:
+            problems.append(f"{case.id} was rejected, but not with the expected messages:\n{report}")
+    return problems
+
+
+@pytest.mark.parametrize("clang,source", case_ids(), ids=[f"{c}-{s}" for c, s in case_ids()])
+def test_case(built, clang, source):
+    problems = problems_in(built[clang] / f"{source}.bpf.o")
+    assert not problems, "\n\n".join(problems)
+
+
+def test_every_wrong_case_has_a_twin_and_expectations(built):
+    cases = all_cases(built["clang"])
+    by_file = {}
+    for case in cases:
+        by_file.setdefault(case.obj.name.removesuffix(".bpf.o"), []).append(case)
+    for name, file_cases in by_file.items():
+        failures = [c for c in file_cases if c.outcome == "failure"]
+        twins = [c for c in file_cases + by_file.get(f"{name}_twin", []) if c.outcome == "success"]
+        if failures:
+            assert twins, f"{name}: wrong cases without a corrected twin"
+            assert all(c.expects for c in failures), f"{name}: a __failure without any __msg/__regex"
+    rules = {c.obj.name.removesuffix(".bpf.o") for c in cases if c.outcome == "failure"}
+    assert rules >= {"packet_bounds", "variable_offset", "map_null_check", "packet_map_key", "uninit_read",
+                     "ringbuf_commit", "helper_not_allowed", "libc_call"}
+
+
+def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
+    """Remove the twin's bounds check: the suite must say so, readably."""
+    src = (REPO / "bpf" / "verifier" / "packet_bounds.bpf.c").read_text()
+    # The twin's check now covers zero bytes of the header.
+    broken = src.replace("if ((void *)(eth + 1) > data_end)", "if ((void *)eth > data_end)")
+    assert broken != src
+    (tmp_path / "broken.bpf.c").write_text(broken)
+    (tmp_path / "annotations.h").write_text((REPO / "bpf" / "verifier" / "annotations.h").read_text())
+    subprocess.run(["make", "-s", f"SRC={tmp_path}", f"BUILD={tmp_path}/out", "broken"], cwd=REPO, check=True)
+    problems = problems_in(tmp_path / "out" / "broken.bpf.o")
+    assert len(problems) == 1
+    assert problems[0].startswith("broken/bounds_checked must load (it is the corrected twin) but was rejected:\n")
+    assert re.search(r"R\d offset is outside of the packet", problems[0])
+    assert "processed " in problems[0]  # the whole log, up to the verifier's statistics
+
+
+def test_mismatch_report_marks_found_and_missing():
+    from tests.verifier_suite import Expect
+
+    ok, report = match("0: r1 = 1\ninvalid access to packet\nR1 offset is outside of the packet\n",
+                       [Expect("msg", "invalid access to packet"), Expect("regex", r"R\d hello"),
+                        Expect("msg", "outside")])
+    assert not ok
+    assert "  found    msg: 'invalid access to packet' at offset 10" in report
+    assert "  MISSING  regex: 'R\\\\d hello'" in report
+    assert report.endswith("R1 offset is outside of the packet\n")
+
+
+def test_kernel_ranges():
+    from tests.verifier_suite import in_range, kernel_version
+
+    assert kernel_version("6.18.44-fc-v657") == (6, 18)
+    assert in_range(">=6.1,<6.8", (6, 1)) and not in_range(">=6.1,<6.8", (6, 8))
+    assert in_range("<6.1", (5, 10))
+
+
+def test_uninitialised_padding_misses_the_entry_and_a_zeroed_key_finds_it():
+    """Not a verifier error but a silent miss, shown with test-run."""
+    import ctypes
+
+    from loaders.libbpf import XDP_DROP, XDP_PASS, BpfObject
+    from loaders.objects import BUILD_DIR
+
+    class PaddedKey(ctypes.Structure):  # ctypes zero-fills the 3 padding bytes
+        _fields_ = [("addr", ctypes.c_uint32), ("proto", ctypes.c_uint8)]
+
+    with BpfObject(BUILD_DIR / "tests" / "padding.bpf.o") as obj:
+        assert obj.btf.struct("padded_key").size == 8 == ctypes.sizeof(PaddedKey)
+        obj.map("entries").bind(PaddedKey, ctypes.c_uint32).update(PaddedKey(0x0A000001, 6), 1)
+        frame = bytes(64)
+        assert obj.program("key_with_stale_padding").test_run(frame).retval == XDP_DROP  # missed
+        assert obj.program("key_zero_initialised").test_run(frame).retval == XDP_PASS  # found

@@ -57,7 +57,11 @@ def _is_controller(config) -> bool:
 def pytest_sessionstart(session):
     if os.geteuid() == 0 and _is_controller(session.config):
         # Leftovers of runs that were SIGKILLed: sweep before we start.
+        from loaders import pins, tracefs
+
         owners.sweep()
+        pins.sweep_dead()
+        tracefs.sweep_dead_instances()
         session.config._bpflab_host_before = hostsnap.snapshot()
 
 

@@ -50,6 +50,14 @@ class LoadedXdp:
             self.obj.close()
             raise
 
+    def interface_gone(self) -> bool:
+        """True once the interface (or its namespace) no longer exists: the
+        kernel has then dropped the attachment with it."""
+        try:
+            return ifindex(self.iface, self.netns) != self.link.ifindex
+        except LookupError:
+            return True
+
     @property
     def mode(self) -> str | None:
         return self.link.actual_mode

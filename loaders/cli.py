@@ -25,6 +25,18 @@ class UsageError(Exception):
     """A problem with what the user asked for; printed as one line."""
 
 
+class InterfaceGone(Exception):
+    """The interface went away while we were attached to it."""
+
+
+EXIT_GONE = 1
+
+
+def check_interface(prog) -> None:
+    if prog.interface_gone():
+        raise InterfaceGone(f"interface '{prog.iface}' was deleted while attached; exiting")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus an error; we print only the error line."""
 
@@ -98,6 +110,9 @@ def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
             NoInstance) as exc:
         print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except InterfaceGone as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_GONE)
     except KeyboardInterrupt:
         code = 0
     except BrokenPipeError:
@@ -133,14 +148,23 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per event, one per line")
 
 
-def print_tables(read, render, to_json, args) -> None:
+def sleep_watching(prog, seconds: float) -> None:
+    """Sleep, noticing within a second if the interface disappears."""
+    import time
+
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+        check_interface(prog)
+
+
+def print_tables(prog, read, render, to_json, args) -> None:
     """Every --interval seconds print the table (or its JSON) until --count."""
     import json
-    import time
 
     printed = 0
     while args.count is None or printed < args.count:
-        time.sleep(args.interval)
+        sleep_watching(prog, args.interval)
         data = read()
         print(json.dumps(to_json(data)) if args.json else render(data), flush=True)
         printed += 1
@@ -159,7 +183,9 @@ def stream_events(prog_name: str, prog, args) -> int:
     seen, reported_drops, next_report = 0, 0, time.monotonic() + DROP_REPORT_EVERY_S
     try:
         for event in _forever(prog.stream):
-            if event is not None:
+            if event is None:
+                check_interface(prog)
+            else:
                 print(json.dumps(event.as_json()) if args.json else event.line(), flush=True)
                 seen += 1
                 if args.count is not None and seen >= args.count:

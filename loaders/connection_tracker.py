@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_object(args.object)
     with ConnectionTracker(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
         print(f"connection_tracker: attached to {prog.where()}", file=sys.stderr, flush=True)
-        cli.print_tables(prog.table, render, lambda rows: [dataclasses.asdict(c) for c in rows], args)
+        cli.print_tables(prog, prog.table, render, lambda rows: [dataclasses.asdict(c) for c in rows], args)
     return 0
 
 

@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     with Hello(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as hello:
         print(f"hello: attached to {hello.where()}", flush=True)
         try:
-            for line in hello.lines():
-                print(line, flush=True)
+            while True:
+                for line in hello.lines(timeout=1.0):
+                    print(line, flush=True)
+                cli.check_interface(hello)  # after a quiet second
         finally:
             hello.close()
             print(f"hello: detached from {args.iface}", flush=True)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_object(args.object)
     with PacketCounter(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
         print(f"packet_counter: attached to {prog.where()}", file=sys.stderr, flush=True)
-        cli.print_tables(prog.counts, render, lambda c: {str(k): v for k, v in sorted(c.items())}, args)
+        cli.print_tables(prog, prog.counts, render, lambda c: {str(k): v for k, v in sorted(c.items())}, args)
     return 0
 
 

@@ -116,3 +116,14 @@ def dead_instances() -> list[Path]:
     if not PIN_ROOT.is_dir():
         return []
     return [d for d in PIN_ROOT.iterdir() if not alive(LOCK_ROOT / f"{d.name}.lock")]
+
+
+def sweep_dead() -> list[str]:
+    """Remove the pins and lock files of instances whose loader is gone."""
+    removed = []
+    for d in dead_instances():
+        shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (LOCK_ROOT / f"{d.name}.lock").unlink()
+        removed.append(d.name)
+    return removed

@@ -18,7 +18,6 @@ import contextlib
 import ctypes
 import json
 import sys
-import time
 
 from pyroute2 import IPRoute
 
@@ -117,6 +116,9 @@ class XdpDnat:
     def where(self) -> str:
         return self.xdp.where()
 
+    def interface_gone(self) -> bool:
+        return self.xdp.interface_gone()
+
     def verdicts(self) -> dict[str, int]:
         return read_verdicts(self.obj.map("dnat_verdicts"))
 
@@ -147,7 +149,8 @@ def run(args) -> int:
     cli.require_object(args.object)
     services = [parse_service(s) for s in (args.service or [DEFAULT_SERVICE])]
     with XdpDnat(args.iface, netns=args.netns, mode=args.mode, services=services,
-                 return_path=not args.no_return_path, obj=args.object, force=args.force) as dnat:
+                 return_path=not args.no_return_path, obj=args.object, force=args.force,
+                 max_services=args.max_services) as dnat:
         print(f"xdp_dnat: attached to {dnat.where()}", flush=True)
         if dnat.instance.stale:
             print("xdp_dnat: removed the pins of an earlier instance that died", flush=True)
@@ -164,7 +167,7 @@ def run(args) -> int:
         last = None
         try:
             while True:
-                time.sleep(args.interval)
+                cli.sleep_watching(dnat, args.interval)
                 if dnat.return_path:
                     for ifname in dnat.refresh_return_path():
                         print(f"xdp_dnat: return path on {ifname} ({dnat.return_links[ifname].kind})", flush=True)
@@ -222,18 +225,18 @@ def manage(args) -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] in (["service"], ["stats"]):
-        p = cli.parser("xdp_dnat", "Change or show a running xdp_dnat instance.")
-        sub = p.add_subparsers(dest="command", required=True)
-        svc = sub.add_parser("service", help="add, delete or list services")
-        svc.add_argument("action", choices=("add", "del", "list"))
-        stats = sub.add_parser("stats", help="verdict counters")
-        for sp in (svc, stats):
-            sp.add_argument("iface", metavar="IFACE")
-            sp.add_argument("--netns", metavar="NS")
-            sp.add_argument("--json", action="store_true")
-        svc.add_argument("specs", nargs="*", metavar="SPEC")
-        args = p.parse_args(argv)
-        if args.command == "service" and args.action in ("add", "del") and not args.specs:
+        command = argv[0]
+        p = cli.parser(f"xdp_dnat {command}", "Change or show a running xdp_dnat instance.")
+        if command == "service":
+            p.add_argument("action", choices=("add", "del", "list"))
+        p.add_argument("iface", metavar="IFACE")
+        p.add_argument("--netns", metavar="NS")
+        p.add_argument("--json", action="store_true")
+        if command == "service":
+            p.add_argument("specs", nargs="*", metavar="SPEC")
+        args = p.parse_intermixed_args(argv[1:])
+        args.command = command
+        if command == "service" and args.action in ("add", "del") and not args.specs:
             p.error(f"service {args.action} needs at least one service")
         return manage(args)
     p = cli.parser("xdp_dnat", "Rewrite traffic to service VIPs towards their backends.")
@@ -243,6 +246,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no-return-path", action="store_true", help="attach the XDP side only")
     p.add_argument("--interval", type=cli.positive_float, default=5.0, metavar="S",
                    help="seconds between verdict counter reports (default 5)")
+    p.add_argument("--max-services", type=cli.positive_int, metavar="N",
+                   help="size of the service map (default 1024)")
     args = p.parse_args(argv)
     for spec in args.service or []:
         parse_service(spec)  # a bad spec fails before anything is loaded

@@ -9,6 +9,9 @@ import struct
 
 ETH_P_IP, ETH_P_8021Q, ETH_P_8021AD = 0x0800, 0x8100, 0x88A8
 VLAN_MAX_DEPTH = 2
+# What a non-frags XDP program sees of a frame: one page less the XDP
+# headroom (256) and struct skb_shared_info (320).
+XDP_LINEAR_MAX = 4096 - 256 - 320
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,7 @@ class IPv4:
 def ipv4(frame: bytes) -> IPv4 | None:
     """The IPv4 header the programs must accept, or None for anything that
     is not IPv4 or is malformed (they pass those on uncounted)."""
+    frame = frame[:XDP_LINEAR_MAX]
     if len(frame) < 14:
         return None
     (ethertype,) = struct.unpack_from("!H", frame, 12)
@@ -63,6 +67,7 @@ def l4_ports(frame: bytes) -> tuple[int, int] | None:
     ip = ipv4(frame)
     if ip is None or not ip.has_l4 or ip.proto not in (6, 17):
         return None
+    frame = frame[:XDP_LINEAR_MAX]
     end = ip.offset + ip.tot_len
     l4 = ip.l4_offset
     if ip.proto == 6:
@@ -97,3 +102,48 @@ def connections(frames: list[bytes]) -> dict[tuple[str, str, int], tuple[int, in
             packets, nbytes = table.get((ip.src, ip.dst, ip.proto), (0, 0))
             table[(ip.src, ip.dst, ip.proto)] = (packets + 1, nbytes + ip.tot_len)
     return table
+
+
+def eth_parse(frame: bytes) -> tuple[int, int] | None:
+    """(EtherType after up to two VLAN tags, its offset), or None when the
+    Ethernet/VLAN headers are cut short or nested deeper than parsed."""
+    if len(frame) < 14:
+        return None
+    (ethertype,) = struct.unpack_from("!H", frame, 12)
+    off = 14
+    for _ in range(VLAN_MAX_DEPTH):
+        if ethertype not in (ETH_P_8021Q, ETH_P_8021AD):
+            break
+        if len(frame) < off + 4:
+            return None
+        (ethertype,) = struct.unpack_from("!H", frame, off + 2)
+        off += 4
+    if ethertype in (ETH_P_8021Q, ETH_P_8021AD):
+        return None
+    return ethertype, off
+
+
+def dnat_verdict(frame: bytes, services: set[tuple[str, int, int]], egress_mtu: int = 1500) -> str:
+    """What xdp_dnat must decide for `frame` when every service's backend
+    is routable through an interface of `egress_mtu`: "redirected",
+    "not_service", "malformed", "fragment" or "fib_fail" (a packet larger
+    than the egress MTU: the FIB answers "fragmentation needed").
+    `services` holds (vip, port, proto)."""
+    eth = eth_parse(frame)
+    if eth is None:
+        return "malformed"
+    if eth != (ETH_P_IP, 14):
+        return "not_service"
+    ip = ipv4(frame)
+    if ip is None:
+        return "malformed"
+    if ip.proto not in (6, 17):
+        return "not_service"
+    if ip.more_fragments or ip.frag_offset:
+        return "fragment"
+    ports = l4_ports(frame)
+    if ports is None:
+        return "malformed"
+    if (ip.dst, ports[1], ip.proto) not in services:
+        return "not_service"
+    return "redirected" if ip.tot_len <= egress_mtu else "fib_fail"

@@ -68,7 +68,7 @@ class XdpAttachment:
             self.ifindex = lookup_ifindex(ifname)
             opts = _lib.bpf_link_create_opts(sz=ctypes.sizeof(_lib.bpf_link_create_opts), flags=MODES.get(mode, 0))
             fd = _lib.bpf_link_create(prog_fd, self.ifindex, _lib.BPF_XDP, ctypes.byref(opts))
-        if fd == -errno.EBUSY:
+        if fd in (-errno.EBUSY, -errno.EEXIST):  # a link / a netlink attachment is there
             raise AlreadyAttached(ifname, query(ifname, netns))
         if fd < 0:
             raise BpfError(-fd, f"XDP attach to {ifname}" + (f" in {mode} mode" if mode else ""))
@@ -102,7 +102,7 @@ def detach_any(ifname: str, netns: str | None = None) -> XdpState:
         return state
     with entered(netns):
         idx = lookup_ifindex(ifname)
-        ret = _lib.bpf_xdp_detach(idx, 0, None)
+        ret = _lib.bpf_xdp_detach(idx, MODES.get(state.mode, 0), None)
     if ret == -errno.EBUSY:  # attached through a bpf_link: detach the link itself
         from .links import force_detach_xdp_link
 

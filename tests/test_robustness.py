@@ -1,0 +1,212 @@
+"""Faults and bad input through the real command lines: one clear line,
+exit status 2 (1 when the interface vanishes), nothing left attached."""
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pyroute2 import IPRoute
+
+from loaders.libbpf import BpfObject, _lib, entered, xdp_query
+from loaders.objects import object_path
+from loaders.pins import PIN_ROOT
+from tests.clitools import REPO, assert_one_line_error, run_cli, start_cli
+
+pytestmark = pytest.mark.kernel
+LOADERS = ["hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump", "xdp_dnat"]
+
+
+def nothing_attached(lab):
+    for node, ifname in (("right", "eth0"), ("left", "eth0")):
+        assert xdp_query(ifname, lab.netns(node)).prog_id == 0, f"{node}/{ifname} still has XDP"
+    assert not any(p.name.find(lab.prefix) >= 0 for p in PIN_ROOT.glob("*")) if PIN_ROOT.exists() else True
+
+
+BAD_INPUT = {
+    "unknown interface": (lambda lab, tmp: ["nosuch0", "--netns", lab.netns("right")],
+                          "interface 'nosuch0' does not exist in network namespace"),
+    "unknown namespace": (lambda lab, tmp: ["eth0", "--netns", "bpflab-nowhere"],
+                          "network namespace 'bpflab-nowhere' does not exist"),
+    "object missing": (lambda lab, tmp: ["eth0", "--netns", lab.netns("right"), "--object", str(tmp / "gone.bpf.o")],
+                       "not found"),
+    "object corrupt": (lambda lab, tmp: ["eth0", "--netns", lab.netns("right"), "--object", str(corrupt(tmp))],
+                       "cannot open BPF object"),
+    "unknown flag": (lambda lab, tmp: ["eth0", "--netns", lab.netns("right"), "--frobnicate"],
+                     "unrecognized arguments: --frobnicate"),
+}
+
+
+def corrupt(tmp):
+    path = tmp / "corrupt.bpf.o"
+    path.write_bytes(b"\x7fELF" + bytes(range(256)) * 4)
+    return path
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input(pair_lab, tmp_path, loader, case):
+    make_args, fragment = BAD_INPUT[case]
+    result = run_cli(f"loaders.{loader}", *make_args(pair_lab, tmp_path))
+    assert_one_line_error(result, fragment)
+    nothing_attached(pair_lab)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_not_root(pair_lab, loader):
+    result = run_cli(f"loaders.{loader}", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
+    assert_one_line_error(result, "needs root (CAP_BPF and CAP_NET_ADMIN)")
+    nothing_attached(pair_lab)
+
+
+SPEC_ERRORS = [
+    ("10.96.0.10:80/tcp", "malformed service '10.96.0.10:80/tcp' (want VIP:PORT/PROTO=BACKEND:PORT)"),
+    ("10.96.0.10:80/tcp=10.244.1.5:70000", "backend port 70000 out of range in '10.96.0.10:80/tcp=10.244.1.5:70000'"),
+    ("10.96.0.10:0/tcp=10.244.1.5:80", "service port 0 out of range"),
+    ("10.96.0.300:80/tcp=10.244.1.5:80", "invalid service address '10.96.0.300'"),
+    ("10.96.0.10:80/tcp=backend:80", "invalid backend address 'backend'"),
+    ("10.96.0.10:80/sctp=10.244.1.5:80", "unknown protocol 'sctp'"),
+    ("10.96.0.10:http/tcp=10.244.1.5:80", "invalid service port 'http'"),
+]
+
+
+@pytest.mark.parametrize("spec,message", SPEC_ERRORS, ids=[s for s, _ in SPEC_ERRORS])
+def test_malformed_service_specs(dnat_lab, spec, message):
+    result = run_cli("loaders.xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
+    assert_one_line_error(result, message)
+    assert xdp_query("eth0", dnat_lab.netns("lb")).prog_id == 0
+
+
+def wait_attached(proc) -> str:
+    line = proc.stdout.readline() or proc.stderr.readline()
+    assert "attached to" in line, line + proc.stderr.read()
+    return line
+
+
+def start_and_wait(module, *args):
+    proc = start_cli(module, *args)
+    # hello and xdp_dnat report on stdout, the table/stream loaders on stderr
+    stream = proc.stdout if module in ("loaders.hello", "loaders.xdp_dnat") else proc.stderr
+    line = stream.readline()
+    assert "attached to" in line, line
+    return proc
+
+
+def reply_comes_back(lab) -> bool:
+    """Whether a backend's reply reaches the client (only the return path
+    can carry it: the lb does not forward from its backend side)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    backend, lb_in = lab.endpoint("backend", "eth0"), lab.endpoint("lb", "eth1")
+    reply = Ether(src=backend.mac, dst=lb_in.mac) / IP(src="10.244.1.5", dst="10.0.1.2") / TCP(sport=8080, dport=5555,
+                                                                                             flags="SA")
+    with lab.capture("client", "eth0", lambda p: TCP in p and p[TCP].dport == 5555) as cap:
+        lab.send("backend", "eth0", reply)
+        return bool(cap.wait(1, timeout=1))
+
+
+def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab):
+    lb = dnat_lab.netns("lb")
+    proc = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
+    assert reply_comes_back(dnat_lab)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.1)
+    assert xdp_query("eth0", lb).prog_id == 0
+    assert not reply_comes_back(dnat_lab)
+    again = start_cli("loaders.xdp_dnat", "eth0", "--netns", lb)
+    try:
+        assert "attached to" in again.stdout.readline()
+        assert again.stdout.readline() == "xdp_dnat: removed the pins of an earlier instance that died\n"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=10)
+    assert again.returncode == 0
+
+
+def test_a_surviving_attachment_is_reported_and_force_replaces_it(pair_lab):
+    ns = pair_lab.netns("right")
+    with BpfObject(object_path("hello")) as obj, entered(ns):
+        idx = pair_lab.ifindex("right", "eth0")
+        # A legacy netlink attachment outlives the process that made it.
+        assert _lib.bpf_xdp_attach(idx, obj.program("hello").fd, _lib.XDP_FLAGS_SKB_MODE, None) == 0
+    legacy = xdp_query("eth0", ns)
+    assert legacy.mode == "generic"
+    result = run_cli("loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")
+    assert_one_line_error(result, f"interface 'eth0' already has an XDP program attached (prog id {legacy.prog_id}, "
+                                  "generic mode)")
+    forced = run_cli("loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert xdp_query("eth0", ns).prog_id == 0  # replaced, then removed on exit
+
+
+def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
+    ns = pair_lab.netns("right")
+    first = start_and_wait("loaders.hello", "eth0", "--netns", ns)
+    try:
+        second = run_cli("loaders.packet_counter", "eth0", "--netns", ns)
+        assert_one_line_error(second, "interface 'eth0' already has an XDP program attached")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=10)
+    lb = dnat_lab.netns("lb")
+    first = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
+    try:
+        second = run_cli("loaders.xdp_dnat", "eth0", "--netns", lb)
+        assert_one_line_error(second, f"xdp_dnat on eth0 in netns {lb} is already running (pid {first.pid})")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("loader,args", [("hello", []), ("mytcpdump", []),
+                                         ("packet_counter", ["--interval", "0.5"]), ("xdp_dnat", [])])
+def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args):
+    lab = lab_factory("dnat")
+    lb = lab.netns("lb")
+    proc = start_and_wait(f"loaders.{loader}", "eth0", "--netns", lb, *args)
+    with entered(lb), IPRoute() as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1, out + err
+    assert err.splitlines()[-1] == f"{loader}: interface 'eth0' was deleted while attached; exiting"
+    assert "Traceback" not in err
+
+
+def test_a_full_service_map_is_a_clear_error(dnat_lab):
+    lb = dnat_lab.netns("lb")
+    proc = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
+    try:
+        ok = run_cli("loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
+        assert ok.returncode == 0, ok.stderr
+        full = run_cli("loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
+        assert_one_line_error(full, "service map is full (2 services)")
+        listed = run_cli("loaders.xdp_dnat", "service", "list", "eth0", "--netns", lb)
+        assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080", "10.96.0.11:80/tcp -> 10.244.1.6:80"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
+def test_service_commands_without_a_running_instance(dnat_lab):
+    result = run_cli("loaders.xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
+    assert_one_line_error(result, f"no xdp_dnat on eth0 in netns {dnat_lab.netns('lb')} is running")
+
+
+def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
+    scenario = tmp_path / "test_leaky.py"
+    scenario.write_text(
+        "from lab import builder, pair\n"
+        "def test_leaks():\n"
+        "    lab = builder.build(pair())\n"
+        "    builder._live_labs.discard(lab)  # forgotten: never torn down\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
+                             "-q", str(scenario), f"--rootdir={tmp_path}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+    assert "bpflab leak guard: the suite left the host changed:" in result.stdout
+    assert "namespace /run/netns/bpflab-" in result.stdout
+    from lab import owner
+
+    owner.sweep()  # the leaking session is over: its owner is dead

@@ -21,13 +21,16 @@ HEADERS := $(wildcard bpf/*.h)
 TEST_SOURCES := $(wildcard tests/bpf/*.bpf.c)
 TEST_OBJECTS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(TEST_SOURCES))
 
+BENCH_SOURCES := $(wildcard bench/bpf/*.bpf.c)
+BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
+
 VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
 VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
 
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(BENCH_OBJECTS)
 
 verifier: $(VERIFIER_OBJECTS)
 
@@ -42,7 +45,10 @@ $(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
 $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) | $(BUILD)/tests
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD) $(BUILD)/verifier $(BUILD)/tests:
+$(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD) $(BUILD)/verifier $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
 clean:

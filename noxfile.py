@@ -4,6 +4,7 @@
     nox -s unit       what runs without root
     nox -s lint       ruff
     nox -s verifier   only the verifier-rejection suite (clang and clang-19)
+    nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
 """
 import os
 
@@ -51,3 +52,10 @@ def unit(session):
 def lint(session):
     session.install("ruff")
     session.run("ruff", "check", "loaders", "lab", "tests", "noxfile.py", "conftest.py")
+
+
+@nox.session
+def bench(session):
+    require_kernel(session)
+    install(session)
+    session.run("python", "-m", "bench", *session.posargs)

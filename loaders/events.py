@@ -13,6 +13,8 @@ from .libbpf.btf import LayoutMismatch, check_mirror
 
 
 class EventStream:
+    HIGH_WATER = 4096  # decoded events held before the ring is left alone
+
     def __init__(self, obj: BpfObject, ring: str, drops: str, mirror: type[ctypes.Structure], c_name: str,
                  decode: Callable):
         check_mirror(obj.btf, c_name, mirror)  # a mismatch is loud, never garbage
@@ -21,11 +23,12 @@ class EventStream:
         self._drops = obj.map(drops).bind(ctypes.c_uint32, ctypes.c_uint64)
         self._ring = RingBuffer(obj.map(ring), self._on_record)
 
-    def _on_record(self, raw: bytes) -> None:
+    def _on_record(self, raw: bytes) -> bool:
         if len(raw) != ctypes.sizeof(self._mirror):
             raise LayoutMismatch(f"ring record of {len(raw)} bytes, {self._mirror.__name__} is "
                                  f"{ctypes.sizeof(self._mirror)}")
         self._queue.append(self._decode(self._mirror.from_buffer_copy(raw)))
+        return len(self._queue) >= self.HIGH_WATER  # pause: let the reader catch up
 
     def events(self, timeout: float | None = None) -> Iterator:
         """Events as they arrive; stops after `timeout` seconds without one
@@ -42,10 +45,13 @@ class EventStream:
 
     def drain(self) -> list:
         """Every event already in the ring, without waiting."""
-        self._ring.consume()
-        out = list(self._queue)
-        self._queue.clear()
-        return out
+        out = []
+        while True:
+            self._ring.consume()
+            out += self._queue
+            self._queue.clear()
+            if not self._ring.paused:
+                return out
 
     def drops(self) -> int:
         """Events the program could not emit because the ring was full."""

@@ -176,3 +176,18 @@ def test_attached_program_sees_lab_traffic(pair_lab, binding):
 
             time.sleep(0.02)
     assert (value.packets, value.bytes) == (4, 4 * len(frame))
+
+
+def test_a_callback_can_pause_a_poll_that_would_never_end(binding):
+    """Under sustained load libbpf keeps consuming; returning True pauses
+    after that record, and the next consume goes on where it stopped."""
+    prog = binding.program("binding_prog")
+    got = []
+    with RingBuffer(binding.map("events"), lambda raw: got.append(raw) or len(got) % 2 == 0) as ring:
+        for size in range(20, 25):
+            prog.test_run(bytes(size))
+        ring.consume()
+        assert (len(got), ring.paused) == (2, True)
+        while ring.paused or len(got) < 5:
+            ring.consume()
+        assert [struct.unpack("<I", r[:4])[0] for r in got] == [20, 21, 22, 23, 24]

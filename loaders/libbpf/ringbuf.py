@@ -8,18 +8,24 @@ from . import _lib
 from .errors import BpfError
 from .maps import Map
 
+_PAUSE = -11  # -EAGAIN from a callback: libbpf stops after that record
+
 
 class RingBuffer:
     """Calls `callback(bytes)` for each record. Use as a context manager.
 
-    An exception raised by the callback stops the poll and is re-raised from
-    poll()/consume(), so a bad record is never silently skipped."""
+    libbpf keeps consuming while records keep arriving, so under sustained
+    load one poll would never return: a callback that returns True pauses
+    the poll after its record (`paused` says so). An exception raised by the
+    callback stops the poll too and is re-raised from poll()/consume(), so a
+    bad record is never silently skipped."""
 
     def __init__(self, ring_map: Map, callback: Callable[[bytes], None]):
         if ring_map.type != _lib.BPF_MAP_TYPE_RINGBUF:
             raise TypeError(f"map '{ring_map.name}' is not a ring buffer")
         self._callback = callback
         self._error: BaseException | None = None
+        self.paused = False
         self._c_callback = _lib.RING_SAMPLE_FN(self._on_sample)
         ptr = _lib.ring_buffer__new(ring_map.fd, self._c_callback, None, None)
         if not ptr:
@@ -28,13 +34,15 @@ class RingBuffer:
 
     def _on_sample(self, _ctx, data, size) -> int:
         try:
-            self._callback(ctypes.string_at(data, size))
-            return 0
+            return _PAUSE if self._callback(ctypes.string_at(data, size)) else 0
         except BaseException as exc:  # surfaced by _check
             self._error = exc
             return -1
 
     def _check(self, ret: int, what: str) -> int:
+        self.paused = ret == _PAUSE and self._error is None
+        if self.paused:
+            return 0
         if self._error is not None:
             err, self._error = self._error, None
             raise err

@@ -1,0 +1,2 @@
+"""bpflab benchmarks: `nox -s bench` (python -m bench). Ratios measured side
+by side in one run; results in build/bench.json."""

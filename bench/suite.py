@@ -1,0 +1,22 @@
+"""suite_s: wall time of the kernel test suite, serially and with -n 2."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def measure() -> dict:
+    out = {}
+    for workers in ("1", "2"):
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers],
+                                cwd=REPO, capture_output=True, text=True, env={"BPFLAB_REQUIRE_KERNEL": "1",
+                                                                               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        if result.returncode != 0:
+            raise RuntimeError(f"the suite failed with -n {workers}:\n{result.stdout[-3000:]}")
+        out[f"n{workers}_s"] = round(time.perf_counter() - start, 1)
+    return out

@@ -1,0 +1,80 @@
+"""test_run_ns: nanoseconds per packet from BPF_PROG_TEST_RUN, for each
+program and an XDP_PASS baseline, measured in the same run.
+
+A plain repeated test-run feeds each run's output frame into the next. For
+the programs that only read, that is the same frame every time. xdp_dnat
+rewrites it: after the first run the frame is addressed to the backend and
+would take the cheap "not a service" path. So the backend is also made a
+service of itself (backend:port -> backend:port): every repetition then does
+the full work of a real packet - lookup, FIB, checksums, MACs, redirect.
+"""
+from __future__ import annotations
+
+import statistics
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from lab import builder, dnat
+from lab.topology import BACKEND_IP, VIP
+from loaders.libbpf import BpfObject, entered, xdp_md
+from loaders.objects import BUILD_DIR, object_path
+from loaders.services import Service, ServiceTable
+from loaders.xdp_dnat import read_verdicts
+
+REPEAT = 200_000
+ROUNDS = 5
+RING_BYTES = 32 << 20  # room for every event of a round: the full path, no drops
+
+
+def frame_to_vip(lab) -> bytes:
+    client, lb = lab.endpoint("client", "eth0"), lab.endpoint("lb", "eth0")
+    return bytes(Ether(src=client.mac, dst=lb.mac) / IP(src=client.ip, dst=VIP) / TCP(sport=40000, dport=80, flags="S")
+                 / bytes(6))
+
+
+def per_packet_ns(obj: BpfObject, program: str, frame: bytes, ctx=None, netns=None, drain=None) -> float:
+    samples = []
+    for _ in range(ROUNDS):
+        with entered(netns):
+            result = obj.program(program).test_run(frame, repeat=REPEAT, ctx=ctx)
+        samples.append(result.duration_ns)
+        if drain:
+            drain()
+    return statistics.median(samples)
+
+
+def measure() -> dict[str, float]:
+    lab = builder.build(dnat())
+    try:
+        frame = frame_to_vip(lab)
+        results = {}
+        with BpfObject(BUILD_DIR / "bench" / "baseline.bpf.o") as obj:
+            results["baseline"] = per_packet_ns(obj, "baseline", frame)
+        for name in ("hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump"):
+            with BpfObject(object_path(name), load=False) as obj:
+                ring = {"packet_inspect": "inspect_events", "mytcpdump": "mytcpdump_events"}.get(name)
+                if ring:
+                    obj.map(ring).set_max_entries(RING_BYTES)
+                obj.load()
+                drain = None
+                if ring:
+                    from loaders.libbpf import RingBuffer
+
+                    rb = RingBuffer(obj.map(ring), lambda raw: None)
+                    drain = rb.consume
+                results[name] = per_packet_ns(obj, name, frame, drain=drain)
+                if ring:
+                    rb.close()
+        with BpfObject(object_path("xdp_dnat")) as obj:
+            table = ServiceTable(obj.map("services"), None)
+            table.add(Service(VIP, 80, "tcp", BACKEND_IP, 8080))
+            table.add(Service(BACKEND_IP, 8080, "tcp", BACKEND_IP, 8080))  # see the module docstring
+            ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=lab.ifindex("lb", "eth0"))
+            results["xdp_dnat"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
+            verdicts = read_verdicts(obj.map("dnat_verdicts"))
+            if verdicts["redirected"] != ROUNDS * REPEAT:  # every repetition must have done the full work
+                raise RuntimeError(f"xdp_dnat benchmark did not rewrite every repetition: {verdicts}")
+        return results
+    finally:
+        lab.teardown()

@@ -51,7 +51,7 @@ def unit(session):
 @nox.session
 def lint(session):
     session.install("ruff")
-    session.run("ruff", "check", "loaders", "lab", "tests", "noxfile.py", "conftest.py")
+    session.run("ruff", "check", "loaders", "lab", "tests", "bench", "noxfile.py", "conftest.py")
 
 
 @nox.session

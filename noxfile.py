@@ -27,12 +27,38 @@ def require_kernel(session):
         session.error("the kernel has no BTF (/sys/kernel/btf/vmlinux): the suite needs a BTF-enabled kernel")
 
 
+def split_kernels(posargs: list[str]) -> tuple[list[str], list[str]]:
+    """--kernel VERSION (repeatable) out of the pytest arguments."""
+    versions, rest, args = [], [], list(posargs)
+    while args:
+        arg = args.pop(0)
+        if arg == "--kernel":
+            if not args:
+                raise ValueError("--kernel needs a version, e.g. --kernel 6.1")
+            versions.append(args.pop(0))
+        elif arg.startswith("--kernel="):
+            versions.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return versions, rest
+
+
 @nox.session
 def kernel(session):
+    """The whole suite on the host kernel; with --kernel VERSION (repeatable)
+    on those Debian kernels instead, each booted in a VM."""
     require_kernel(session)
     install(session)
-    args = session.posargs or ["-n", "2"]
-    session.run("pytest", *args, env={"BPFLAB_REQUIRE_KERNEL": "1"})
+    try:
+        versions, args = split_kernels(session.posargs)
+    except ValueError as exc:
+        session.error(str(exc))
+    args = args or ["-n", "2"]
+    if not versions:
+        session.run("pytest", *args, env={"BPFLAB_REQUIRE_KERNEL": "1"})
+        return
+    session.install("virtme-ng")
+    session.run("python", "-m", "kernels.matrix", *[a for v in versions for a in ("--kernel", v)], *args)
 
 
 @nox.session
@@ -51,7 +77,7 @@ def unit(session):
 @nox.session
 def lint(session):
     session.install("ruff")
-    session.run("ruff", "check", "loaders", "lab", "tests", "bench", "noxfile.py", "conftest.py")
+    session.run("ruff", "check", "loaders", "lab", "tests", "bench", "kernels", "noxfile.py", "conftest.py")
 
 
 @nox.session

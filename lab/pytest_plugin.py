@@ -42,7 +42,22 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
 
 
+def running_kernel() -> tuple[int, int]:
+    import re
+
+    major, minor = re.match(r"(\d+)\.(\d+)", os.uname().release).groups()
+    return int(major), int(minor)
+
+
 def pytest_runtest_setup(item):
+    since = item.get_closest_marker("since_kernel")
+    if since:
+        # Skip only where the kernel is older than the feature; on a kernel
+        # that should have it, a missing feature fails the test (cilium/ebpf's rule).
+        version, feature = since.args
+        wanted = tuple(int(x) for x in version.split("."))
+        if running_kernel() < wanted:
+            pytest.skip(f"needs {feature}, which kernels before {version} lack (this is {os.uname().release})")
     if item.get_closest_marker("kernel"):
         problem = kernel_problem()
         if problem:

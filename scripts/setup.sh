@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang clang-19 llvm make gcc libbpf-dev libbpf1 bpftool linux-libc-dev iproute2 ethtool tcpdump
-              nftables iputils-ping curl util-linux python3 python3-venv)
+              nftables iputils-ping curl util-linux python3 python3-venv
+              qemu-system-x86 udev kmod busybox-static)  # the last line: the kernel matrix's VMs
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: run as root (it installs packages and the tests load BPF programs)" >&2
@@ -15,7 +16,7 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+"""The kernel matrix's plumbing that can be checked without booting a VM
+(the matrix itself runs in CI: scripts/test.sh)."""
+import subprocess
+import sys
+
+import pytest
+
+from kernels.fetch import KernelNotFound, package_for
+from tests.clitools import REPO
+
+
+def test_kernel_arguments_are_split_from_pytest_arguments():
+    sys.path.insert(0, str(REPO))
+    from noxfile import split_kernels
+
+    assert split_kernels(["--kernel", "6.1", "-k", "dnat", "--kernel=6.12"]) == (["6.1", "6.12"], ["-k", "dnat"])
+    assert split_kernels(["-n", "2"]) == ([], ["-n", "2"])
+    with pytest.raises(ValueError):
+        split_kernels(["--kernel"])
+
+
+def test_debian_kernel_packages_are_found():
+    assert package_for("6.1").startswith("linux-image-6.1.")
+    with pytest.raises(KernelNotFound):
+        package_for("1.2")
+
+
+def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
+    (tmp_path / "test_features.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.since_kernel('99.0', 'a future feature')\n"
+        "def test_future(): pass\n"
+        "@pytest.mark.since_kernel('3.0', 'an old feature')\n"
+        "def test_old(): assert False, 'runs, so a missing old feature fails'\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
+                             "-rs", "-q", str(tmp_path), f"--rootdir={tmp_path}"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert "1 failed, 1 skipped" in result.stdout
+    assert "needs a future feature, which kernels before 99.0 lack" in result.stdout

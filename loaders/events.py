@@ -8,6 +8,7 @@ import ctypes
 import time
 from collections.abc import Callable, Iterator
 
+from .attach import LoadedXdp
 from .libbpf import BpfObject, RingBuffer
 from .libbpf.btf import LayoutMismatch, check_mirror
 
@@ -59,3 +60,25 @@ class EventStream:
 
     def close(self) -> None:
         self._ring.close()
+
+
+class StreamingXdp(LoadedXdp):
+    """A loader whose program streams events through a ring buffer."""
+
+    def __init__(self, name: str, iface: str, open_stream: Callable[[BpfObject], EventStream], **kwargs):
+        super().__init__(name, iface, **kwargs)
+        try:
+            self.stream = open_stream(self.obj)
+        except BaseException:
+            super().close()
+            raise
+
+    def events(self, timeout: float | None = None) -> Iterator:
+        """Events as plain objects, as they arrive."""
+        return self.stream.events(timeout)
+
+    def close(self) -> None:
+        if getattr(self, "stream", None) is not None:
+            self.stream.close()
+            self.stream = None
+        super().close()

@@ -14,8 +14,7 @@ import socket
 import sys
 
 from . import cli
-from .attach import LoadedXdp
-from .events import EventStream
+from .events import EventStream, StreamingXdp
 from .libbpf import BpfObject
 from .protocols import ip_str, protocol_name
 
@@ -79,23 +78,9 @@ def ring_sizer(ring_bytes: int):
     return resize
 
 
-class MyTcpdump(LoadedXdp):
+class MyTcpdump(StreamingXdp):
     def __init__(self, iface: str, *, ring_bytes: int = DEFAULT_RING_BYTES, **kwargs):
-        super().__init__("mytcpdump", iface, before_load=ring_sizer(ring_bytes), **kwargs)
-        try:
-            self.stream = open_stream(self.obj)
-        except BaseException:
-            super().close()
-            raise
-
-    def events(self, timeout: float | None = None):
-        """Events as plain objects, as they arrive."""
-        return self.stream.events(timeout)
-
-    def close(self) -> None:
-        if getattr(self, "stream", None) is not None:
-            self.stream.close()
-        super().close()
+        super().__init__("mytcpdump", iface, open_stream, before_load=ring_sizer(ring_bytes), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

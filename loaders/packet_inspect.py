@@ -9,8 +9,7 @@ import dataclasses
 import sys
 
 from . import cli
-from .attach import LoadedXdp
-from .events import EventStream
+from .events import EventStream, StreamingXdp
 from .libbpf import BpfObject
 from .protocols import ip_str, protocol_name
 
@@ -47,19 +46,9 @@ def open_stream(obj: BpfObject) -> EventStream:
     return EventStream(obj, "inspect_events", "inspect_drops", InspectEvent, "inspect_event", decode)
 
 
-class PacketInspect(LoadedXdp):
+class PacketInspect(StreamingXdp):
     def __init__(self, iface: str, **kwargs):
-        super().__init__("packet_inspect", iface, **kwargs)
-        try:
-            self.stream = open_stream(self.obj)
-        except BaseException:
-            super().close()
-            raise
-
-    def close(self) -> None:
-        if getattr(self, "stream", None) is not None:
-            self.stream.close()
-        super().close()
+        super().__init__("packet_inspect", iface, open_stream, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

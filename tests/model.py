@@ -38,18 +38,11 @@ def ipv4(frame: bytes) -> IPv4 | None:
     """The IPv4 header the programs must accept, or None for anything that
     is not IPv4 or is malformed (they pass those on uncounted)."""
     frame = frame[:XDP_LINEAR_MAX]
-    if len(frame) < 14:
+    eth = eth_parse(frame)
+    if eth is None or eth[0] != ETH_P_IP:
         return None
-    (ethertype,) = struct.unpack_from("!H", frame, 12)
-    off = 14
-    for _ in range(VLAN_MAX_DEPTH):
-        if ethertype not in (ETH_P_8021Q, ETH_P_8021AD):
-            break
-        if len(frame) < off + 4:
-            return None
-        (ethertype,) = struct.unpack_from("!H", frame, off + 2)
-        off += 4
-    if ethertype != ETH_P_IP or len(frame) < off + 20:
+    off = eth[1]
+    if len(frame) < off + 20:
         return None
     ver_ihl, _tos, tot_len, _id, frag, _ttl, proto = struct.unpack_from("!BBHHHBB", frame, off)
     version, ihl = ver_ihl >> 4, ver_ihl & 0xF

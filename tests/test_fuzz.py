@@ -118,14 +118,15 @@ def test_known_frames_truncated_at_every_byte_offset(programs):
     programs.check_tables()
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
-@given(frame=FRAMES)
-def test_fuzzed_frames(programs, frame):
-    programs.check(frame)
+def test_fuzzed_frames(programs):
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
+    @given(frame=FRAMES)
+    def each(frame):
+        programs.check(frame)
 
-
-def test_tables_match_the_model_after_fuzzing(programs):
-    assert len(programs.frames) > 300
+    each()
+    # Then the whole tables: nothing counted that the model did not count.
+    assert len(programs.frames) > 100
     programs.check_tables()
 
 

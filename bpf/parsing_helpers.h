@@ -30,6 +30,18 @@ struct hdr_cursor {
 	void *pos;
 };
 
+/* A big-endian 16-bit field as a host number the verifier knows is at most
+ * 0xffff. Kernels before 6.x do not track bounds through byte swaps, so
+ * bpf_ntohs() gives them an unbounded value, and adding that to a packet
+ * pointer is rejected ("math between pkt pointer and register with
+ * unbounded min value"); two byte loads are bounded everywhere. */
+static __always_inline __u32 load_be16(const void *field)
+{
+	const __u8 *b = field;
+
+	return ((__u32)b[0] << 8) | b[1];
+}
+
 /* linux/icmp.h drags in libc headers; the first 8 bytes are all we read. */
 struct icmphdr {
 	__u8 type;
@@ -99,7 +111,7 @@ static __always_inline int parse_iphdr_upto(struct hdr_cursor *nh, void *data_en
 		return -1;
 	if (nh->pos + hdrsize > data_end)
 		return -1;
-	tot_len = bpf_ntohs(iph->tot_len);
+	tot_len = load_be16(&iph->tot_len);
 	if (tot_len < hdrsize)
 		return -1;
 	if (nh->pos + tot_len > pkt_end)
@@ -129,7 +141,7 @@ static __always_inline int ip_is_fragment(const struct iphdr *iph)
  * Ethernet padding that may follow. */
 static __always_inline void *ip_end(const struct iphdr *iph)
 {
-	return (void *)iph + bpf_ntohs(iph->tot_len);
+	return (void *)iph + load_be16(&iph->tot_len);
 }
 
 /* TCP: doff >= 5 and the whole header (options included) inside the
@@ -163,7 +175,7 @@ static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end, c
 
 	if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > ip_end(iph))
 		return -1;
-	len = bpf_ntohs(udp->len);
+	len = load_be16(&udp->len);
 	if (len < (int)sizeof(*udp))
 		return -1;
 	if (!ip_is_fragment(iph) && nh->pos + len > ip_end(iph))

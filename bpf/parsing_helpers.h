@@ -31,15 +31,17 @@ struct hdr_cursor {
 };
 
 /* A big-endian 16-bit field as a host number the verifier knows is at most
- * 0xffff. Kernels before 6.x do not track bounds through byte swaps, so
- * bpf_ntohs() gives them an unbounded value, and adding that to a packet
- * pointer is rejected ("math between pkt pointer and register with
- * unbounded min value"); two byte loads are bounded everywhere. */
+ * 0xffff. Older verifiers (6.1) lose the bounds of a byte swap and of an OR
+ * of two registers, and adding such an unbounded value to a packet pointer
+ * is rejected ("math between pkt pointer and register with unbounded min
+ * value"). A mask restores them, but clang drops a mask it can prove
+ * redundant, so the empty asm hides what clang knows about the value. */
 static __always_inline __u32 load_be16(const void *field)
 {
-	const __u8 *b = field;
+	__u32 value = bpf_ntohs(*(const __be16 *)field);
 
-	return ((__u32)b[0] << 8) | b[1];
+	asm volatile("" : "+r"(value));
+	return value & 0xffff;
 }
 
 /* linux/icmp.h drags in libc headers; the first 8 bytes are all we read. */

@@ -5,6 +5,7 @@ import hashlib
 import http.client
 import os
 import socket
+import threading
 
 import pytest
 
@@ -72,11 +73,18 @@ def test_tcp_echo_far_above_the_mss_and_reconnects(service_lab, attach, mode):
     payload = os.urandom(2 * 1024 * 1024)
     for _ in range(3):  # close and reopen
         with tcp_connect(service_lab) as s:
-            s.sendall(payload)
-            s.shutdown(socket.SHUT_WR)
+            # Write and read at once: an echo client that only writes first
+            # deadlocks as soon as both sides' buffers are full.
+            def send_all(sock=s):
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+
+            sender = threading.Thread(target=send_all)
+            sender.start()
             got = bytearray()
             while chunk := s.recv(1 << 16):
                 got += chunk
+            sender.join()
         assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert_no_checksum_errors(service_lab)
 

@@ -213,3 +213,31 @@ def _forever(stream):
             yield event
         if not got:
             yield None
+
+
+def _open_loader(name: str, description: str, loader_cls, argv, add_args):
+    p = parser(name, description)
+    add_interface_args(p, name)
+    add_args(p)
+    args = p.parse_args(argv)
+    require_root()
+    require_object(args.object)
+    return args, loader_cls(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force)
+
+
+def table_main(name: str, description: str, loader_cls, default_interval: float, read, render, to_json,
+               argv) -> int:
+    """The whole command line of a loader that prints a table periodically."""
+    args, prog = _open_loader(name, description, loader_cls, argv,
+                              lambda p: add_table_args(p, default_interval=default_interval))
+    with prog:
+        print(f"{name}: attached to {prog.where()}", file=sys.stderr, flush=True)
+        print_tables(prog, lambda: read(prog), render, to_json, args)
+    return 0
+
+
+def stream_main(name: str, description: str, loader_cls, argv) -> int:
+    """The whole command line of a loader that streams ring-buffer events."""
+    args, prog = _open_loader(name, description, loader_cls, argv, add_stream_args)
+    with prog:
+        return stream_events(name, prog, args)

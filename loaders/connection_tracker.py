@@ -89,17 +89,9 @@ def render(rows: list[Conn]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser("connection_tracker", "Count packets and bytes per connection on IFACE, print the table.")
-    cli.add_interface_args(p, "connection_tracker")
-    cli.add_table_args(p, default_interval=3.0)
-    args = p.parse_args(argv)
-    cli.require_root()
-    cli.require_object(args.object)
-    with ConnectionTracker(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
-        print(f"connection_tracker: attached to {prog.where()}", file=sys.stderr, flush=True)
-        cli.print_tables(prog, prog.table, render, lambda rows: [dataclasses.asdict(c) for c in rows], args)
-    return 0
-
+    return cli.table_main("connection_tracker", "Count packets and bytes per connection on IFACE, print the table.",
+                          ConnectionTracker, 3.0, ConnectionTracker.table, render,
+                          lambda rows: [dataclasses.asdict(c) for c in rows], argv)
 
 if __name__ == "__main__":
     cli.run("connection_tracker", lambda: main(sys.argv[1:]))

@@ -84,15 +84,7 @@ class MyTcpdump(StreamingXdp):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser("mytcpdump", "Stream one line per IPv4 packet arriving at IFACE.")
-    cli.add_interface_args(p, "mytcpdump")
-    cli.add_stream_args(p)
-    args = p.parse_args(argv)
-    cli.require_root()
-    cli.require_object(args.object)
-    with MyTcpdump(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
-        return cli.stream_events("mytcpdump", prog, args)
-
+    return cli.stream_main("mytcpdump", "Stream one line per IPv4 packet arriving at IFACE.", MyTcpdump, argv)
 
 if __name__ == "__main__":
     cli.run("mytcpdump", lambda: main(sys.argv[1:]))

@@ -34,17 +34,9 @@ def render(counts: dict[int, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser("packet_counter", "Count packets per IP protocol on IFACE and print the table periodically.")
-    cli.add_interface_args(p, "packet_counter")
-    cli.add_table_args(p, default_interval=2.0)
-    args = p.parse_args(argv)
-    cli.require_root()
-    cli.require_object(args.object)
-    with PacketCounter(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
-        print(f"packet_counter: attached to {prog.where()}", file=sys.stderr, flush=True)
-        cli.print_tables(prog, prog.counts, render, lambda c: {str(k): v for k, v in sorted(c.items())}, args)
-    return 0
-
+    return cli.table_main("packet_counter", "Count packets per IP protocol on IFACE and print the table periodically.",
+                          PacketCounter, 2.0, PacketCounter.counts, render,
+                          lambda c: {str(k): v for k, v in sorted(c.items())}, argv)
 
 if __name__ == "__main__":
     cli.run("packet_counter", lambda: main(sys.argv[1:]))

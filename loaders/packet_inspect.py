@@ -52,15 +52,8 @@ class PacketInspect(StreamingXdp):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser("packet_inspect", "Print source, destination and protocol of every IPv4 packet on IFACE.")
-    cli.add_interface_args(p, "packet_inspect")
-    cli.add_stream_args(p)
-    args = p.parse_args(argv)
-    cli.require_root()
-    cli.require_object(args.object)
-    with PacketInspect(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as prog:
-        return cli.stream_events("packet_inspect", prog, args)
-
+    return cli.stream_main("packet_inspect", "Print source, destination and protocol of every IPv4 packet on IFACE.",
+                           PacketInspect, argv)
 
 if __name__ == "__main__":
     cli.run("packet_inspect", lambda: main(sys.argv[1:]))

@@ -10,12 +10,11 @@ import weakref
 from pathlib import Path
 
 from pyroute2 import IPRoute
-from pyroute2 import netns as pr_netns
 from pyroute2.ethtool import Ethtool
 
 from loaders.libbpf.netns import entered
 
-from . import counters, process, traffic
+from . import counters, netns, process, traffic
 from . import owner as owners
 from .topology import Endpoint, Topology
 
@@ -150,7 +149,7 @@ def _write_sysctl(key: str, value: str) -> None:
 def _build_into(lab: Lab) -> None:
     topo = lab.topology
     for name in lab.namespaces.values():
-        pr_netns.create(name)
+        netns.create(name)
         if not topo.ipv6:
             # No router solicitations, DAD or MLD reports: the only frames
             # on a lab link are the ones a test sends.

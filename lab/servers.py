@@ -17,6 +17,8 @@ import threading
 
 class QuietHTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs under concurrent clients.
+    request_queue_size = 128
 
     def server_bind(self):
         # http.server looks up its own FQDN here, which is slow without DNS.

@@ -26,7 +26,7 @@ def service_lab(dnat_lab):
     return dnat_lab
 
 
-def http_get(lab, timeout=3.0) -> tuple[int, str]:
+def http_get(lab, timeout=10.0) -> tuple[int, str]:
     """GET http://VIP/ with Python's own client, from inside the client node."""
     with entered(lab.netns("client")):
         conn = http.client.HTTPConnection(VIP, 80, timeout=timeout)
@@ -62,7 +62,7 @@ def test_http_sequential_and_concurrent(service_lab, attach, mode):
     assert_no_checksum_errors(service_lab)
 
 
-def tcp_connect(lab, port=7, timeout=5.0) -> socket.socket:
+def tcp_connect(lab, port=7, timeout=10.0) -> socket.socket:
     with entered(lab.netns("client")):
         return socket.create_connection((VIP, port), timeout=timeout)
 

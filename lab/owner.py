@@ -9,6 +9,7 @@ leftovers can be swept without touching the labs of live owners.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import itertools
@@ -42,6 +43,13 @@ class Owner:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         os.replace(tmp, self.lock_path)
         self._seq = itertools.count(1)
+        atexit.register(self.release)
+
+    def release(self) -> None:
+        """At exit: our labs are gone (builder's atexit), so is our lock file."""
+        if os.getpid() == self.pid:
+            with contextlib.suppress(FileNotFoundError):
+                self.lock_path.unlink()
 
     @property
     def lock_path(self) -> Path:

@@ -7,12 +7,16 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from .fetch import KernelNotFound, fetch
 
 REPO = Path(__file__).resolve().parent.parent
+# A VM that has not finished by then is stopped and counted as a failure,
+# so a hang inside a guest cannot eat CI's time limit.
+VM_TIMEOUT_S = int(os.environ.get("BPFLAB_VM_TIMEOUT", 40 * 60))
 
 
 def has_hardware_virt() -> bool:
@@ -48,6 +52,8 @@ def run_on(version: str, pytest_args: list[str]) -> tuple[int, str, float]:
                             text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
                                                                   f"/sbin:{os.environ.get('PATH', '')}"})
     status, summary = 2, "no result (the VM did not finish)"
+    timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
+    timer.start()
     for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
         line = line.rstrip("\n")
         if line.startswith("bpflab-exit="):
@@ -57,6 +63,9 @@ def run_on(version: str, pytest_args: list[str]) -> tuple[int, str, float]:
         if " passed" in line or " failed" in line or " error" in line:
             summary = line.strip("= ")
     proc.wait()
+    timer.cancel()
+    if proc.returncode == -9:
+        summary = f"stopped after {VM_TIMEOUT_S} s"
     return status, summary, time.monotonic() - start
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from .fetch import KernelNotFound, fetch
 
 REPO = Path(__file__).resolve().parent.parent
-# A VM that has not finished by then is stopped and counted as a failure,
+# A VM that has not finished in 25 minutes is stopped and counted as a failure,
 # so a hang inside a guest cannot eat CI's time limit.
-VM_TIMEOUT_S = int(os.environ.get("BPFLAB_VM_TIMEOUT", 40 * 60))
+VM_TIMEOUT_S = int(os.environ.get("BPFLAB_VM_TIMEOUT", 25 * 60))
 
 
 def has_hardware_virt() -> bool:

@@ -8,6 +8,7 @@ import subprocess
 from loaders.libbpf.netns import open_netns, setns
 
 from .owner import OWNER_ENV
+from .patience import patience
 
 
 def _enter(netns_fd: int):
@@ -37,7 +38,7 @@ def run(netns: str, argv: list[str], *, timeout: float = 30, check: bool = False
     proc = popen(netns, argv, owner_pid=owner_pid, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
-        out, err = proc.communicate(input, timeout=timeout)
+        out, err = proc.communicate(input, timeout=patience(timeout))
     finally:
         stop(proc)
     result = subprocess.CompletedProcess(argv, proc.returncode, out, err)

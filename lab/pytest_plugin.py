@@ -17,6 +17,7 @@ import pytest
 
 from . import builder, hostsnap
 from . import owner as owners
+from .patience import patience
 from .topology import TOPOLOGIES, Topology
 
 REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
@@ -153,8 +154,8 @@ def assert_frame_arrives():
     def check(lab, frame, *, src, dst, match=None, expect=None, timeout=2.0):
         with lab.capture(*dst, match) as cap:
             lab.send(*src, frame)
-            got = cap.wait(1, timeout)
-        assert got, f"no matching frame arrived at {dst[0]}/{dst[1]} within {timeout}s"
+            got = cap.wait(1, patience(timeout))
+        assert got, f"no matching frame arrived at {dst[0]}/{dst[1]} within {patience(timeout)}s"
         pkt = got[0]
         for path, want in (expect or {}).items():
             layer, field = path.split(".")

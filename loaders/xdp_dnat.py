@@ -19,8 +19,6 @@ import ctypes
 import json
 import sys
 
-from pyroute2 import IPRoute
-
 from . import cli
 from .attach import LoadedXdp
 from .libbpf import BpfObject, Map
@@ -58,6 +56,10 @@ def check_mirrors(obj: BpfObject) -> None:
 
 def interfaces_towards(ips: list[str], netns: str | None) -> set[str]:
     """The interfaces the kernel's routes use to reach `ips` (in netns)."""
+    # Imported here: the pyroute2 package costs 0.4 s to import (seconds in
+    # an emulated VM), and only the return path needs it.
+    from pyroute2 import IPRoute
+
     found = set()
     with entered(netns), IPRoute() as ipr:
         for ip in ips:

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/nox -s kernel -- "$@"
 if [ $# -eq 0 ]; then
-    .venv/bin/nox -s kernel -- --kernel 6.1 -n 2 -q tests/test_verifier.py tests/test_binding.py \
+    BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 -n 2 -q tests/test_verifier.py tests/test_binding.py \
         tests/test_mytcpdump.py
 fi

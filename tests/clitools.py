@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.patience import patience
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -15,7 +17,7 @@ def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = F
     argv = [sys.executable, "-m", module, *args]
     if unprivileged:
         argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=patience(timeout),
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 

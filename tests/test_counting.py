@@ -8,6 +8,7 @@ import threading
 import pytest
 from scapy.layers.inet import IP, UDP
 
+from lab.patience import patience
 from loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
 from loaders.libbpf import XDP_PASS, BpfObject
 from loaders.libbpf.btf import LayoutMismatch, check_mirror
@@ -201,7 +202,7 @@ def cli_json(pair_lab, module, *extra):
     try:
         assert "attached to eth0" in proc.stderr.readline()
         pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=patience(20))
     finally:
         proc.kill()
     assert proc.returncode == 0, err

@@ -9,6 +9,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from lab import dnat
+from lab.patience import patience
 from lab.topology import Endpoint, Link, Neighbour
 from loaders.xdp_dnat import XdpDnat
 from tests.dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
@@ -37,7 +38,7 @@ def to_backend(p) -> bool:
 def inject(lab, frames, count):
     with lab.capture("backend", "eth0", to_backend) as cap:
         lab.send("client", "eth0", frames)
-        return cap.wait(count, timeout=3)
+        return cap.wait(count, timeout=patience(3))
 
 
 def frames_for(lab):

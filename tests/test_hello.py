@@ -7,6 +7,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from lab.patience import patience
 from loaders.hello import Hello
 from loaders.libbpf import XDP_PASS, BpfObject, xdp_query
 from loaders.objects import object_path
@@ -63,7 +64,7 @@ def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
             seen.append(proc.stdout.readline())
         assert wanted in seen[-1], seen
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=patience(10))
     finally:
         proc.kill()
     assert proc.returncode == 0, err

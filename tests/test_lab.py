@@ -14,6 +14,7 @@ from scapy.utils import rdpcap
 
 from lab import builder, dnat, hostsnap
 from lab import owner as owners
+from lab.patience import patience
 from tests.clitools import REPO
 
 pytestmark = pytest.mark.kernel
@@ -122,7 +123,7 @@ def test_labs_built_at_once_in_threads_do_not_collide():
 
 def run_pytest(*args, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=patience(180))
 
 
 def test_two_workers_build_side_by_side():
@@ -135,7 +136,7 @@ def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
                              f"--basetemp={tmp_path}", str(SCENARIOS / "scenario_failing.py")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=patience(120))
     assert proc.returncode == 1, out
     assert "deliberate failure" in out
     assert owned_entries(proc.pid) == []
@@ -184,7 +185,7 @@ def test_cli_up_status_exec_down():
 
     def lab_cli(*args):
         return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=patience(30))
 
     up = lab_cli("up", "pair")
     try:

@@ -6,6 +6,7 @@ import json
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
+from lab.patience import patience
 from loaders.events import EventStream
 from loaders.libbpf import BpfObject
 from loaders.libbpf.btf import LayoutMismatch
@@ -138,7 +139,7 @@ def test_cli_json_and_lines(pair_lab):
         try:
             assert "attached to eth0" in proc.stderr.readline()
             pair_lab.send("left", "eth0", frames)
-            out, err = proc.communicate(timeout=20)
+            out, err = proc.communicate(timeout=patience(20))
         finally:
             proc.kill()
         assert proc.returncode == 0, err

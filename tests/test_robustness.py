@@ -8,6 +8,7 @@ import time
 import pytest
 from pyroute2 import IPRoute
 
+from lab.patience import patience
 from loaders.libbpf import BpfObject, _lib, entered, xdp_query
 from loaders.objects import object_path
 from loaders.pins import PIN_ROOT
@@ -122,7 +123,7 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
         assert again.stdout.readline() == "xdp_dnat: removed the pins of an earlier instance that died\n"
     finally:
         again.send_signal(signal.SIGTERM)
-        again.communicate(timeout=10)
+        again.communicate(timeout=patience(10))
     assert again.returncode == 0
 
 
@@ -150,7 +151,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
         assert_one_line_error(second, "interface 'eth0' already has an XDP program attached")
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=10)
+        first.communicate(timeout=patience(10))
     lb = dnat_lab.netns("lb")
     first = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
     try:
@@ -158,7 +159,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
         assert_one_line_error(second, f"xdp_dnat on eth0 in netns {lb} is already running (pid {first.pid})")
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=10)
+        first.communicate(timeout=patience(10))
 
 
 @pytest.mark.parametrize("loader,args", [("hello", []), ("mytcpdump", []),
@@ -169,7 +170,7 @@ def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args)
     proc = start_and_wait(f"loaders.{loader}", "eth0", "--netns", lb, *args)
     with entered(lb), IPRoute() as ipr:
         ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
-    out, err = proc.communicate(timeout=15)
+    out, err = proc.communicate(timeout=patience(15))
     assert proc.returncode == 1, out + err
     assert err.splitlines()[-1] == f"{loader}: interface 'eth0' was deleted while attached; exiting"
     assert "Traceback" not in err
@@ -187,7 +188,7 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
         assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080", "10.96.0.11:80/tcp -> 10.244.1.6:80"]
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=patience(10))
 
 
 def test_service_commands_without_a_running_instance(dnat_lab):
@@ -204,7 +205,7 @@ def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
         "    builder._live_labs.discard(lab)  # forgotten: never torn down\n")
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
                              "-q", str(scenario), f"--rootdir={tmp_path}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 1, result.stdout
     assert "bpflab leak guard: the suite left the host changed:" in result.stdout
     assert "namespace /run/netns/bpflab-" in result.stdout

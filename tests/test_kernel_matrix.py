@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from kernels.fetch import KernelNotFound, package_for
+from lab.patience import patience
 from tests.clitools import REPO
 
 
@@ -37,3 +38,15 @@ def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
                             text=True)
     assert "1 failed, 1 skipped" in result.stdout
     assert "needs a future feature, which kernels before 99.0 lack" in result.stdout
+
+
+def test_hang_timeouts_scale_with_the_machine(monkeypatch):
+    monkeypatch.setenv("BPFLAB_TIME_SCALE", "10")
+    assert patience(3) == 30
+    monkeypatch.delenv("BPFLAB_TIME_SCALE")
+    assert patience(3) == 3
+    for bad in ("fast", "0.5"):
+        monkeypatch.setenv("BPFLAB_TIME_SCALE", bad)
+        with pytest.raises(ValueError, match="BPFLAB_TIME_SCALE must be"):
+            patience(3)
+

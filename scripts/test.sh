@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the full privileged test suite on this machine's
 # kernel, then a CI-sized part of it (the verifier suite, the libbpf binding
-# with XDP attach in a lab, and mytcpdump's test-run and lab tests) on
+# with XDP attach in a lab, and the test-run, fuzzing and lab tests of hello,
+# packet_inspect, packet_counter, connection_tracker and mytcpdump) on
 # Debian's 6.1 kernel in a VM. Extra arguments go to pytest (host run only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,5 +10,5 @@ bash scripts/setup.sh
 .venv/bin/nox -s kernel -- "$@"
 if [ $# -eq 0 ]; then
     BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 -n 2 -q tests/test_verifier.py tests/test_binding.py \
-        tests/test_mytcpdump.py
+        tests/test_mytcpdump.py tests/test_counting.py tests/test_hello.py tests/test_fuzz.py
 fi

@@ -17,9 +17,12 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 from pyroute2 import netns as pr_netns
+
+from lab.patience import patience
 
 STATE_DIR = Path("/run/bpflab")
 OWNERS_DIR = STATE_DIR / "owners"
@@ -127,10 +130,28 @@ def pids_marked(owner_pid: int) -> list[int]:
     return [p for p, o in marked_processes().items() if o == owner_pid]
 
 
+def has_exited(pid: int) -> bool:
+    """Gone, or a zombie waiting for its parent (it holds no namespace)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def kill_all(pids: list[int]) -> None:
+    """SIGKILL each process and wait until it has exited: SIGKILL is
+    delivered asynchronously, and a namespace lives on while a process in it
+    is still dying."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + patience(5)
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        pending = [pid for pid in pending if not has_exited(pid)]
+        if pending:
+            time.sleep(0.01)
 
 
 def remove_netns(name: str) -> None:

@@ -165,7 +165,7 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     removed = owners.sweep()
     assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
     assert owned_entries(proc.pid) == []
-    assert not Path(f"/proc/{server}").exists() or Path(f"/proc/{server}/stat").read_text().split()[2] == "Z"
+    assert owners.has_exited(server)  # killed and waited for, not merely signalled
     # This test's own lab, whose owner is alive, is untouched.
     assert (owners.NETNS_DIR / pair_lab.netns("left")).exists()
     assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0

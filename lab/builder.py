@@ -16,6 +16,7 @@ from loaders.libbpf.netns import entered
 
 from . import counters, netns, process, traffic
 from . import owner as owners
+from .patience import read_line
 from .topology import Endpoint, Topology
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
@@ -79,7 +80,7 @@ class Lab:
         script = Path(__file__).resolve().parent / "servers.py"
         proc = self.popen(node, [sys.executable, str(script), kind, host, str(port), *extra],
                           stdout=subprocess.PIPE, text=True)
-        line = proc.stdout.readline()
+        line = read_line(proc.stdout, timeout=30, what=f"the {kind} server in {node}")
         if line != "ready\n":
             raise RuntimeError(f"{kind} server in {node} did not start: {line!r}")
         return proc

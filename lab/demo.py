@@ -11,7 +11,8 @@ from scapy.layers.l2 import Ether
 
 from loaders.hello import Hello
 
-from . import builder
+from . import builder, process
+from .patience import patience, read_line
 from .topology import dnat, pair
 
 
@@ -32,16 +33,16 @@ def run_loader_cli(lab, module: str, *args: str) -> None:
     attached, and show what it prints."""
     argv = [sys.executable, "-u", "-m", f"loaders.{module}", "eth0", "--netns", lab.netns("right"), *args]
     print(f"$ python -m loaders.{module} eth0 --netns {lab.netns('right')} {' '.join(args)}", flush=True)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        attached = proc.stderr.readline()
+        attached = read_line(proc.stderr, timeout=30, what=f"{module}'s 'attached' line")
         if "attached" not in attached:
             raise RuntimeError(f"{module} did not start: {attached}{proc.stderr.read()}")
         print(attached, end="")
         lab.send("left", "eth0", mixed_traffic(lab))
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=patience(30))
     finally:
-        proc.kill()
+        process.stop(proc)
     print(out, end="")
     print(err, end="")
 
@@ -70,9 +71,9 @@ def demo_dnat() -> None:
         argv = [sys.executable, "-u", "-m", "loaders.xdp_dnat", "eth0", "--netns", lb, "--mode", "native",
                 "--interval", "1"]
         print(f"$ python -m loaders.xdp_dnat eth0 --netns {lb} --mode native --interval 1", flush=True)
-        loader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        loader = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            for line in loader.stdout:
+            while line := read_line(loader.stdout, timeout=30, what="xdp_dnat's start-up lines"):
                 print(line, end="", flush=True)
                 if "change them with" in line:
                     break
@@ -84,11 +85,11 @@ def demo_dnat() -> None:
             print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
             print(f"\n$ python -m loaders.xdp_dnat stats eth0 --netns {lb}")
             stats = subprocess.run([sys.executable, "-m", "loaders.xdp_dnat", "stats", "eth0", "--netns", lb],
-                                   capture_output=True, text=True)
+                                   capture_output=True, text=True, timeout=patience(30))
             print(stats.stdout + stats.stderr, end="")
         finally:
             loader.terminate()
-            out, _ = loader.communicate(timeout=10)
+            out, _ = loader.communicate(timeout=patience(10))
             print("\n(the loader, stopped with SIGTERM:)")
             print(out, end="")
             server.terminate()

@@ -15,9 +15,9 @@ import os
 
 import pytest
 
-from . import builder, hostsnap
+from . import builder, hostsnap, process
 from . import owner as owners
-from .patience import patience
+from .patience import patience, scale
 from .topology import TOPOLOGIES, Topology
 
 REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
@@ -34,6 +34,23 @@ def kernel_problem() -> str | None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kernel: needs root and BPF")
+
+
+# A test that does not finish within this many seconds (times BPFLAB_TIME_SCALE)
+# fails: a broken program must never hang the suite. pytest-timeout enforces it;
+# `@pytest.mark.timeout(N)` on a test sets its own base.
+DEFAULT_TIMEOUT_S = 120
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.get_plugin("timeout") is None:
+        return
+    explicit = config.getoption("timeout", None)
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        base = marker.args[0] if marker and marker.args else (explicit or DEFAULT_TIMEOUT_S)
+        item.add_marker(pytest.mark.timeout(base * scale()), append=False)  # before an explicit one
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -82,6 +99,7 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    process.stop_spawned()  # an interrupted session still stops what it started
     before = getattr(session.config, "_bpflab_host_before", None)
     if before is None:
         return
@@ -95,6 +113,15 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter:
             reporter.write_line(text, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_the_test_started():
+    """Processes a test started through lab.process (servers, the loaders'
+    command lines, lab owners) are stopped when it ends, however it ends."""
+    mark = process.spawn_mark()
+    yield
+    process.stop_spawned(since=mark)
 
 
 def _failed(request) -> bool:

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.patience import patience
+from lab.patience import patience, read_line
+from lab.process import spawn, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,14 +18,26 @@ def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = F
     argv = [sys.executable, "-m", module, *args]
     if unprivileged:
         argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=patience(timeout),
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = spawn(argv, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        out, err = proc.communicate(timeout=patience(timeout))
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def start_cli(module: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-u", "-m", module, *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    """python -u -m MODULE args..., running; stopped when the test ends."""
+    return spawn([sys.executable, "-u", "-m", module, *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def wait_attached(proc: subprocess.Popen, stream: str = "stderr", timeout: float = 30) -> str:
+    """The loader's "attached to ..." line, read within `timeout` s."""
+    line = read_line(getattr(proc, stream), timeout=timeout, what=f"the 'attached to' line of {proc.args[3]}")
+    assert "attached to" in line, f"expected the 'attached to' line, got {line!r}"
+    return line
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:

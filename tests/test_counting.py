@@ -8,7 +8,7 @@ import threading
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from lab.patience import patience
+from lab.patience import patience, settle
 from loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
 from loaders.libbpf import XDP_PASS, BpfObject
 from loaders.libbpf.btf import LayoutMismatch, check_mirror
@@ -16,7 +16,7 @@ from loaders.objects import object_path
 from loaders.packet_counter import PacketCounter, read_counts
 from loaders.packet_inspect import Packet, PacketInspect, open_stream
 from tests import model
-from tests.clitools import start_cli
+from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, C, known_mix
 
 pytestmark = pytest.mark.kernel
@@ -161,17 +161,6 @@ def lab_frames(lab):
     return fixed
 
 
-def settle(read, want, tries=100):
-    import time
-
-    for _ in range(tries):
-        got = read()
-        if got == want:
-            return got
-        time.sleep(0.02)
-    return read()
-
-
 @pytest.mark.parametrize("mode", ["native", "generic"])
 def test_counter_through_the_lab(pair_lab, attach, mode):
     counter = attach(PacketCounter, "eth0", netns=pair_lab.netns("right"), mode=mode)
@@ -200,7 +189,7 @@ def cli_json(pair_lab, module, *extra):
     """Start the CLI, inject the mix once it is attached, return its JSON lines."""
     proc = start_cli(module, "eth0", "--netns", pair_lab.netns("right"), "--json", *extra)
     try:
-        assert "attached to eth0" in proc.stderr.readline()
+        assert "attached to eth0" in wait_attached(proc)
         pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
         out, err = proc.communicate(timeout=patience(20))
     finally:

@@ -2,15 +2,16 @@
 backend rewritten, with checksums that scapy and the backend's own kernel
 accept; the wiring comes from the FIB in any topology."""
 import dataclasses
-import time
 
 import pytest
+from pyroute2 import IPRoute
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from lab import dnat
-from lab.patience import patience
+from lab.patience import patience, settle, wait_until
 from lab.topology import Endpoint, Link, Neighbour
+from loaders.libbpf import entered
 from loaders.xdp_dnat import XdpDnat
 from tests.dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
 
@@ -86,12 +87,15 @@ def test_the_backend_kernel_accepts_every_checksum(dnat_lab, attach):
     import sys
 
     dnat_lab.run("client", [sys.executable, "-c", script], check=True)
-    time.sleep(0.3)
-    after = dnat_lab.snmp("backend")
+
+    def arrived():
+        snmp = dnat_lab.snmp("backend")
+        return (snmp["Udp"]["InDatagrams"] - before["Udp"]["InDatagrams"], snmp["Tcp"]["InSegs"] - before["Tcp"]["InSegs"])
+
     # One datagram and one SYN each (the script exits long before the
     # client would retransmit a SYN).
-    assert after["Udp"]["InDatagrams"] - before["Udp"]["InDatagrams"] == 20
-    assert after["Tcp"]["InSegs"] - before["Tcp"]["InSegs"] == 20
+    assert settle(arrived, (20, 20)) == (20, 20)
+    after = dnat_lab.snmp("backend")
     assert after["Udp"]["InCsumErrors"] == after["Tcp"]["InCsumErrors"] == 0
 
 
@@ -104,8 +108,7 @@ def test_a_corrupted_checksum_is_caught_by_the_same_checks(dnat_lab, attach):
     bad[TCP].chksum = 0x1234
     got = inject(dnat_lab, [bytes(bad)], 1)
     assert len(got) == 1 and not checksums_valid(got[0])
-    time.sleep(0.2)
-    assert dnat_lab.snmp("backend")["Tcp"]["InCsumErrors"] == 1
+    assert settle(lambda: dnat_lab.snmp("backend")["Tcp"]["InCsumErrors"], 1) == 1
 
 
 def variant_topology():
@@ -140,6 +143,14 @@ def test_another_topology_works_with_the_same_object(lab_factory, attach):
     assert checksums_valid(got[0])
 
 
+NUD_RESOLVED = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # reachable, stale, delay, probe, permanent
+
+
+def neighbour_resolved(lab, node: str, ip: str) -> bool:
+    with entered(lab.netns(node)), IPRoute() as ipr:
+        return any(n["state"] & NUD_RESOLVED for n in ipr.get_neighbours(dst=ip))
+
+
 def test_without_a_neighbour_entry_the_stack_resolves_arp_then_xdp_takes_over(lab_factory, attach):
     topo = dnat()
     topo = dataclasses.replace(topo, neighbours=tuple(n for n in topo.neighbours if n.node != "lb" or n.ip != BACKEND_IP))
@@ -157,7 +168,7 @@ def test_without_a_neighbour_entry_the_stack_resolves_arp_then_xdp_takes_over(la
     assert checksums_valid(first[0])
     v = dnat_.verdicts()
     assert (v["fib_no_neigh"], v["redirected"]) == (1, 0)
-    time.sleep(0.1)
+    wait_until(lambda: neighbour_resolved(lab, "lb", BACKEND_IP), timeout=2, what="lb's ARP entry for the backend")
     second = inject(lab, [frame(1)], 1)
     assert len(second) == 1 and second[0][IP].ttl == 64  # redirected by XDP
     v = dnat_.verdicts()

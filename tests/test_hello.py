@@ -7,11 +7,11 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from lab.patience import patience
+from lab.patience import patience, read_line
 from loaders.hello import Hello
 from loaders.libbpf import XDP_PASS, BpfObject, xdp_query
 from loaders.objects import object_path
-from tests.clitools import assert_one_line_error, run_cli, start_cli
+from tests.clitools import assert_one_line_error, run_cli, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
 
@@ -52,16 +52,16 @@ def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
     size = random.randrange(200, 1400)
     proc = start_cli("loaders.hello", "eth0", "--netns", ns, "--mode", "native")
     try:
-        first = proc.stdout.readline()
+        first = wait_attached(proc, "stdout")
         assert first == f"hello: attached to eth0 (ifindex {pair_lab.ifindex('right', 'eth0')}) in netns {ns}, native mode\n"
         assert xdp_query("eth0", ns).mode == "native"
         pair_lab.send("left", "eth0", unique_frame(pair_lab, size))
         # Other tests' hello programs may print too (trace output is
         # machine-wide): ours is the one with our frame's length.
         wanted = f"bpf_trace_printk: bpflab hello: packet len={size} ifindex={pair_lab.ifindex('right', 'eth0')}"
-        seen = [proc.stdout.readline() for _ in range(1)]
+        seen = [read_line(proc.stdout, timeout=5, what="hello's trace lines")]
         while wanted not in seen[-1] and len(seen) < 50 and seen[-1]:
-            seen.append(proc.stdout.readline())
+            seen.append(read_line(proc.stdout, timeout=5, what=f"the trace line of our {size}-byte frame"))
         assert wanted in seen[-1], seen
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=patience(10))

@@ -1,5 +1,6 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
+import os
 import subprocess
 import sys
 
@@ -50,3 +51,15 @@ def test_hang_timeouts_scale_with_the_machine(monkeypatch):
         with pytest.raises(ValueError, match="BPFLAB_TIME_SCALE must be"):
             patience(3)
 
+
+
+def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
+    (tmp_path / "test_hang.py").write_text(
+        "import time, pytest\n"
+        "@pytest.mark.timeout(1)\n"
+        "def test_hangs(): time.sleep(1000)\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
+                             "-q", str(tmp_path), f"--rootdir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "BPFLAB_TIME_SCALE": "2"}, timeout=patience(60))
+    assert "1 failed" in result.stdout
+    assert "Timeout (>2.0s) from pytest-timeout" in result.stdout

@@ -14,7 +14,8 @@ from scapy.utils import rdpcap
 
 from lab import builder, dnat, hostsnap
 from lab import owner as owners
-from lab.patience import patience
+from lab.patience import patience, read_line, wait_until
+from lab.process import spawn
 from tests.clitools import REPO
 
 pytestmark = pytest.mark.kernel
@@ -27,7 +28,7 @@ UDP_ASK = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);
 
 def udp_roundtrip(lab, server_node, server_ip, client_node) -> str:
     server = lab.popen(server_node, [sys.executable, "-c", UDP_ECHO, server_ip], stdout=subprocess.PIPE, text=True)
-    assert server.stdout.readline() == "ready\n"
+    assert read_line(server.stdout, timeout=10, what="the UDP echo server's ready line") == "ready\n"
     return lab.run(client_node, [sys.executable, "-c", UDP_ASK, server_ip], check=True).stdout.strip()
 
 
@@ -133,9 +134,9 @@ def test_two_workers_build_side_by_side():
 
 
 def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
-                             f"--basetemp={tmp_path}", str(SCENARIOS / "scenario_failing.py")],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = spawn([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", f"--basetemp={tmp_path}",
+                  str(SCENARIOS / "scenario_failing.py")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 text=True)
     out, _ = proc.communicate(timeout=patience(120))
     assert proc.returncode == 1, out
     assert "deliberate failure" in out
@@ -149,23 +150,29 @@ def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
         assert [bytes(pkt[UDP].payload) for pkt in packets] == [b"evidence"]
 
 
-def start_owner() -> tuple[subprocess.Popen, str, int]:
-    proc = subprocess.Popen([sys.executable, str(SCENARIOS / "owner_script.py")], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
-    prefix, server = proc.stdout.readline().split()
-    return proc, prefix, int(server)
+def start_owner() -> tuple[subprocess.Popen, str, int, int]:
+    """A lab owner in a process of its own (stopped when the test ends, even
+    if the test fails first): (process, its lab's prefix, the pid of its
+    server, the pid of a process that escaped it)."""
+    proc = spawn([sys.executable, str(SCENARIOS / "owner_script.py")], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                 env={**os.environ, "PYTHONPATH": str(REPO)})
+    prefix, server, escaped = read_line(proc.stdout, timeout=30, what="the owner script's lab").split()
+    return proc, prefix, int(server), int(escaped)
 
 
 def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
-    proc, prefix, server = start_owner()
+    proc, prefix, server, escaped = start_owner()
     proc.kill()
-    proc.wait()
+    proc.wait(patience(10))
     assert len(owned_entries(proc.pid)) == 4  # three namespaces and the pin directory
-    assert Path(f"/proc/{server}").exists()
+    # Its server died with it (PR_SET_PDEATHSIG); the escaped process lives
+    # on, in the lab's namespace, until the sweep.
+    wait_until(lambda: owners.has_exited(server), timeout=5, what="the dead owner's server to die with it")
+    assert not owners.has_exited(escaped)
     removed = owners.sweep()
     assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
     assert owned_entries(proc.pid) == []
-    assert owners.has_exited(server)  # killed and waited for, not merely signalled
+    assert owners.has_exited(escaped)  # killed and waited for, not merely signalled
     # This test's own lab, whose owner is alive, is untouched.
     assert (owners.NETNS_DIR / pair_lab.netns("left")).exists()
     assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0
@@ -173,11 +180,26 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signalled_owner_cleans_up_after_itself(sig):
-    proc, prefix, server = start_owner()
+    proc, prefix, server, escaped = start_owner()
     proc.send_signal(sig)
-    assert proc.wait(10) == 0
+    assert proc.wait(patience(10)) == 0
     assert owned_entries(proc.pid) == []
     assert owners.pids_marked(proc.pid) == []
+
+
+def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
+    """A suite started as a background job inherits an ignored SIGINT; the
+    processes it starts must still stop on SIGINT as they would for Ctrl-C
+    (this is why test_a_signalled_owner_cleans_up_after_itself[2] failed
+    under such runs, leaving the owner and its lab behind)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = spawn([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
+                     stdout=subprocess.PIPE, text=True)
+        out, _ = proc.communicate(timeout=patience(30))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert out.strip() == "<built-in function default_int_handler>"
 
 
 def test_cli_up_status_exec_down():

@@ -13,7 +13,7 @@ from loaders.libbpf.btf import LayoutMismatch
 from loaders.mytcpdump import Event, MyTcpdump, PacketEvent, decode, open_stream, ring_sizer
 from loaders.objects import object_path
 from tests import model
-from tests.clitools import start_cli
+from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, eth, known_mix, with_ip_field
 
 pytestmark = pytest.mark.kernel
@@ -137,7 +137,7 @@ def test_cli_json_and_lines(pair_lab):
     for args, parse in ((["--json"], json.loads), ([], str)):
         proc = start_cli("loaders.mytcpdump", "eth0", "--netns", pair_lab.netns("right"), "--count", "6", *args)
         try:
-            assert "attached to eth0" in proc.stderr.readline()
+            assert "attached to eth0" in wait_attached(proc)
             pair_lab.send("left", "eth0", frames)
             out, err = proc.communicate(timeout=patience(20))
         finally:

@@ -3,16 +3,15 @@ exit status 2 (1 when the interface vanishes), nothing left attached."""
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from pyroute2 import IPRoute
 
-from lab.patience import patience
+from lab.patience import patience, read_line, wait_until
 from loaders.libbpf import BpfObject, _lib, entered, xdp_query
 from loaders.objects import object_path
 from loaders.pins import PIN_ROOT
-from tests.clitools import REPO, assert_one_line_error, run_cli, start_cli
+from tests.clitools import REPO, assert_one_line_error, run_cli, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
 LOADERS = ["hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump", "xdp_dnat"]
@@ -78,18 +77,10 @@ def test_malformed_service_specs(dnat_lab, spec, message):
     assert xdp_query("eth0", dnat_lab.netns("lb")).prog_id == 0
 
 
-def wait_attached(proc) -> str:
-    line = proc.stdout.readline() or proc.stderr.readline()
-    assert "attached to" in line, line + proc.stderr.read()
-    return line
-
-
 def start_and_wait(module, *args):
     proc = start_cli(module, *args)
     # hello and xdp_dnat report on stdout, the table/stream loaders on stderr
-    stream = proc.stdout if module in ("loaders.hello", "loaders.xdp_dnat") else proc.stderr
-    line = stream.readline()
-    assert "attached to" in line, line
+    wait_attached(proc, "stdout" if module in ("loaders.hello", "loaders.xdp_dnat") else "stderr")
     return proc
 
 
@@ -113,14 +104,14 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
     proc = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
     assert reply_comes_back(dnat_lab)
     proc.kill()
-    proc.wait()
-    time.sleep(0.1)
-    assert xdp_query("eth0", lb).prog_id == 0
+    proc.wait(patience(10))
+    wait_until(lambda: xdp_query("eth0", lb).prog_id == 0, timeout=2, what="the killed loader's XDP link to go")
     assert not reply_comes_back(dnat_lab)
     again = start_cli("loaders.xdp_dnat", "eth0", "--netns", lb)
     try:
-        assert "attached to" in again.stdout.readline()
-        assert again.stdout.readline() == "xdp_dnat: removed the pins of an earlier instance that died\n"
+        wait_attached(again, "stdout")
+        assert read_line(again.stdout, timeout=10, what="xdp_dnat's second line") == (
+            "xdp_dnat: removed the pins of an earlier instance that died\n")
     finally:
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=patience(10))

@@ -3,6 +3,7 @@
 #   make NAME       one program (e.g. make hello)
 #   make clean      remove build output
 #   CLANG=clang-19 make   use another clang
+#   make SRC=DIR BUILD=OUT   programs and shared headers from DIR (nox -s mutants)
 CLANG ?= clang
 BUILD ?= build
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -10,13 +11,13 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # clang -target bpf does not search by itself.
 MULTIARCH := $(shell uname -m)-linux-gnu
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
-	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -Ibpf
+	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -I$(SRC) -Ibpf
 
 SRC ?= bpf
 SOURCES := $(wildcard $(SRC)/*.bpf.c)
 PROGRAMS := $(patsubst $(SRC)/%.bpf.c,%,$(SOURCES))
 OBJECTS := $(patsubst %,$(BUILD)/%.bpf.o,$(PROGRAMS))
-HEADERS := $(wildcard bpf/*.h)
+HEADERS := $(wildcard $(SRC)/*.h)
 
 TEST_SOURCES := $(wildcard tests/bpf/*.bpf.c)
 TEST_OBJECTS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(TEST_SOURCES))

@@ -182,7 +182,7 @@ int dnat_return(struct __sk_buff *skb)
 	__u32 ip_off, check_off, sport_off, zero = 0;
 	__be32 old_ip;
 	__be16 old_port;
-	__u64 l4_flags;
+	__u64 l4_flags, port_store_flags = 0;
 	int proto;
 
 	/* Headers of a data segment may sit in paged data, beyond data_end. */
@@ -212,6 +212,10 @@ int dnat_return(struct __sk_buff *skb)
 		check_off = (void *)&udp->check - data;
 		/* leave a "no checksum" 0 alone; a computed 0 becomes 0xFFFF */
 		l4_flags = BPF_F_MARK_MANGLED_0;
+		/* Without a checksum nothing balances the port change in the
+		 * packet's sum: skb->csum (CHECKSUM_COMPLETE) must follow it. */
+		if (!udp->check)
+			port_store_flags = BPF_F_RECOMPUTE_CSUM;
 	}
 	key.vip = iph->saddr;
 	key.proto = proto;
@@ -229,7 +233,7 @@ int dnat_return(struct __sk_buff *skb)
 	    bpf_l4_csum_replace(skb, check_off, old_port, svc->port, l4_flags | 2) ||
 	    bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old_ip, svc->vip, 4) ||
 	    bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, saddr), &svc->vip, 4, 0) ||
-	    bpf_skb_store_bytes(skb, sport_off, &svc->port, 2, 0))
+	    bpf_skb_store_bytes(skb, sport_off, &svc->port, 2, port_store_flags))
 		return TC_ACT_SHOT;
 	count(DNAT_REPLY_REWRITTEN, 0);
 	/* The kernel routes and resolves the client's MAC on that interface. */

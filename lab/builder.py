@@ -16,6 +16,7 @@ from loaders.libbpf.netns import entered
 
 from . import counters, netns, process, traffic
 from . import owner as owners
+from .checksums import verify_frame
 from .patience import read_line
 from .topology import Endpoint, Topology
 
@@ -90,6 +91,20 @@ class Lab:
 
     def snmp(self, node: str) -> dict[str, dict[str, int]]:
         return counters.snmp(self.netns(node))
+
+    def checksum_problems(self) -> list[str]:
+        """Every frame this lab captured with a bad checksum (lab.checksums
+        judges it), and every node whose kernel counted a checksum error."""
+        problems = []
+        for frame in self.log.frames:
+            if frame.direction == "captured":
+                verdict = verify_frame(frame.data, partial=frame.partial)
+                if not verdict.ok:
+                    problems.append(f"a frame captured at {frame.node}/{frame.ifname}: {verdict}\n"
+                                    f"      {frame.data.hex()}")
+        for node in self.namespaces:
+            problems += [f"{node}: {name} = {n}" for name, n in counters.checksum_errors(self.netns(node)).items() if n]
+        return problems
 
     def _track(self, thing):
         self._resources.append(thing)

@@ -8,6 +8,10 @@
   arrives elsewhere has the given field values.
 When a test fails, the frames its labs injected and captured are written as
 pcaps into the test's tmp_path and the paths are printed.
+
+The checksum rule: a test fails if any frame its labs captured has a bad
+checksum (lab.checksums judges it) or any node's kernel counted a checksum
+error, unless it says `@pytest.mark.expect_bad_checksums("why")`.
 """
 from __future__ import annotations
 
@@ -34,6 +38,20 @@ def kernel_problem() -> str | None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kernel: needs root and BPF")
+    config.addinivalue_line("markers", "expect_bad_checksums(reason): the test's labs may see bad checksums")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield
+    # Reached only when the test body passed: then its labs must have seen
+    # no bad checksum, unless the test expects them.
+    if not item.get_closest_marker("expect_bad_checksums"):
+        problems = [p for lab in getattr(item, "_bpflab_labs", ()) for p in lab.checksum_problems()]
+        if problems:
+            raise AssertionError("bpflab checksum rule: the test's labs saw bad checksums (mark the test "
+                                 "@pytest.mark.expect_bad_checksums(reason) if it means to):\n  " + "\n  ".join(problems))
+    return result
 
 
 # A test that does not finish within this many seconds (times BPFLAB_TIME_SCALE)
@@ -128,22 +146,37 @@ def _failed(request) -> bool:
     return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
 
 
-@pytest.fixture
-def lab_factory(request, tmp_path):
-    """Build topologies for this test; all are torn down after it."""
-    made: list[builder.Lab] = []
-
+def _factory(made: list, node, checked: bool):
     def make(topology: str | Topology = "pair") -> builder.Lab:
         topo = TOPOLOGIES[topology]() if isinstance(topology, str) else topology
         lab = builder.build(topo)
         made.append(lab)
+        if checked:  # the checksum rule (pytest_runtest_call) looks here
+            node._bpflab_labs = [*getattr(node, "_bpflab_labs", ()), lab]
         return lab
 
-    yield make
+    return make
+
+
+@pytest.fixture
+def lab_factory(request, tmp_path):
+    """Build topologies for this test; all are torn down after it."""
+    made: list[builder.Lab] = []
+    yield _factory(made, request.node, checked=True)
     if _failed(request):
         for lab in made:
             for path in lab.log.write_pcaps(tmp_path):
                 print(f"\nlab frames of {lab.prefix}: {path}")
+    for lab in reversed(made):
+        lab.teardown()
+
+
+@pytest.fixture(scope="module")
+def module_lab_factory(request):
+    """lab_factory for labs that every test of a module shares (test-run
+    runners that only need the lab's routing tables, say)."""
+    made: list[builder.Lab] = []
+    yield _factory(made, request.node, checked=False)
     for lab in reversed(made):
         lab.teardown()
 

@@ -3,7 +3,9 @@ listens, so a test never races its own server.
 
     python lab/servers.py http HOST PORT [--body TEXT]
     python lab/servers.py tcp-echo HOST PORT
-    python lab/servers.py udp-echo HOST PORT
+    python lab/servers.py udp-echo HOST PORT [--no-checksum]
+
+--no-checksum: the UDP echo's replies carry checksum 0 ("none", SO_NO_CHECK).
 """
 from __future__ import annotations
 
@@ -61,8 +63,13 @@ def tcp_echo(host: str, port: int) -> None:
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
-def udp_echo(host: str, port: int) -> None:
+SO_NO_CHECK = 11  # asm-generic/socket.h: send UDP with checksum 0
+
+
+def udp_echo(host: str, port: int, no_checksum: bool = False) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if no_checksum:
+        sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
     sock.bind((host, port))
     print("ready", flush=True)
     while True:
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--body", default="hello from the backend\n")
+    p.add_argument("--no-checksum", action="store_true", help="udp-echo: reply with UDP checksum 0")
     args = p.parse_args(argv)
     try:
         if args.kind == "http":
@@ -83,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.kind == "tcp-echo":
             tcp_echo(args.host, args.port)
         else:
-            udp_echo(args.host, args.port)
+            udp_echo(args.host, args.port, args.no_checksum)
     except KeyboardInterrupt:
         pass
     return 0

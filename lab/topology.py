@@ -104,8 +104,18 @@ def dnat() -> Topology:
     backend (10.244.1.5) sits behind lb. lb has no route to the VIP and
     forwarding is on only for its client-facing eth0, where bpf_fib_lookup
     needs it: the kernel itself cannot carry service traffic, only BPF can.
-    TX checksum offload is off at client and backend so XDP sees full
-    checksums and the receiving kernel verifies them in software.
+
+    Checksums are set up so that every receiving kernel verifies them:
+    - forward: TX checksum offload is off at the client, so XDP sees full
+      checksums (an incremental update of a partial one is garbage) and the
+      backend's kernel verifies what XDP wrote;
+    - return: offload is on at the backend, so its replies reach the lb's
+      tc program *partial* (the L4 field holds only the pseudo-header sum,
+      which the return path must update too), and off on the lb's eth0, so
+      the kernel completes them in software on the way out and the client's
+      kernel verifies the result. (Measured: with replies complete, or
+      partial all the way to the client, a missing pseudo-header update
+      goes unnoticed.)
     """
     return Topology(
         name="dnat",
@@ -119,13 +129,13 @@ def dnat() -> Topology:
         links=(
             Link(
                 Endpoint("client", "eth0", "10.0.1.2/24", "02:00:00:00:02:02", tx_checksum=False),
-                Endpoint("lb", "eth0", "10.0.1.1/24", "02:00:00:00:02:01"),
+                Endpoint("lb", "eth0", "10.0.1.1/24", "02:00:00:00:02:01", tx_checksum=False),
             ),
             Link(
                 Endpoint("lb", "eth1", "10.244.1.1/24", "02:00:00:00:03:01"),
                 # GRO on: a veth delivers frames that native XDP redirects
                 # into its peer only with GRO (or an XDP program) on this end.
-                Endpoint("backend", "eth0", f"{BACKEND_IP}/24", "02:00:00:00:03:05", tx_checksum=False, gro=True),
+                Endpoint("backend", "eth0", f"{BACKEND_IP}/24", "02:00:00:00:03:05", gro=True),
             ),
         ),
         routes=(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +21,10 @@ from loaders.libbpf.netns import entered
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+# struct tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
+AUXDATA = struct.Struct("=IIIHHHH")
+TP_STATUS_CSUMNOTREADY, TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 1 << 3, 1 << 4, 1 << 6
 
 
 @dataclasses.dataclass
@@ -31,6 +36,7 @@ class Frame:
     ifname: str
     direction: str  # "sent" or "captured"
     data: bytes
+    partial: bool = False  # captured with CHECKSUM_PARTIAL: the L4 field holds the pseudo-header sum
 
     @property
     def packet(self) -> Packet:
@@ -106,6 +112,19 @@ class Sender:
         self._sock.close()
 
 
+def with_auxdata(data: bytes, ancillary) -> tuple[bytes, bool]:
+    """The frame as it was on the wire (a VLAN tag the kernel took off put
+    back, as libpcap does) and whether its checksum is partial."""
+    for level, kind, raw in ancillary:
+        if (level, kind) == (SOL_PACKET, PACKET_AUXDATA) and len(raw) >= AUXDATA.size:
+            status, _len, _snap, _mac, _net, tci, tpid = AUXDATA.unpack_from(raw)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+            return data, bool(status & TP_STATUS_CSUMNOTREADY)
+    return data, False
+
+
 class Capture:
     """Frames arriving at an interface (incoming only, after any XDP program),
     matching `match`, collected by a background thread from start to stop."""
@@ -116,7 +135,10 @@ class Capture:
         self._match, self._log, self._outgoing = match, log, outgoing
         self._sock = open_packet_socket(netns, ifname)
         self._sock.setblocking(False)
+        # Per frame: is its checksum partial, and the VLAN tag the kernel took off.
+        self._sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         self.frames: list[bytes] = []
+        self.partial: list[bool] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"capture-{node}-{ifname}")
@@ -129,11 +151,12 @@ class Capture:
                 continue
             while True:
                 try:
-                    data, addr = self._sock.recvfrom(65535)
+                    data, ancillary, _flags, addr = self._sock.recvmsg(65535, socket.CMSG_SPACE(AUXDATA.size))
                 except BlockingIOError:
                     break
                 if addr[2] == PACKET_OUTGOING and not self._outgoing:
                     continue
+                data, partial = with_auxdata(data, ancillary)
                 if self._match is not None:
                     try:
                         if not self._match(Ether(data)):
@@ -141,9 +164,10 @@ class Capture:
                     except Exception:
                         continue
                 if self._log is not None:
-                    self._log.add(Frame(time.time(), self.node, self.ifname, "captured", data))
+                    self._log.add(Frame(time.time(), self.node, self.ifname, "captured", data, partial))
                 with self._cond:
                     self.frames.append(data)
+                    self.partial.append(partial)
                     self._cond.notify_all()
 
     def wait(self, count: int = 1, timeout: float = 2.0) -> list[Packet]:
@@ -157,14 +181,6 @@ class Capture:
                     break
                 self._cond.wait(left)
             return [Ether(d) for d in self.frames]
-
-    def settle(self, quiet: float = 0.2) -> list[Packet]:
-        """All frames, after no new one arrived for `quiet` seconds."""
-        seen = -1
-        while seen != len(self.frames):
-            seen = len(self.frames)
-            time.sleep(quiet)
-        return [Ether(d) for d in self.frames]
 
     def stop(self) -> list[Packet]:
         self._stop.set()

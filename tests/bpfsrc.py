@@ -1,6 +1,7 @@
 """Compile a small BPF C snippet for a test (with the project's flags)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -12,6 +13,25 @@ PRELUDE = """\
 #include <bpf/bpf_helpers.h>
 """
 EPILOGUE = '\nchar LICENSE[] SEC("license") = "GPL";\n'
+
+
+def compile_variant(tmp_path: Path, program: str, replacements: dict[str, str]) -> Path:
+    """build/PROGRAM.bpf.o as it would be with `replacements` made in a copy
+    of bpf/ (each text must occur exactly once in the program's source or
+    in the header it names as "HEADER.h:text")."""
+    src = tmp_path / "bpf"
+    shutil.copytree(REPO / "bpf", src, dirs_exist_ok=True)
+    for old, new in replacements.items():
+        name, _, text = old.partition(":") if old.split(":", 1)[0].endswith(".h") else (f"{program}.bpf.c", "", old)
+        path = src / name
+        source = path.read_text()
+        if source.count(text) != 1:
+            raise ValueError(f"{text!r} occurs {source.count(text)} times in {path.name}, not once")
+        path.write_text(source.replace(text, new))
+    out = tmp_path / "build"
+    subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={out}", str(out / f"{program}.bpf.o")], cwd=REPO, check=True,
+                   capture_output=True, text=True)
+    return out / f"{program}.bpf.o"
 
 
 def compile_bpf(tmp_path: Path, body: str, name: str = "snippet", clang: str = "clang") -> Path:

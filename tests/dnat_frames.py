@@ -1,22 +1,28 @@
-"""Frames for xdp_dnat tests and what the program must turn them into,
-computed independently with scapy's full checksum recomputation."""
+"""Frames for xdp_dnat tests, the program run on them through test-run in
+both directions, and what it must turn them into: lab.packets.rewrite, the
+independent model (checksums recomputed from scratch, never incrementally;
+tests/test_checksums.py holds it to scapy)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
+from lab import packets
 from loaders.libbpf import BpfObject, entered, xdp_md
 from loaders.objects import object_path
 from loaders.services import Service, ServiceTable
-from loaders.xdp_dnat import read_verdicts
+from loaders.xdp_dnat import DnatConfig, read_verdicts
 
 CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = "02:00:00:00:02:02", "02:00:00:00:02:01", "02:00:00:00:03:01", "02:00:00:00:03:05"
 CLIENT_IP, VIP, BACKEND_IP = "10.0.1.2", "10.96.0.10", "10.244.1.5"
 HTTP = Service(VIP, 80, "tcp", BACKEND_IP, 8080)
 DNS = Service(VIP, 53, "udp", BACKEND_IP, 5353)
+TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
+BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2  # 6.11+: skb->csum must still match the data afterwards
 
 
 def client_frame(l4, *, dst=VIP, options=None, payload=b"") -> Ether:
@@ -24,18 +30,21 @@ def client_frame(l4, *, dst=VIP, options=None, payload=b"") -> Ether:
     return Ether(src=CLIENT_MAC, dst=LB_IN_MAC) / ip / l4 / payload
 
 
+def backend_frame(l4, *, src=BACKEND_IP, options=None, payload=b"") -> Ether:
+    """A backend's reply to the client, as it reaches the lb's eth1."""
+    ip = IP(src=src, dst=CLIENT_IP, options=options) if options else IP(src=src, dst=CLIENT_IP)
+    return Ether(src=BACKEND_MAC, dst=LB_OUT_MAC) / ip / l4 / payload
+
+
 def rewritten(frame: bytes, service: Service, smac: str = LB_OUT_MAC, dmac: str = BACKEND_MAC) -> bytes:
-    """`frame` as xdp_dnat must send it: destination and MACs replaced,
-    checksums fully recomputed by scapy (a UDP checksum of 0 stays 0)."""
-    p = Ether(frame)
-    p.src, p.dst = smac, dmac
-    p[IP].dst = service.backend_ip
-    del p[IP].chksum
-    l4 = p[TCP] if TCP in p else p[UDP]
-    l4.dport = service.backend_port
-    if not (UDP in p and p[UDP].chksum == 0):
-        del l4.chksum
-    return bytes(p)
+    """`frame` as xdp_dnat must send it to the backend."""
+    return packets.rewrite(frame, dst=service.backend_ip, dport=service.backend_port, smac=smac, dmac=dmac)
+
+
+def replied(frame: bytes, service: Service) -> bytes:
+    """A backend's reply as dnat_return must hand it on: from the VIP and
+    the service port (the MACs are the neighbour layer's, after the program)."""
+    return packets.rewrite(frame, src=service.vip, sport=service.port)
 
 
 @dataclasses.dataclass
@@ -64,6 +73,37 @@ class DnatRunner:
 def dnat_runner(lab, services=(HTTP, DNS)):
     with BpfObject(object_path("xdp_dnat")) as obj:
         runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"))
+        for s in services:
+            runner.table.add(s)
+        yield runner
+
+
+class ReturnRunner:
+    """dnat_return (the tc program of the return path) loaded and test-run
+    on backends' replies. bpf_redirect_neigh only records where the packet
+    would go, so no lab is needed: the verdict is TC_ACT_REDIRECT."""
+
+    SERVICE_IFINDEX = 7  # where replies would leave; any interface index
+
+    def __init__(self, obj: BpfObject):
+        self.obj = obj
+        obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(0, DnatConfig(self.SERVICE_IFINDEX))
+        self.table = ServiceTable(obj.map("services"), obj.map("service_by_backend"))
+
+    def run(self, frame: bytes, *, complete: bool = False):
+        """`complete`: the skb carries CHECKSUM_COMPLETE, and the kernel
+        fails the run (EBADMSG) if the program leaves skb->csum stale."""
+        return self.obj.program("dnat_return").test_run(
+            frame, flags=BPF_F_TEST_SKB_CHECKSUM_COMPLETE if complete else 0)
+
+    def verdicts(self) -> dict[str, int]:
+        return read_verdicts(self.obj.map("dnat_verdicts"))
+
+
+@contextlib.contextmanager
+def return_runner(services=(HTTP, DNS)):
+    with BpfObject(object_path("xdp_dnat")) as obj:
+        runner = ReturnRunner(obj)
         for s in services:
             runner.table.add(s)
         yield runner

@@ -17,9 +17,33 @@ def eth() -> Ether:
 
 
 def with_ip_field(frame: bytes, offset: int, fmt: str, value: int, ip_at: int = 14) -> bytes:
-    """`frame` with one IP header field overwritten (checksum left stale)."""
+    """`frame` with one IP header field overwritten and the header checksum
+    made right again (over the header length the field now claims, where
+    that fits in the frame, else the basic 20 bytes): the frame lies in that
+    one field only."""
+    from lab.checksums import checksum
+
     out = bytearray(frame)
     struct.pack_into(fmt, out, ip_at + offset, value)
+    ihl = (out[ip_at] & 0xF) * 4
+    length = ihl if 20 <= ihl <= len(out) - ip_at else 20
+    struct.pack_into("!H", out, ip_at + 10, 0)
+    struct.pack_into("!H", out, ip_at + 10, checksum(bytes(out[ip_at:ip_at + length])))
+    return bytes(out)
+
+
+def ip_ends_early(frame: bytes, tot_len: int, ip_at: int = 14) -> bytes:
+    """`frame` with the IP total length cut to `tot_len` (header checksum
+    recomputed) and everything after it left in place as Ethernet padding,
+    at least up to the 60-byte minimum frame: the L4 header a program must
+    not read when tot_len says the packet ended before it."""
+    from lab.checksums import checksum
+
+    out = bytearray(frame.ljust(60, b"\0"))
+    struct.pack_into("!H", out, ip_at + 2, tot_len)
+    ihl = (out[ip_at] & 0xF) * 4
+    struct.pack_into("!H", out, ip_at + 10, 0)
+    struct.pack_into("!H", out, ip_at + 10, checksum(bytes(out[ip_at:ip_at + ihl])))
     return bytes(out)
 
 

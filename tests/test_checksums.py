@@ -1,0 +1,158 @@
+"""The checksum oracle (lab.checksums) and the NAT model (lab.packets)
+held to scapy, to RFC 1624 and to deliberately wrong frames: before any
+test relies on them to judge a program, they must be shown to judge right."""
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
+from scapy.layers.l2 import Dot1Q, Ether
+
+from lab import packets
+from lab.checksums import (
+    BadChecksum,
+    assert_checksums,
+    checksum,
+    incremental_update,
+    needs_second_fold,
+    pseudo_header_sum,
+    verify_frame,
+)
+
+
+def test_rfc1624_worked_example():
+    # RFC 1624 section 4: HC 0xDD2F, m 0x5555 -> m' 0x3285 gives 0x0000, where
+    # eqn 2 would give the "-0" 0xFFFF.
+    assert incremental_update(0xDD2F, (0x5555,), (0x3285,)) == 0x0000
+
+
+@given(st.binary(min_size=8, max_size=200).filter(lambda b: len(b) % 2 == 0), st.data())
+def test_incremental_update_equals_full_recomputation(data, draw):
+    words = draw.draw(st.integers(1, 2))
+    i = draw.draw(st.integers(0, len(data) // 2 - words)) * 2
+    new = draw.draw(st.binary(min_size=2 * words, max_size=2 * words))
+    old_words = struct.unpack(f"!{words}H", data[i:i + 2 * words])
+    changed = data[:i] + new + data[i + 2 * words:]
+    incremental = incremental_update(checksum(data), old_words, struct.unpack(f"!{words}H", new))
+    # One's complement has two zeros; they differ only in the all-zero case.
+    assert incremental == checksum(changed) or {incremental, checksum(changed)} == {0x0000, 0xFFFF}
+
+
+def test_a_second_fold_is_needed_exactly_when_one_fold_still_carries():
+    # ~0x0000 + ~0x0000 + 0x0001 = 0x1FFFF -> one fold 0x10000 -> carries again
+    assert needs_second_fold(0x0000, (0x0000,), (0x0001,))
+    assert incremental_update(0x0000, (0x0000,), (0x0001,)) == 0xFFFE
+    assert not needs_second_fold(0x1234, (0x0001,), (0x0002,))
+
+
+L4 = st.sampled_from(["tcp", "udp", "icmp"])
+
+
+@st.composite
+def scapy_frames(draw):
+    kind = draw(L4)
+    payload = draw(st.binary(max_size=300))
+    ip = IP(src=draw(st.sampled_from(["10.0.1.2", "192.0.2.1"])), dst="10.96.0.10", id=draw(st.integers(0, 65535)),
+            options=[IPOption_NOP()] * draw(st.integers(0, 40)))
+    l4 = {"tcp": lambda: TCP(sport=draw(st.integers(0, 65535)), dport=80, flags="PA", seq=draw(st.integers(0, 99))),
+          "udp": lambda: UDP(sport=draw(st.integers(0, 65535)), dport=53),
+          "icmp": lambda: ICMP(id=draw(st.integers(0, 65535)))}[kind]()
+    tags = [Dot1Q(vlan=5)] if draw(st.booleans()) else []
+    frame = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    for tag in tags:
+        frame = frame / tag
+    return kind, bytes(frame / ip / l4 / payload), 14 + 4 * len(tags)
+
+
+@settings(max_examples=300)
+@given(case=scapy_frames(), flip=st.integers(0, 2**16))
+def test_the_oracle_accepts_what_scapy_builds_and_rejects_any_flipped_bit(case, flip):
+    kind, frame, ip_at = case
+    verdict = verify_frame(frame)
+    assert verdict.ok and [f.layer for f in verdict.findings] == ["IPv4", kind.upper()], verdict
+    # One bit flipped anywhere in the IP packet: some checksum must say so
+    # (a flip inside an ignored field would be the oracle's blind spot).
+    bit = flip % ((len(frame) - ip_at) * 8)
+    bad = bytearray(frame)
+    bad[ip_at + bit // 8] ^= 1 << (bit % 8)
+    if bad[ip_at] >> 4 != 4 or (bad[ip_at] & 0xF) * 4 != (frame[ip_at] & 0xF) * 4 or bad[ip_at + 2:ip_at + 4] != \
+            frame[ip_at + 2:ip_at + 4] or bad[ip_at + 9] != frame[ip_at + 9] or bad[ip_at + 6] & 0x3F:
+        return  # a flip that changes what the frame is (version, lengths, protocol, fragment) is judged elsewhere
+    if kind == "udp" and bad[ip_at + (frame[ip_at] & 0xF) * 4 + 4:][:2] != frame[ip_at + (frame[ip_at] & 0xF) * 4 + 4:][:2]:
+        return  # the UDP length field: the datagram is then another one
+    assert not verify_frame(bytes(bad)).ok, f"bit {bit} of the IP packet flipped and no checksum noticed"
+
+
+@settings(max_examples=300)
+@given(case=scapy_frames(), port=st.integers(1, 65535))
+def test_the_nat_model_is_scapys_full_recomputation(case, port):
+    kind, frame, ip_at = case
+    if kind == "icmp" or ip_at != 14:
+        return
+    layer = TCP if kind == "tcp" else UDP
+    theirs = Ether(frame)
+    theirs[IP].dst, theirs[layer].dport, theirs.src = "10.244.1.5", port, "02:00:00:00:03:01"
+    del theirs[IP].chksum, theirs[layer].chksum
+    assert packets.rewrite(frame, dst="10.244.1.5", dport=port, smac="02:00:00:00:03:01") == bytes(Ether(bytes(theirs)))
+
+
+def test_the_builders_build_what_scapy_builds():
+    ours = packets.ether("02:00:00:00:00:02", "02:00:00:00:00:01") + packets.ipv4(
+        "10.0.1.2", "10.96.0.10", 6, packets.tcp("10.0.1.2", "10.96.0.10", 40000, 80, b"data", seq=1, flags="PA"),
+        ident=7, options=b"\x01" * 8)
+    theirs = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(
+        src="10.0.1.2", dst="10.96.0.10", id=7, options=[IPOption_NOP()] * 8) / TCP(sport=40000, dport=80, seq=1,
+                                                                                     flags="PA", window=65535) / b"data"
+    assert ours == bytes(theirs)
+
+
+def test_udp_zero_means_no_checksum_and_a_computed_zero_is_all_ones():
+    frame = packets.ether("02:00:00:00:00:02", "02:00:00:00:00:01") + packets.ipv4(
+        "10.0.1.2", "10.96.0.10", 17, packets.udp("10.0.1.2", "10.96.0.10", 1, 2, b"xy", no_checksum=True))
+    assert str(verify_frame(frame)).endswith("UDP checksum 0x0000 ok (no checksum (0))")
+    zero = packets.steer_l4_checksum(frame[:40] + b"\xff\xff" + frame[42:], 0)  # steered: computes to 0
+    at = packets.l4_checksum_at(zero)
+    assert zero[at:at + 2] == b"\x00\x00"  # what steering asked for ...
+    wire = zero[:at] + b"\xff\xff" + zero[at + 2:]  # ... is sent as 0xFFFF
+    assert verify_frame(wire).ok
+    assert not verify_frame(zero[:at] + b"\x00\x01" + zero[at + 2:]).ok
+
+
+def test_a_partial_checksum_must_hold_the_pseudo_header_sum():
+    l4 = packets.tcp("10.244.1.5", "10.0.1.2", 8080, 40000, b"reply", flags="PA")
+    frame = bytearray(packets.ether("02:00:00:00:00:02", "02:00:00:00:00:01")
+                      + packets.ipv4("10.244.1.5", "10.0.1.2", 6, l4))
+    partial = pseudo_header_sum(packets.ip("10.244.1.5"), packets.ip("10.0.1.2"), 6, len(l4))
+    frame[34 + 16:34 + 18] = struct.pack("!H", partial)
+    assert verify_frame(bytes(frame), partial=True).ok
+    assert not verify_frame(bytes(frame)).ok  # as a complete checksum it is wrong
+    # The source rewritten to the VIP without fixing the pseudo-header sum:
+    # exactly what a return path without BPF_F_PSEUDO_HDR leaves behind.
+    stale = packets.rewrite(bytes(frame), src="10.96.0.10")[:34] + bytes(frame[34:])
+    verdict = verify_frame(stale, partial=True)
+    assert [str(p) for p in verdict.problems] == [
+        f"TCP checksum 0x{partial:04x}, expected 0x"
+        f"{pseudo_header_sum(packets.ip('10.96.0.10'), packets.ip('10.0.1.2'), 6, len(l4)):04x} "
+        "(partial: pseudo-header sum)"]
+
+
+def test_assert_checksums_names_the_frame_the_field_and_both_values():
+    good = packets.ether("02:00:00:00:00:02", "02:00:00:00:00:01") + packets.ipv4(
+        "10.0.1.2", "10.96.0.10", 17, packets.udp("10.0.1.2", "10.96.0.10", 1, 2, b"abc"))
+    bad = good[:-1] + bytes([good[-1] ^ 0xFF])
+    assert_checksums([good])
+    with pytest.raises(BadChecksum, match=r"frame 1: IPv4 checksum 0x[0-9a-f]{4} ok; UDP checksum 0x[0-9a-f]{4}, "
+                                          r"expected 0x[0-9a-f]{4}"):
+        assert_checksums([good, bad])
+
+
+@pytest.mark.parametrize("frame,reason", [
+    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP() / b"x"), "a fragment"),
+    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / b"gre"), "IP protocol 47"),
+    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:40], "beyond the frame"),
+    (bytes(Ether(type=0x86DD) / (b"\x60" * 40)), "not IPv4"),
+])
+def test_what_cannot_be_judged_is_said(frame, reason):
+    verdict = verify_frame(frame)
+    assert reason in verdict.unchecked

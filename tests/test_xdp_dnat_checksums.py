@@ -1,0 +1,116 @@
+"""xdp_dnat's checksums at the edges of one's complement arithmetic, in
+both directions: the forward rewrite (XDP, bpf/csum.h's RFC 1624 updates)
+and the return path (tc, the kernel's csum helpers), each through test-run,
+each compared byte for byte with the independent model.
+
+Every edge gets its own property test with a stated number of examples,
+and an independent classifier (tests/csum_edges.py) confirms that every
+example really hits its edge: the count is asserted, so a strategy that
+stopped aiming would fail here instead of quietly testing less.
+"""
+import collections
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from scapy.layers.l2 import Ether
+
+from lab import dnat
+from lab.checksums import UDP, verify_frame
+from lab.pytest_plugin import running_kernel
+from lab.topology import Neighbour
+from loaders.services import Service
+from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
+from tests.dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
+
+pytestmark = pytest.mark.kernel
+
+# Examples per run, per edge and direction (times 10 under HYPOTHESIS_PROFILE=long).
+EXAMPLES = {edge: 100 for edge in EDGES} | {"random": 1000} | {edge: 10 for edge in IHL_EDGES}
+LONG = settings.default.max_examples > 1000
+# Backends the lb's FIB can reach: different address words for the updates.
+BACKENDS = ((BACKEND_IP, BACKEND_MAC), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))
+CHECKSUM_COMPLETE = running_kernel() >= (6, 11)
+
+
+def examples(edge: str) -> int:
+    return EXAMPLES[edge] * (10 if LONG else 1)
+
+
+def service_of(case) -> Service:
+    nat, proto = case.nat, "udp" if case.nat.proto == UDP else "tcp"
+    if nat.direction == "forward":
+        return Service(nat.old_addr, nat.old_port, proto, nat.new_addr, nat.new_port)
+    return Service(nat.new_addr, nat.new_port, proto, nat.old_addr, nat.old_port)
+
+
+def explain(got: bytes, want: bytes) -> str:
+    return (f"\ngot:      {verify_frame(got)}\n{Ether(got).show(dump=True)}"
+            f"\nexpected: {verify_frame(want)}\n{Ether(want).show(dump=True)}")
+
+
+def run_edge(direction: str, edge: str, run_case) -> collections.Counter:
+    """Run `examples(edge)` cases aimed at `edge` through run_case(case);
+    returns how often each edge was hit."""
+    hits: collections.Counter = collections.Counter()
+
+    @settings(max_examples=examples(edge), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(case=nat_cases(direction, edge, BACKENDS))
+    def each(case):
+        found = classify(case)
+        assert edge in found, f"aimed at {edge}, hit only {sorted(found)}"
+        assert verify_frame(case.frame).ok and verify_frame(case.expected).ok
+        run_case(case)
+        hits.update(found)
+
+    each()
+    return hits
+
+
+@pytest.fixture(scope="module")
+def forward(module_lab_factory):
+    topo = dnat()
+    extra = tuple(Neighbour("lb", "eth1", ip, mac) for ip, mac in BACKENDS if ip != BACKEND_IP)
+    lab = module_lab_factory(dataclasses.replace(topo, neighbours=topo.neighbours + extra))
+    with dnat_runner(lab, services=()) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def reverse():
+    with return_runner(services=()) as runner:
+        yield runner
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_forward_rewrite_at_the_edge(forward, edge):
+    def run_case(case):
+        service = service_of(case)
+        forward.table.add(service)
+        try:
+            result = forward.run(case.frame)
+        finally:
+            forward.table.delete(service.vip, service.port, service.proto)
+        assert result.action == "XDP_REDIRECT"
+        assert result.data == case.expected, explain(result.data, case.expected)
+
+    hits = run_edge("forward", edge, run_case)
+    assert hits[edge] == examples(edge)
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_return_rewrite_at_the_edge(reverse, edge):
+    def run_case(case):
+        service = service_of(case)
+        reverse.table.add(service)
+        try:
+            for complete in (False, True) if CHECKSUM_COMPLETE else (False,):
+                result = reverse.run(case.frame, complete=complete)
+                assert result.retval == TC_ACT_REDIRECT
+                assert result.data == case.expected, f"complete={complete}" + explain(result.data, case.expected)
+        finally:
+            reverse.table.delete(service.vip, service.port, service.proto)
+
+    hits = run_edge("return", edge, run_case)
+    assert hits[edge] == examples(edge)

@@ -21,6 +21,8 @@ HEADERS := $(wildcard $(SRC)/*.h)
 
 TEST_SOURCES := $(wildcard tests/bpf/*.bpf.c)
 TEST_OBJECTS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(TEST_SOURCES))
+# User-space helpers of the tests (e.g. a two-CPU race driver for test-run).
+TEST_TOOLS := $(BUILD)/tests/race_test_run
 
 BENCH_SOURCES := $(wildcard bench/bpf/*.bpf.c)
 BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
@@ -31,7 +33,7 @@ VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(BENCH_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS)
 
 verifier: $(VERIFIER_OBJECTS)
 
@@ -45,6 +47,9 @@ $(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
 
 $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) | $(BUILD)/tests
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c | $(BUILD)/tests
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lbpf -lpthread
 
 $(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@

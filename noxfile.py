@@ -5,6 +5,7 @@
     nox -s lint       ruff
     nox -s verifier   only the verifier-rejection suite (clang and clang-19)
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
+    nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
 """
 import os
 
@@ -78,6 +79,14 @@ def unit(session):
 def lint(session):
     session.install("ruff")
     session.run("ruff", "check", "loaders", "lab", "tests", "bench", "kernels", "noxfile.py", "conftest.py")
+
+
+@nox.session
+def mutants(session):
+    """Mutation testing of bpf/ (tests/mutants.py): -- -k ID, -- --list."""
+    require_kernel(session)
+    install(session)
+    session.run("python", "-m", "tests.mutants", *session.posargs)
 
 
 @nox.session

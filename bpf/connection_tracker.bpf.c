@@ -4,6 +4,7 @@
 #include "connection_tracker.h"
 
 #define CONN_MAX_ENTRIES 65536
+#define EEXIST 17
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -19,6 +20,14 @@ struct {
 	__type(value, __u64);
 } conn_stats SEC(".maps");
 
+static __always_inline void count_stat(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&conn_stats, &stat);
+
+	if (n)
+		*n += 1;
+}
+
 SEC("xdp")
 int connection_tracker(struct xdp_md *ctx)
 {
@@ -28,8 +37,7 @@ int connection_tracker(struct xdp_md *ctx)
 	struct conn_value *val, fresh = {};
 	struct ethhdr *eth;
 	struct iphdr *iph;
-	__u32 stat = CONN_STAT_TABLE_FULL;
-	__u64 *full;
+	long inserted;
 
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
@@ -44,15 +52,17 @@ int connection_tracker(struct xdp_md *ctx)
 	val = bpf_map_lookup_elem(&conns, &key);
 	if (!val) {
 		/* Insert an empty entry; if another CPU inserted it first, our
-		 * BPF_NOEXIST fails harmlessly and we add into its entry. */
-		bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		 * BPF_NOEXIST fails harmlessly and we add into its entry. Either
+		 * way look it up again: returning here would lose this packet
+		 * (the original's bug). */
+		inserted = bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
 		val = bpf_map_lookup_elem(&conns, &key);
 		if (!val) {
-			full = bpf_map_lookup_elem(&conn_stats, &stat);
-			if (full)
-				*full += 1;
+			count_stat(CONN_STAT_TABLE_FULL);
 			return XDP_PASS;
 		}
+		if (inserted == -EEXIST)
+			count_stat(CONN_STAT_INSERT_RACE);
 	}
 	__sync_fetch_and_add(&val->packets, 1);
 	__sync_fetch_and_add(&val->bytes, bpf_ntohs(iph->tot_len));

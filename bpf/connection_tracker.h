@@ -22,6 +22,7 @@ struct conn_value {
 /* Indexes of the conn_stats per-CPU array. */
 enum conn_stat {
 	CONN_STAT_TABLE_FULL = 0, /* packets of new flows that found the table full */
+	CONN_STAT_INSERT_RACE,    /* first packets that lost the insert to another CPU (and were added to its entry) */
 	CONN_STAT_MAX,
 };
 

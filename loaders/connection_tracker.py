@@ -15,7 +15,7 @@ from .libbpf import BpfObject
 from .libbpf.btf import check_mirror
 from .protocols import ip_be32, ip_str, protocol_name
 
-CONN_STAT_TABLE_FULL = 0
+CONN_STAT_TABLE_FULL, CONN_STAT_INSERT_RACE = 0, 1
 
 
 class ConnKey(ctypes.Structure):
@@ -64,6 +64,11 @@ class ConnTable:
     def table_full(self) -> int:
         """Packets of new flows that found the table full."""
         return sum(self.stats.lookup(CONN_STAT_TABLE_FULL))
+
+    def insert_races(self) -> int:
+        """First packets of a flow that another CPU inserted at the same
+        moment (they were added to its entry, not lost)."""
+        return sum(self.stats.lookup(CONN_STAT_INSERT_RACE))
 
 
 class ConnectionTracker(LoadedXdp):

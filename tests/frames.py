@@ -74,4 +74,13 @@ def known_mix() -> list[tuple[str, bytes]]:
         ("tot_len beyond frame", with_ip_field(bytes(udp), 2, "!H", 1500)),
         ("tot_len below header", with_ip_field(bytes(udp), 2, "!H", 19)),
         ("version 6 in ipv4 ethertype", with_ip_field(bytes(udp), 0, "!B", 0x65)),
+        # Short IP packets in minimum-size frames: tot_len ends the packet
+        # before (or inside) its L4 header, and the Ethernet padding holds
+        # bytes that look exactly like a TCP/UDP header. They are not one.
+        ("tcp header only in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=B)
+                                                               / TCP(sport=40001, dport=80, flags="S")), 20)),
+        ("tcp header half in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=B)
+                                                               / TCP(sport=40002, dport=80, flags="S")), 30)),
+        ("udp header only in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=B)
+                                                               / UDP(sport=5001, dport=53)), 20)),
     ]

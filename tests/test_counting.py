@@ -3,16 +3,17 @@ a known mix of frames, through test-run and through the lab."""
 import ctypes
 import errno
 import json
-import threading
+import socket
+import subprocess
 
 import pytest
 from scapy.layers.inet import IP, UDP
 
 from lab.patience import patience, settle
 from loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
-from loaders.libbpf import XDP_PASS, BpfObject
+from loaders.libbpf import BpfObject, possible_cpus
 from loaders.libbpf.btf import LayoutMismatch, check_mirror
-from loaders.objects import object_path
+from loaders.objects import BUILD_DIR, object_path
 from loaders.packet_counter import PacketCounter, read_counts
 from loaders.packet_inspect import Packet, PacketInspect, open_stream
 from tests import model
@@ -24,9 +25,9 @@ MIX = known_mix()
 FRAMES = [f for _, f in MIX]
 
 # What the known mix must produce, written out by hand.
-EXPECTED_COUNTS = {1: 2, 6: 3, 17: 6, 47: 1}
+EXPECTED_COUNTS = {1: 2, 6: 5, 17: 7, 47: 1}
 EXPECTED_CONNS = {
-    (A, B, 1): (1, 32), (A, B, 6): (2, 180), (B, A, 6): (1, 40), (A, B, 17): (2, 33 + 34),
+    (A, B, 1): (1, 32), (A, B, 6): (4, 40 + 140 + 20 + 30), (B, A, 6): (1, 40), (A, B, 17): (3, 33 + 34 + 20),
     (A, C, 47): (1, 52), (C, A, 1): (1, 28), (A, C, 17): (3, 44 + 820 + 628), (C, B, 17): (1, 28),
 }
 
@@ -81,7 +82,7 @@ def test_inspect_emits_one_exact_event_per_ipv4_packet_in_order(loaded):
         stream.close()
     expected = [Packet(ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
     assert events == expected
-    assert len(events) == 12
+    assert len(events) == 15
     assert events[0].line() == "10.11.0.1 -> 10.11.0.2 ICMP"
     assert events[5].line() == "10.11.0.1 -> 192.0.2.7 GRE"
 
@@ -110,44 +111,73 @@ def test_a_mirror_that_forgets_the_pad_is_refused(loaded):
         check_mirror(loaded.btf, "conn_key", NoPad)
 
 
-def hammer(prog, frame: bytes, repeat: int, cpus=(0, 1)):
-    """Run `frame` `repeat` times on each CPU at the same moment."""
-    barrier = threading.Barrier(len(cpus))
-    errors = []
+RACE_KEYS = 20000
 
-    def worker(cpu):
-        try:
-            barrier.wait()
-            assert prog.test_run(frame, repeat=repeat, cpu=cpu).retval == XDP_PASS
-        except Exception as exc:  # reported below
-            errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(cpu,)) for cpu in cpus]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+def race_on_two_cpus(prog, frame: bytes, keys: int) -> None:
+    """Both CPUs run `frame` at the same moment, once per round, with the
+    IPv4 source set to a fresh 172.16.0.0 + round each round: the first
+    packets of a new key race each other (tests/race_test_run.c)."""
+    assert possible_cpus() >= 2, "the race needs two CPUs"
+    result = subprocess.run([str(BUILD_DIR / "tests" / "race_test_run"), str(prog.fd), frame.hex(), str(keys), "1"],
+                            pass_fds=(prog.fd,), capture_output=True, text=True, timeout=patience(60))
+    assert result.returncode == 0, result.stderr
+
+
+def race_source(i: int) -> str:
+    return socket.inet_ntoa((0xAC100000 + i).to_bytes(4, "big"))
 
 
 @pytest.mark.parametrize("loaded", ["connection_tracker"], indirect=True)
-def test_two_cpus_on_the_same_new_key_lose_no_count(loaded):
+def test_two_cpus_racing_on_fresh_keys_lose_no_count(loaded):
+    """Twenty thousand new flows, each first seen by both CPUs at once: the
+    CPU that loses the BPF_NOEXIST insert must add into the winner's entry.
+    The program counts how often that happened, so the test knows the race
+    path was really taken (thousands of times per run), not just hoped for."""
     prog, table = loaded.program("connection_tracker"), ConnTable(loaded)
-    for round_ in range(40):  # each round a key no CPU has seen
-        src = f"172.16.{round_}.1"
-        frame = bytes(IP(src=src, dst=B) / UDP())
-        frame = bytes.fromhex("0200000001020200000001010800") + frame
-        hammer(prog, frame, repeat=500)
-        conn = table.lookup(src, B, 17)
-        assert (conn.packets, conn.bytes) == (1000, 1000 * 28), f"round {round_}"
+    frame = bytes.fromhex("0200000001020200000001010800") + bytes(IP(src="172.16.0.0", dst=B) / UDP())
+    race_on_two_cpus(prog, frame, RACE_KEYS)
+    got = {c.src: (c.packets, c.bytes) for c in table.table()}
+    assert got == {race_source(i): (2, 2 * 28) for i in range(RACE_KEYS)}
+    assert table.table_full() == 0
+    assert table.insert_races() >= RACE_KEYS // 100, f"the insert race happened only {table.insert_races()} times"
 
 
 @pytest.mark.parametrize("loaded", ["packet_counter"], indirect=True)
 def test_counter_loses_no_count_across_cpus(loaded):
     frame = bytes.fromhex("0200000001020200000001010800") + bytes(IP(src=A, dst=B, proto=132) / bytes(8))
-    for _ in range(10):
-        hammer(loaded.program("packet_counter"), frame, repeat=1000)
-    assert read_counts(loaded) == {132: 20000}
+    race_on_two_cpus(loaded.program("packet_counter"), frame, RACE_KEYS)
+    assert read_counts(loaded) == {132: 2 * RACE_KEYS}
+
+
+TABLE_SIZE = 4
+
+
+def test_a_full_table_counts_every_packet_of_a_new_flow_once():
+    """The insert-failure path, taken deterministically: with the table full
+    every packet of a new flow fails its insert and its lookup, and must be
+    counted in conn_stats (once: not lost, not doubled), while the flows
+    already in the table go on counting."""
+    with BpfObject(object_path("connection_tracker"), load=False) as obj:
+        obj.map("conns").set_max_entries(TABLE_SIZE)
+        obj.load()
+        prog, table = obj.program("connection_tracker"), ConnTable(obj)
+
+        def frame(src: str, size: int = 0) -> bytes:
+            return bytes.fromhex("0200000001020200000001010800") + bytes(IP(src=src, dst=B) / UDP() / bytes(size))
+
+        residents = [f"172.17.0.{i}" for i in range(1, TABLE_SIZE + 1)]
+        newcomers = [f"172.18.0.{i}" for i in range(1, 4)]
+        for src in residents:
+            prog.test_run(frame(src))
+        for round_ in range(5):
+            for src in newcomers:
+                prog.test_run(frame(src, round_))
+            for src in residents:
+                prog.test_run(frame(src, 10))
+        assert table.table_full() == 5 * len(newcomers)
+        assert {c.src: (c.packets, c.bytes) for c in table.table()} == {src: (6, 28 + 5 * 38) for src in residents}
+        assert table.insert_races() == 0
 
 
 def lab_frames(lab):
@@ -210,7 +240,7 @@ def test_tracker_cli_json(pair_lab):
 
 
 def test_inspect_cli_json(pair_lab):
-    events = cli_json(pair_lab, "loaders.packet_inspect", "--count", "12")
+    events = cli_json(pair_lab, "loaders.packet_inspect", "--count", "15")
     assert [(e["src"], e["dst"], e["proto"]) for e in events] == [
         (ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
     assert events[0] == {"src": A, "dst": B, "proto": 1, "proto_name": "ICMP"}

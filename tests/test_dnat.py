@@ -25,6 +25,7 @@ from tests.dnat_frames import (
     rewritten,
     verdict_delta,
 )
+from tests.frames import ip_ends_early
 
 pytestmark = pytest.mark.kernel
 
@@ -118,6 +119,13 @@ NOT_SERVICE = [
      / IP(src=CLIENT_IP, dst=VIP) / TCP(dport=80), "not_service"),
     ("tcp header cut short", bytes(client_frame(TCP(dport=80)))[:14 + 20 + 10], "malformed"),
     ("ihl 4", bytes(client_frame(TCP(dport=80)))[:14] + b"\x44" + bytes(client_frame(TCP(dport=80)))[15:], "malformed"),
+    # A 60-byte frame whose IP packet ends before (or inside) the L4 header;
+    # the padding holds a perfect header for the service. Not a header.
+    ("tcp header only in the padding", ip_ends_early(bytes(client_frame(TCP(dport=80))), 20), "malformed"),
+    ("tcp header half in the padding", ip_ends_early(bytes(client_frame(TCP(dport=80))), 30), "malformed"),
+    ("udp header only in the padding", ip_ends_early(bytes(client_frame(UDP(dport=53))), 20), "malformed"),
+    ("udp length beyond tot_len", ip_ends_early(bytes(client_frame(UDP(dport=53), payload=b"0123456789")), 30),
+     "malformed"),
 ]
 
 

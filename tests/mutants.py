@@ -1,0 +1,243 @@
+"""Mutation testing of bpf/: break one rule at a time on purpose, rebuild,
+run the suite, and see it fail. A mutation the suite survives is a real bug
+the suite would let through, unless it is listed in EQUIVALENT with the
+reason it cannot change any behaviour.
+
+    nox -s mutants                       every mutation
+    nox -s mutants -- -k csum            those whose id contains "csum"
+    nox -s mutants -- --list             the mutations, not run
+
+Each mutation is a text replacement that must occur exactly once in its
+file. It is applied to a copy of bpf/, built with `make SRC=... BUILD=...`
+into a copy of build/, and the suite runs against those objects
+(BPFLAB_BUILD_DIR) with -x, the fastest exact tests first, bounded in time.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Fast, exact test-run tests first: most mutations die there in seconds.
+FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_dnat.py", "tests/test_counting.py", "tests/test_mytcpdump.py",
+         "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_dnat_lab.py",
+         "tests/test_service_path.py"]
+RUN_TIMEOUT_S = 600
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    id: str
+    file: str  # under bpf/
+    old: str
+    new: str
+    breaks: str  # the rule it breaks, for people
+
+
+M = Mutation
+MUTATIONS = [
+    # hello
+    M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
+    M("hello-length", "hello.bpf.c", "__u32 len = ctx->data_end - ctx->data;", "__u32 len = ctx->data_end - ctx->data - 1;",
+      "the trace line carries the frame's length"),
+    # packet_inspect
+    M("inspect-drops-uncounted", "packet_inspect.bpf.c", "			*drops += 1;", "			*drops += 0;",
+      "a ring-full drop is counted"),
+    M("inspect-src-is-dst", "packet_inspect.bpf.c", "ev->saddr = iph->saddr;", "ev->saddr = iph->daddr;",
+      "the event carries the source address"),
+    M("inspect-proto-is-ttl", "packet_inspect.bpf.c", "ev->protocol = iph->protocol;", "ev->protocol = iph->ttl;",
+      "the event carries the protocol"),
+    # packet_counter
+    M("counter-by-tos", "packet_counter.bpf.c", "	proto = ret;", "	proto = iph->tos;", "packets are counted per protocol"),
+    M("counter-double", "packet_counter.bpf.c", "		*count += 1;", "		*count += 2;", "one packet counts once"),
+    # connection_tracker
+    M("tracker-return-after-failed-insert", "connection_tracker.bpf.c",
+      "		val = bpf_map_lookup_elem(&conns, &key);\n		if (!val) {",
+      "		if (inserted)\n			return XDP_PASS;\n		val = bpf_map_lookup_elem(&conns, &key);\n		if (!val) {",
+      "the CPU that loses the insert race adds into the winner's entry (the original's bug)"),
+    M("tracker-failed-insert-is-full", "connection_tracker.bpf.c",
+      "		val = bpf_map_lookup_elem(&conns, &key);\n		if (!val) {",
+      "		if (inserted) {\n			count_stat(CONN_STAT_TABLE_FULL);\n			return XDP_PASS;\n		}\n"
+      "		val = bpf_map_lookup_elem(&conns, &key);\n		if (!val) {",
+      "a lost insert race is not a full table"),
+    M("tracker-full-uncounted", "connection_tracker.bpf.c", "			count_stat(CONN_STAT_TABLE_FULL);\n", "",
+      "packets that find the table full are counted"),
+    M("tracker-no-proto", "connection_tracker.bpf.c", "	key.proto = iph->protocol;\n", "",
+      "the key includes the protocol (the original forgot it)"),
+    M("tracker-frame-bytes", "connection_tracker.bpf.c", "bpf_ntohs(iph->tot_len));", "(void *)(long)ctx->data_end - (void *)(long)ctx->data);",
+      "bytes are the IP total length, not the frame's"),
+    # mytcpdump
+    M("dump-no-ports-flag", "mytcpdump.bpf.c", "		ev->dport = tcp->dest;\n		ev->flags |= MTD_F_PORTS;",
+      "		ev->dport = tcp->dest;", "TCP events say their ports are real"),
+    M("dump-sport-is-dport", "mytcpdump.bpf.c", "ev->sport = udp->source;", "ev->sport = udp->dest;",
+      "the source port is the source port"),
+    M("dump-first-fragment-no-ports", "mytcpdump.bpf.c", "	if (!ip_is_first_fragment(iph))", "	if (ip_is_fragment(iph))",
+      "a first fragment carries its ports"),
+    M("dump-drops-uncounted", "mytcpdump.bpf.c", "			__sync_fetch_and_add(drops, 1);", "			__sync_fetch_and_add(drops, 0);",
+      "a ring-full drop is counted"),
+    M("dump-len-is-frame", "mytcpdump.bpf.c", "	ev->len = bpf_ntohs(iph->tot_len);", "	ev->len = data_end - (void *)(long)ctx->data;",
+      "len is the IP total length"),
+    # the shared parsers
+    M("parse-tcp-in-padding", "parsing_helpers.h",
+      "	if ((void *)(tcp + 1) > data_end || (void *)(tcp + 1) > ip_end(iph))", "	if ((void *)(tcp + 1) > data_end)",
+      "a TCP header lies inside tot_len, not in the Ethernet padding"),
+    M("parse-tcp-options-in-padding", "parsing_helpers.h",
+      "	if (nh->pos + len > data_end || nh->pos + len > ip_end(iph))", "	if (nh->pos + len > data_end)",
+      "TCP options lie inside tot_len"),
+    M("parse-udp-in-padding", "parsing_helpers.h",
+      "	if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > ip_end(iph))", "	if ((void *)(udp + 1) > data_end)",
+      "a UDP header lies inside tot_len"),
+    M("parse-udp-length-unchecked", "parsing_helpers.h", "	if (!ip_is_fragment(iph) && nh->pos + len > ip_end(iph))",
+      "	if (0)", "the UDP length fits the packet"),
+    M("parse-ihl-below-5", "parsing_helpers.h", "	if (hdrsize < sizeof(*iph))\n		return -1;\n", "",
+      "ihl is at least 5"),
+    M("parse-tot-len-below-header", "parsing_helpers.h", "	if (tot_len < hdrsize)\n		return -1;\n", "",
+      "tot_len covers the header"),
+    M("parse-tot-len-beyond-frame", "parsing_helpers.h", "	if (nh->pos + tot_len > pkt_end)\n		return -1;\n", "",
+      "tot_len does not run past the packet"),
+    M("parse-one-vlan", "parsing_helpers.h", "#define VLAN_MAX_DEPTH 2", "#define VLAN_MAX_DEPTH 1",
+      "two VLAN tags (802.1ad + 802.1Q) are parsed"),
+    M("parse-fragment-mf-only", "parsing_helpers.h", "	return (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;",
+      "	return (iph->frag_off & bpf_htons(IP_MF)) != 0;", "a last fragment (offset, no MF) is a fragment"),
+    # the forward checksums (bpf/csum.h, RFC 1624 eqn 3 by hand)
+    M("csum-fold-once", "csum.h", "	sum = (sum & 0xffff) + (sum >> 16);\n	sum = (sum & 0xffff) + (sum >> 16);\n",
+      "	sum = (sum & 0xffff) + (sum >> 16);\n", "a sum that carries twice is folded twice"),
+    M("csum-address-low-word", "csum.h", "	sum += (to >> 16) + (to & 0xffff);", "	sum += (to >> 16);",
+      "both words of an address are in the update"),
+    M("csum-no-complement", "csum.h", "	return (__u16)~csum_fold32(sum);\n}\n\n/* The checksum `check` after a 32-bit",
+      "	return (__u16)csum_fold32(sum);\n}\n\n/* The checksum `check` after a 32-bit",
+      "eqn 3 complements the sum"),
+    M("fwd-ip-checksum-not-updated", "xdp_dnat.bpf.c", "	iph->check = csum_update32(iph->check, iph->daddr, be->ip);\n", "",
+      "the IPv4 header checksum follows the address"),
+    M("fwd-port-not-in-checksum", "xdp_dnat.bpf.c", "		check = csum_update16(check, *l4_dport, be->port);\n", "",
+      "the L4 checksum follows the port"),
+    M("fwd-udp-zero-updated", "xdp_dnat.bpf.c", "	if (!(is_udp && *l4_check == 0)) {", "	if (1) {",
+      "UDP checksum 0 (none) stays 0"),
+    M("fwd-udp-computed-zero-sent-as-zero", "xdp_dnat.bpf.c", "		if (is_udp && check == 0)\n			check = 0xFFFF;\n", "",
+      "a UDP checksum that computes to 0 is sent as 0xFFFF"),
+    M("fwd-tcp-zero-sent-as-ffff", "xdp_dnat.bpf.c", "		if (is_udp && check == 0)", "		if (check == 0)",
+      "only UDP turns a computed 0 into 0xFFFF"),
+    # xdp_dnat's decisions
+    M("fwd-fragments-rewritten", "xdp_dnat.bpf.c", "	if (ip_is_fragment(iph))\n		return count(DNAT_FRAGMENT, XDP_PASS);\n", "",
+      "fragments are never rewritten"),
+    M("fwd-vlan-accepted", "xdp_dnat.bpf.c", "	if (proto != bpf_htons(ETH_P_IP) || nh.pos != (void *)(eth + 1))",
+      "	if (proto != bpf_htons(ETH_P_IP))", "a VLAN-tagged frame is not rewritten"),
+    M("fwd-no-neigh-is-failure", "xdp_dnat.bpf.c", "	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)",
+      "	if (rc != BPF_FIB_LKUP_RET_SUCCESS)", "without a neighbour entry the stack resolves ARP"),
+    M("fwd-macs-swapped", "xdp_dnat.bpf.c", "	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);",
+      "	__builtin_memcpy(eth->h_dest, fib.smac, ETH_ALEN);", "the destination MAC is the next hop's"),
+    M("fwd-redirect-uncounted", "xdp_dnat.bpf.c", "	return count(DNAT_REDIRECTED, bpf_redirect(fib.ifindex, 0));",
+      "	return bpf_redirect(fib.ifindex, 0);", "redirected packets are counted"),
+    # the return path's checksums (the kernel's helpers, used right)
+    M("ret-no-pseudo-hdr", "xdp_dnat.bpf.c", "l4_flags | BPF_F_PSEUDO_HDR | 4", "l4_flags | 4",
+      "the address is in the pseudo-header (partial and CHECKSUM_COMPLETE packets)"),
+    M("ret-no-mangled-0", "xdp_dnat.bpf.c", "		l4_flags = BPF_F_MARK_MANGLED_0;", "		l4_flags = 0;",
+      "UDP checksum 0 stays 0, a computed 0 becomes 0xFFFF"),
+    M("ret-udp0-stale-skb-csum", "xdp_dnat.bpf.c", "			port_store_flags = BPF_F_RECOMPUTE_CSUM;",
+      "			port_store_flags = 0;", "skb->csum follows a port change nothing else balances"),
+    M("ret-ip-checksum-not-updated", "xdp_dnat.bpf.c",
+      "	    bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old_ip, svc->vip, 4) ||\n", "",
+      "the IPv4 header checksum follows the address"),
+    M("ret-port-not-in-checksum", "xdp_dnat.bpf.c", "	    bpf_l4_csum_replace(skb, check_off, old_port, svc->port, l4_flags | 2) ||\n", "",
+      "the L4 checksum follows the port"),
+    M("ret-not-redirected", "xdp_dnat.bpf.c", "	return bpf_redirect_neigh(cfg->service_ifindex, NULL, 0, 0);",
+      "	return TC_ACT_OK;", "replies leave through the clients' interface"),
+]
+
+# Mutations no test can kill because they change no behaviour, with why.
+EQUIVALENT: dict[str, str] = {}
+
+
+def apply(mutation: Mutation, src: Path) -> None:
+    path = src / mutation.file
+    text = path.read_text()
+    if text.count(mutation.old) != 1:
+        raise SystemExit(f"mutation {mutation.id}: its text occurs {text.count(mutation.old)} times in "
+                         f"bpf/{mutation.file}, not once: update tests/mutants.py")
+    path.write_text(text.replace(mutation.old, mutation.new))
+
+
+def first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" - ")[0]
+    return ""
+
+
+def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
+    src, build = work / "bpf", work / "build"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copytree(REPO / "bpf", src)  # copy2 keeps times: make rebuilds what the mutation touches
+    shutil.copytree(REPO / "build", build)
+    apply(mutation, src)
+    started = time.monotonic()
+    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}"], cwd=REPO, capture_output=True, text=True)
+    if made.returncode != 0:
+        return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],
+                "seconds": round(time.monotonic() - started, 1)}
+    tests = [*FIRST, "tests"]
+    try:
+        run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "2",
+                              *pytest_args, *tests], cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                             env={**os.environ, "BPFLAB_BUILD_DIR": str(build), "BPFLAB_REQUIRE_KERNEL": "1"})
+        output, code = run.stdout + run.stderr, run.returncode
+    except subprocess.TimeoutExpired as exc:
+        output, code = str(exc.stdout or ""), -1
+    seconds = round(time.monotonic() - started, 1)
+    if code == 0:
+        return {"id": mutation.id, "result": "survived", "detail": "", "seconds": seconds}
+    detail = first_failure(output) or ("timed out" if code == -1 else f"pytest exit {code}")
+    return {"id": mutation.id, "result": "killed", "detail": detail, "seconds": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="nox -s mutants --", description=__doc__.split("\n\n")[0])
+    p.add_argument("-k", dest="keyword", help="only mutations whose id contains this")
+    p.add_argument("--list", action="store_true", help="list the mutations and exit")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args, pytest_args = p.parse_known_args(argv)
+    chosen = [m for m in MUTATIONS if not args.keyword or args.keyword in m.id]
+    if args.list:
+        with tempfile.TemporaryDirectory() as tmp:
+            for m in chosen:
+                shutil.copytree(REPO / "bpf", Path(tmp) / m.id)
+                apply(m, Path(tmp) / m.id)  # each applies cleanly, or this says which does not
+                print(f"{m.id:<38} bpf/{m.file:<24} {m.breaks}")
+        return 0
+    if not chosen:
+        p.error(f"no mutation id contains {args.keyword!r}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bpflab-mutants-") as tmp:
+        for i, mutation in enumerate(chosen, 1):
+            print(f"[{i}/{len(chosen)}] {mutation.id}: {mutation.breaks} ...", flush=True)
+            result = run_one(mutation, Path(tmp) / "work", pytest_args)
+            note = f" ({EQUIVALENT[mutation.id]})" if result["result"] == "survived" and mutation.id in EQUIVALENT else ""
+            print(f"    {result['result'].upper()} in {result['seconds']} s {result['detail']}{note}", flush=True)
+            results.append(result)
+    killed = sum(r["result"] == "killed" for r in results)
+    survived = [r["id"] for r in results if r["result"] == "survived"]
+    invalid = [r["id"] for r in results if r["result"] == "invalid"]
+    unexplained = [m for m in survived if m not in EQUIVALENT]
+    rate = killed / len(results)
+    print(f"\nmutants: {killed} killed, {len(survived)} survived ({len(survived) - len(unexplained)} explained as "
+          f"equivalent), {len(invalid)} invalid, of {len(results)}: kill rate {100 * rate:.1f} %")
+    for mid in unexplained:
+        print(f"  SURVIVED, unexplained: {mid}: a test should fail for it, or EQUIVALENT must say why it cannot")
+    for mid in invalid:
+        print(f"  INVALID (does not build): {mid}: fix the mutation")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "kill_rate": rate}, indent=2))
+    return 0 if rate >= 0.95 and not unexplained and not invalid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -154,11 +154,14 @@ static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end, c
 	struct tcphdr *tcp = nh->pos;
 	__u32 len;
 
-	if ((void *)(tcp + 1) > data_end || (void *)(tcp + 1) > ip_end(iph))
+	if ((void *)(tcp + 1) > data_end)
 		return -1;
 	len = tcp->doff * 4;
 	if (len < sizeof(*tcp))
 		return -1;
+	/* The whole header, options included, inside tot_len: a header in
+	 * the Ethernet padding after a short packet is not one. (doff may be
+	 * read from the padding first; this check then rejects it.) */
 	if (nh->pos + len > data_end || nh->pos + len > ip_end(iph))
 		return -1;
 	nh->pos += len;
@@ -175,6 +178,8 @@ static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end, c
 	struct udphdr *udp = nh->pos;
 	int len;
 
+	/* Inside tot_len: for a first fragment the length check below is
+	 * skipped, so this one keeps its header out of the padding. */
 	if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > ip_end(iph))
 		return -1;
 	len = load_be16(&udp->len);

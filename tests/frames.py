@@ -83,4 +83,8 @@ def known_mix() -> list[tuple[str, bytes]]:
                                                                / TCP(sport=40002, dport=80, flags="S")), 30)),
         ("udp header only in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=B)
                                                                / UDP(sport=5001, dport=53)), 20)),
+        ("tcp options in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=B)
+                                                           / TCP(sport=40003, dport=80, options=[("MSS", 1460)])), 40)),
+        ("first fragment's udp header in the padding", ip_ends_early(bytes(eth() / IP(src=A, dst=C, flags="MF")
+                                                                           / UDP(sport=5002, dport=53)), 20)),
     ]

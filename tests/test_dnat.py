@@ -124,6 +124,8 @@ NOT_SERVICE = [
     ("tcp header only in the padding", ip_ends_early(bytes(client_frame(TCP(dport=80))), 20), "malformed"),
     ("tcp header half in the padding", ip_ends_early(bytes(client_frame(TCP(dport=80))), 30), "malformed"),
     ("udp header only in the padding", ip_ends_early(bytes(client_frame(UDP(dport=53))), 20), "malformed"),
+    ("tcp options in the padding", ip_ends_early(bytes(client_frame(TCP(dport=80, options=[("MSS", 1460)]))), 40),
+     "malformed"),
     ("udp length beyond tot_len", ip_ends_early(bytes(client_frame(UDP(dport=53), payload=b"0123456789")), 30),
      "malformed"),
 ]

@@ -22,7 +22,11 @@ def package_for(version: str) -> str:
     configured apt sources offer."""
     out = subprocess.run(["apt-cache", "search", "--names-only", f"^linux-image-{re.escape(version)}[.]"],
                          capture_output=True, text=True, check=True).stdout
-    names = [line.split()[0] for line in out.splitlines()]
+    return pick_package(version, [line.split()[0] for line in out.splitlines()])
+
+
+def pick_package(version: str, names: list[str]) -> str:
+    """The newest plain image package of `version` among `names`."""
     # The plain amd64 flavour (modules in the same package), not cloud/rt/dbg/unsigned.
     plain = [n for n in names if re.fullmatch(rf"linux-image-{re.escape(version)}[.][0-9][0-9.+a-z-]*-amd64", n)
              and not re.search(r"-(cloud|rt|dbg)-", n) and not n.endswith("-unsigned")]

@@ -62,7 +62,8 @@ DEFAULT_TIMEOUT_S = 120
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.get_plugin("timeout") is None:
+    manager = config.pluginmanager
+    if not (manager.has_plugin("timeout") or manager.has_plugin("pytest_timeout")):  # entry point, or -p
         return
     explicit = config.getoption("timeout", None)
     for item in items:

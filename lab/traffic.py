@@ -2,7 +2,9 @@
 
 A packet socket stays bound to the namespace it was created in, so sockets
 are opened inside the node (this thread, briefly) and used from anywhere.
-Scapy builds and parses; sending is a plain AF_PACKET send of bytes.
+Scapy builds and parses; sending is a plain AF_PACKET send of bytes. Scapy is
+imported when a frame is first parsed: it costs processes that only build
+labs (owners, servers, pytest runs in tests) a third of a second each.
 """
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-
-from scapy.layers.l2 import Ether
-from scapy.packet import Packet
+from typing import TYPE_CHECKING
 
 from loaders.libbpf.netns import entered
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+
+def Ether(data: bytes) -> Packet:  # noqa: N802 - scapy's name, imported on first use
+    from scapy.layers.l2 import Ether as ScapyEther
+
+    return ScapyEther(data)
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -62,6 +71,7 @@ class FrameLog:
         by_iface: dict[tuple[str, str], list[Frame]] = {}
         for f in self.frames:
             by_iface.setdefault((f.node, f.ifname), []).append(f)
+        from scapy.layers.l2 import Ether
         for (node, ifname), frames in sorted(by_iface.items()):
             packets = []
             for f in frames:
@@ -87,7 +97,8 @@ def open_packet_socket(netns: str, ifname: str) -> socket.socket:
     return sock
 
 
-def to_bytes(frame: Packet | bytes) -> bytes:
+def to_bytes(frame) -> bytes:
+    """A scapy packet or bytes, as bytes."""
     return bytes(frame)
 
 
@@ -97,7 +108,7 @@ class Sender:
         self._sock = open_packet_socket(netns, ifname)
 
     def send(self, frames: Packet | bytes | Iterable[Packet | bytes]) -> int:
-        if isinstance(frames, (bytes, bytearray, Packet)):
+        if isinstance(frames, (bytes, bytearray)) or hasattr(frames, "build"):  # bytes, or one scapy packet
             frames = [frames]
         n = 0
         for frame in frames:

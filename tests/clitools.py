@@ -40,6 +40,22 @@ def wait_attached(proc: subprocess.Popen, stream: str = "stderr", timeout: float
     return line
 
 
+def run_pytest(*args: str, cwd: Path = REPO, plugins: tuple[str, ...] = (), env: dict | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    """pytest in a process of its own (a scenario the suite must pass or
+    fail). Plugins are not autoloaded (that alone costs a second a run):
+    pytest-timeout always, the lab's plugin and `plugins` as asked."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout",
+            *(a for p in plugins for a in ("-p", p)), *args]
+    proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                 env={**os.environ, "PYTHONPATH": str(REPO), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})})
+    try:
+        out, _ = proc.communicate(timeout=patience(timeout))
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, "")
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
     """Exit status 2, exactly one line on stderr, containing every fragment."""
     lines = result.stderr.splitlines()

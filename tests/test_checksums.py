@@ -65,7 +65,7 @@ def scapy_frames(draw):
     return kind, bytes(frame / ip / l4 / payload), 14 + 4 * len(tags)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(case=scapy_frames(), flip=st.integers(0, 2**16))
 def test_the_oracle_accepts_what_scapy_builds_and_rejects_any_flipped_bit(case, flip):
     kind, frame, ip_at = case
@@ -84,7 +84,7 @@ def test_the_oracle_accepts_what_scapy_builds_and_rejects_any_flipped_bit(case, 
     assert not verify_frame(bytes(bad)).ok, f"bit {bit} of the IP packet flipped and no checksum noticed"
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(case=scapy_frames(), port=st.integers(1, 65535))
 def test_the_nat_model_is_scapys_full_recomputation(case, port):
     kind, frame, ip_at = case

@@ -1,14 +1,12 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
-import os
-import subprocess
 import sys
 
 import pytest
 
-from kernels.fetch import KernelNotFound, package_for
+from kernels.fetch import KernelNotFound, package_for, pick_package
 from lab.patience import patience
-from tests.clitools import REPO
+from tests.clitools import REPO, run_pytest
 
 
 def test_kernel_arguments_are_split_from_pytest_arguments():
@@ -23,8 +21,11 @@ def test_kernel_arguments_are_split_from_pytest_arguments():
 
 def test_debian_kernel_packages_are_found():
     assert package_for("6.1").startswith("linux-image-6.1.")
+    names = ["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-10-amd64", "linux-image-6.1.0-10-cloud-amd64",
+             "linux-image-6.1.0-10-rt-amd64", "linux-image-6.1.0-11-amd64-unsigned", "linux-image-6.12.1-amd64"]
+    assert pick_package("6.1", names) == "linux-image-6.1.0-10-amd64"
     with pytest.raises(KernelNotFound):
-        package_for("1.2")
+        pick_package("1.2", names)
 
 
 def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
@@ -34,9 +35,7 @@ def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
         "def test_future(): pass\n"
         "@pytest.mark.since_kernel('3.0', 'an old feature')\n"
         "def test_old(): assert False, 'runs, so a missing old feature fails'\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
-                             "-rs", "-q", str(tmp_path), f"--rootdir={tmp_path}"], cwd=REPO, capture_output=True,
-                            text=True)
+    result = run_pytest("-rs", "-q", str(tmp_path), f"--rootdir={tmp_path}", plugins=("lab.pytest_plugin",))
     assert "1 failed, 1 skipped" in result.stdout
     assert "needs a future feature, which kernels before 99.0 lack" in result.stdout
 
@@ -56,10 +55,9 @@ def test_hang_timeouts_scale_with_the_machine(monkeypatch):
 def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
     (tmp_path / "test_hang.py").write_text(
         "import time, pytest\n"
-        "@pytest.mark.timeout(1)\n"
+        "@pytest.mark.timeout(0.5)\n"
         "def test_hangs(): time.sleep(1000)\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
-                             "-q", str(tmp_path), f"--rootdir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "BPFLAB_TIME_SCALE": "2"}, timeout=patience(60))
+    result = run_pytest("-q", str(tmp_path), f"--rootdir={tmp_path}", plugins=("lab.pytest_plugin",),
+                        env={"BPFLAB_TIME_SCALE": "2"})
     assert "1 failed" in result.stdout
-    assert "Timeout (>2.0s) from pytest-timeout" in result.stdout
+    assert "Timeout (>1.0s) from pytest-timeout" in result.stdout

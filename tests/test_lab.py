@@ -16,7 +16,7 @@ from lab import builder, dnat, hostsnap
 from lab import owner as owners
 from lab.patience import patience, read_line, wait_until
 from lab.process import spawn
-from tests.clitools import REPO
+from tests.clitools import REPO, run_pytest
 
 pytestmark = pytest.mark.kernel
 SCENARIOS = REPO / "tests" / "lab_scenarios"
@@ -122,30 +122,23 @@ def test_labs_built_at_once_in_threads_do_not_collide():
             lab.teardown()
 
 
-def run_pytest(*args, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=patience(180))
-
-
 def test_two_workers_build_side_by_side():
-    result = run_pytest("-n", "2", "-q", str(SCENARIOS / "scenario_parallel.py"))
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_pytest("-n", "2", "-q", str(SCENARIOS / "scenario_parallel.py"), plugins=("xdist",))
+    assert result.returncode == 0, result.stdout
     assert "6 passed" in result.stdout
 
 
 def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
-    proc = spawn([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", f"--basetemp={tmp_path}",
-                  str(SCENARIOS / "scenario_failing.py")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                 text=True)
-    out, _ = proc.communicate(timeout=patience(120))
-    assert proc.returncode == 1, out
+    result = run_pytest("-s", f"--basetemp={tmp_path}", str(SCENARIOS / "scenario_failing.py"))
+    out, pid = result.stdout, int(result.stdout.split("lab frames of bpflab-", 1)[1].split("-", 1)[0])
+    assert result.returncode == 1, out
     assert "deliberate failure" in out
-    assert owned_entries(proc.pid) == []
-    assert owners.pids_marked(proc.pid) == []
+    assert owned_entries(pid) == []
+    assert owners.pids_marked(pid) == []
     pcaps = sorted(Path(tmp_path).rglob("lab-*.pcap"))
     assert [p.name for p in pcaps] == ["lab-left-eth0.pcap", "lab-right-eth0.pcap"]
     for p in pcaps:
-        assert f"lab frames of bpflab-{proc.pid}-1: {p}" in out
+        assert f"lab frames of bpflab-{pid}-1: {p}" in out
         packets = rdpcap(str(p))
         assert [bytes(pkt[UDP].payload) for pkt in packets] == [b"evidence"]
 

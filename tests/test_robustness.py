@@ -1,8 +1,6 @@
 """Faults and bad input through the real command lines: one clear line,
 exit status 2 (1 when the interface vanishes), nothing left attached."""
 import signal
-import subprocess
-import sys
 
 import pytest
 from pyroute2 import IPRoute
@@ -11,7 +9,7 @@ from lab.patience import patience, read_line, wait_until
 from loaders.libbpf import BpfObject, _lib, entered, xdp_query
 from loaders.objects import object_path
 from loaders.pins import PIN_ROOT
-from tests.clitools import REPO, assert_one_line_error, run_cli, start_cli, wait_attached
+from tests.clitools import assert_one_line_error, run_cli, run_pytest, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
 LOADERS = ["hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump", "xdp_dnat"]
@@ -194,9 +192,7 @@ def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
         "def test_leaks():\n"
         "    lab = builder.build(pair())\n"
         "    builder._live_labs.discard(lab)  # forgotten: never torn down\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.pytest_plugin",
-                             "-q", str(scenario), f"--rootdir={tmp_path}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=patience(120))
+    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}", plugins=("lab.pytest_plugin",))
     assert result.returncode == 1, result.stdout
     assert "bpflab leak guard: the suite left the host changed:" in result.stdout
     assert "namespace /run/netns/bpflab-" in result.stdout

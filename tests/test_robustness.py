@@ -41,20 +41,26 @@ def corrupt(tmp):
     return path
 
 
+@pytest.fixture(scope="module")
+def shared_pair(module_lab_factory):
+    """One lab for the bad-input cases: each checks that nothing got attached."""
+    return module_lab_factory("pair")
+
+
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input(pair_lab, tmp_path, loader, case):
+def test_bad_input(shared_pair, tmp_path, loader, case):
     make_args, fragment = BAD_INPUT[case]
-    result = run_cli(f"loaders.{loader}", *make_args(pair_lab, tmp_path))
+    result = run_cli(f"loaders.{loader}", *make_args(shared_pair, tmp_path))
     assert_one_line_error(result, fragment)
-    nothing_attached(pair_lab)
+    nothing_attached(shared_pair)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
-def test_not_root(pair_lab, loader):
-    result = run_cli(f"loaders.{loader}", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
+def test_not_root(shared_pair, loader):
+    result = run_cli(f"loaders.{loader}", "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
     assert_one_line_error(result, "needs root (CAP_BPF and CAP_NET_ADMIN)")
-    nothing_attached(pair_lab)
+    nothing_attached(shared_pair)
 
 
 SPEC_ERRORS = [

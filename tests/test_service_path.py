@@ -17,7 +17,7 @@ import threading
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from lab.checksums import assert_checksums
+from lab.checksums import assert_checksums, verify_frame
 from lab.patience import settle
 from loaders.libbpf import entered
 from loaders.xdp_dnat import XdpDnat
@@ -187,5 +187,9 @@ def test_the_client_rejects_what_a_broken_return_path_sends(dnat_lab, attach, tm
     variant = compile_variant(tmp_path, "xdp_dnat", replacements)
     dnat_lab.serve("backend", server, BACKEND_IP, 5353, *server_args)
     attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES, obj=variant)
-    assert udp_exchange(dnat_lab, 53, b"is this checked?", timeout=1) is None
+    with dnat_lab.capture("client", "eth0", is_udp_from_vip) as cap:
+        assert udp_exchange(dnat_lab, 53, b"is this checked?", timeout=1) is None
+        got = cap.wait(1)
     assert settle(lambda: dnat_lab.snmp("client")["Udp"]["InCsumErrors"], 1) == 1
+    # The capture shows it too: the reply reached the client with a wrong UDP checksum.
+    assert [f.layer for f in verify_frame(cap.frames[0]).problems] == ["UDP"], got[0].show(dump=True)

@@ -26,7 +26,8 @@ from tests.dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_run
 pytestmark = pytest.mark.kernel
 
 # Examples per run, per edge and direction (times 10 under HYPOTHESIS_PROFILE=long).
-EXAMPLES = {edge: 100 for edge in EDGES} | {"random": 500} | {edge: 10 for edge in IHL_EDGES}
+# Every aimed example hits its edge, so a bug at an edge fails its first one.
+EXAMPLES = {edge: 50 for edge in EDGES} | {"random": 500} | {edge: 10 for edge in IHL_EDGES}
 LONG = settings.default.max_examples > 1000
 # Backends the lb's FIB can reach: different address words for the updates.
 BACKENDS = ((BACKEND_IP, BACKEND_MAC), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))

@@ -118,7 +118,10 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    process.stop_spawned()  # an interrupted session still stops what it started
+    # An interrupted session (Ctrl-C, -x) may skip fixture finalizers: what
+    # this process started and built goes now, in workers and controller.
+    process.stop_spawned()
+    builder.teardown_all()
     before = getattr(session.config, "_bpflab_host_before", None)
     if before is None:
         return
@@ -132,6 +135,9 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter:
             reporter.write_line(text, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        # Reported, and then removed: the labs of owners that died (a
+        # worker killed mid-test) must not outlive the run that made them.
+        owners.sweep()
 
 
 @pytest.fixture(autouse=True)

@@ -68,7 +68,8 @@ def run_on(version: str, pytest_args: list[str]) -> tuple[int, str, float]:
     setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
                                                 *cached_dirs()])
     script = (f"{setup} && cd {shlex.quote(str(REPO))} && BPFLAB_REQUIRE_KERNEL=1 PYTHONDONTWRITEBYTECODE=1 "
-              f"BPFLAB_TIME_SCALE={time_scale()} {inner}; echo bpflab-exit=$?")
+              f"BPFLAB_TIME_SCALE={time_scale()} BPFLAB_EMULATED={0 if has_hardware_virt() else 1} {inner}; "
+              "echo bpflab-exit=$?")
     print(f"[kernel {version}] booting {image} ...", flush=True)
     proc = subprocess.Popen(vng_command(image, script), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"

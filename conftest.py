@@ -1,10 +1,10 @@
 """Root conftest: the lab's fixtures and the kernel-test rules apply to the
-whole suite (see lab/pytest_plugin.py), and Hypothesis has two profiles."""
+whole suite (see lab/pytest_plugin.py, bpflab.lab.pytest_plugin), and Hypothesis has two profiles."""
 import os
 
 from hypothesis import settings
 
-pytest_plugins = ["lab.pytest_plugin"]
+pytest_plugins = ["bpflab.lab.pytest_plugin"]
 
 # A fixed CI profile (the same examples every run) and a longer opt-in one:
 #   HYPOTHESIS_PROFILE=long nox -s kernel

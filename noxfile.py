@@ -62,7 +62,7 @@ def kernel(session):
         session.run("pytest", *args, env={"BPFLAB_REQUIRE_KERNEL": "1", "PYTHONDONTWRITEBYTECODE": ""})
         return
     session.install("virtme-ng")
-    session.run("python", "-m", "kernels.matrix", *[a for v in versions for a in ("--kernel", v)], *args)
+    session.run("python", "-m", "bpflab.kernels.matrix", *[a for v in versions for a in ("--kernel", v)], *args)
 
 
 @nox.session
@@ -96,4 +96,4 @@ def mutants(session):
 def bench(session):
     require_kernel(session)
     install(session)
-    session.run("python", "-m", "bench", *session.posargs)
+    session.run("python", "-m", "bpflab.bench", *session.posargs)

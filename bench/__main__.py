@@ -1,4 +1,4 @@
-"""python -m bench [--suite] [--quick]: run the benchmarks, print a table,
+"""python -m bpflab.bench [--suite] [--quick]: run the benchmarks, print a table,
 write build/bench.json."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import platform
 import sys
 
-from loaders.objects import BUILD_DIR
+from bpflab.loaders.objects import BUILD_DIR
 
 from . import datapath, ringbuf, suite, testrun, topology
 
@@ -38,7 +38,7 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench")
+    p = argparse.ArgumentParser(prog="python -m bpflab.bench")
     p.add_argument("--suite", action="store_true", help="also time the kernel test suite with -n 1 and -n 2")
     p.add_argument("--runs", type=int, default=3, help="runs per datapath (default 3)")
     args = p.parse_args(argv)

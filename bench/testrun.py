@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import statistics
 
+from bpflab.lab import builder, dnat
+from bpflab.lab.topology import BACKEND_IP, VIP
+from bpflab.loaders.objects import BUILD_DIR, object_path
+from bpflab.loaders.services import Service, ServiceTable
+from bpflab.loaders.xdp_dnat import read_verdicts
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from lab import builder, dnat
-from lab.topology import BACKEND_IP, VIP
-from loaders.libbpf import BpfObject, entered, xdp_md
-from loaders.objects import BUILD_DIR, object_path
-from loaders.services import Service, ServiceTable
-from loaders.xdp_dnat import read_verdicts
+from bpflab.host.netns import entered
+from bpflab.libbpf import BpfObject, xdp_md
 
 REPEAT = 200_000
 ROUNDS = 5
@@ -59,7 +60,7 @@ def measure() -> dict[str, float]:
                 obj.load()
                 drain = None
                 if ring:
-                    from loaders.libbpf import RingBuffer
+                    from bpflab.libbpf import RingBuffer
 
                     rb = RingBuffer(obj.map(ring), lambda raw: None)
                     drain = rb.consume

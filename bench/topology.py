@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from lab import builder, dnat
+from bpflab.lab import builder, dnat
 
 
 def measure(times: int = 10) -> dict:

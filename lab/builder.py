@@ -12,7 +12,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
-from loaders.libbpf.netns import entered
+from bpflab.host.netns import entered
 
 from . import counters, netns, process, traffic
 from . import owner as owners
@@ -47,7 +47,7 @@ class Lab:
         return self.topology.endpoint(node, ifname)
 
     def ifindex(self, node: str, ifname: str) -> int:
-        from loaders.libbpf.netns import ifindex
+        from bpflab.host.netns import ifindex
 
         return ifindex(ifname, self.netns(node))
 

@@ -1,10 +1,10 @@
-"""`python -m lab`: labs for people, like xdp-tutorial's testenv.
+"""`python -m bpflab.lab`: labs for people, like xdp-tutorial's testenv.
 
-    python -m lab up [pair|dnat]     build a lab that outlives this command
-    python -m lab status             what `up` made, and whether it is there
-    python -m lab exec NODE -- CMD   run CMD inside a node of that lab
-    python -m lab down               remove exactly what `up` made
-    python -m lab demo               the README's demo
+    python -m bpflab.lab up [pair|dnat]     build a lab that outlives this command
+    python -m bpflab.lab status             what `up` made, and whether it is there
+    python -m bpflab.lab exec NODE -- CMD   run CMD inside a node of that lab
+    python -m bpflab.lab down               remove exactly what `up` made
+    python -m bpflab.lab demo               the README's demo
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import NoReturn
 
-from loaders.libbpf.netns import NamespaceNotFound, open_netns, setns
+from bpflab.host.netns import NamespaceNotFound, open_netns, setns
 
 from . import builder, owner
 from .topology import TOPOLOGIES
@@ -23,7 +23,7 @@ from .topology import TOPOLOGIES
 # One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use it).
 LAB_NAME = os.environ.get("BPFLAB_LAB_NAME", "cli")
 if not LAB_NAME.isidentifier():
-    sys.exit(f"python -m lab: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {LAB_NAME!r}")
+    sys.exit(f"python -m bpflab.lab: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {LAB_NAME!r}")
 STATE_FILE = owner.STATE_DIR / f"lab-{LAB_NAME}.json"
 CLI_PREFIX = f"bpflab-{LAB_NAME}"
 
@@ -49,7 +49,7 @@ def up(topology: str) -> int:
         raise LabError("needs root to create network namespaces")
     state = load_state()
     if state is not None:
-        raise LabError(f"a {state['topology']} lab is already up (python -m lab down removes it)")
+        raise LabError(f"a {state['topology']} lab is already up (python -m bpflab.lab down removes it)")
     lab = builder.build(TOPOLOGIES[topology](), prefix=CLI_PREFIX)
     builder._live_labs.discard(lab)  # it outlives this process on purpose
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def up(topology: str) -> int:
                                       "pin_dir": str(lab.pin_dir)}))
     print(f"{topology} lab is up:")
     print_nodes(lab.topology, lab.namespaces)
-    print("run commands in it with: python -m lab exec NODE -- CMD; remove it with: python -m lab down")
+    print("run commands in it with: python -m bpflab.lab exec NODE -- CMD; remove it with: python -m bpflab.lab down")
     return 0
 
 
@@ -97,11 +97,11 @@ def down() -> int:
 def exec_in(node: str, argv: list[str]) -> int:
     state = load_state()
     if state is None:
-        raise LabError("no lab is up (python -m lab up)")
+        raise LabError("no lab is up (python -m bpflab.lab up)")
     if node not in state["namespaces"]:
         raise LabError(f"no node '{node}' in the {state['topology']} lab (has: {', '.join(state['namespaces'])})")
     if not argv:
-        raise LabError("no command given (python -m lab exec NODE -- CMD...)")
+        raise LabError("no command given (python -m bpflab.lab exec NODE -- CMD...)")
     # setns without remounting /sys, unlike `ip netns exec`: bpffs pins stay visible.
     setns(open_netns(state["namespaces"][node]))
     try:
@@ -111,7 +111,7 @@ def exec_in(node: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m lab", description="Network-namespace labs for XDP programs.")
+    p = Parser(prog="python -m bpflab.lab", description="Network-namespace labs for XDP programs.")
     sub = p.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build a lab")
     p_up.add_argument("topology", nargs="?", default="dnat", choices=sorted(TOPOLOGIES))
@@ -136,5 +136,5 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.main()
     except (LabError, NamespaceNotFound, subprocess.CalledProcessError) as exc:
-        print(f"python -m lab: error: {exc}", file=sys.stderr)
+        print(f"python -m bpflab.lab: error: {exc}", file=sys.stderr)
         return 2

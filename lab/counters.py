@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loaders.libbpf.netns import entered
+from bpflab.host.netns import entered
 
 # Every counter of a packet the kernel dropped for a bad checksum.
 CHECKSUM_ERRORS = (("IpExt", "InCsumErrors"), ("Tcp", "InCsumErrors"), ("Udp", "InCsumErrors"),

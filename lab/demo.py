@@ -6,10 +6,9 @@ import itertools
 import subprocess
 import sys
 
+from bpflab.loaders.hello import Hello
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
-
-from loaders.hello import Hello
 
 from . import builder, process
 from .patience import patience, read_line
@@ -29,10 +28,10 @@ def mixed_traffic(lab) -> list:
 
 
 def run_loader_cli(lab, module: str, *args: str) -> None:
-    """Start `python -m loaders.MODULE` in the lab, send traffic once it is
+    """Start `python -m bpflab.loaders.MODULE` in the lab, send traffic once it is
     attached, and show what it prints."""
-    argv = [sys.executable, "-u", "-m", f"loaders.{module}", "eth0", "--netns", lab.netns("right"), *args]
-    print(f"$ python -m loaders.{module} eth0 --netns {lab.netns('right')} {' '.join(args)}", flush=True)
+    argv = [sys.executable, "-u", "-m", f"bpflab.loaders.{module}", "eth0", "--netns", lab.netns("right"), *args]
+    print(f"$ python -m bpflab.loaders.{module} eth0 --netns {lab.netns('right')} {' '.join(args)}", flush=True)
     proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         attached = read_line(proc.stderr, timeout=30, what=f"{module}'s 'attached' line")
@@ -68,9 +67,9 @@ def demo_dnat() -> None:
         print(f"lab: client {lab.netns('client')} (10.0.1.2) -> lb {lb} -> backend {lab.netns('backend')} "
               f"(10.244.1.5); the lb has no route to the VIP 10.96.0.10")
         server = lab.serve("backend", "http", "10.244.1.5", "8080", "--body", "hello from the backend, via the VIP\n")
-        argv = [sys.executable, "-u", "-m", "loaders.xdp_dnat", "eth0", "--netns", lb, "--mode", "native",
+        argv = [sys.executable, "-u", "-m", "bpflab.loaders.xdp_dnat", "eth0", "--netns", lb, "--mode", "native",
                 "--interval", "1"]
-        print(f"$ python -m loaders.xdp_dnat eth0 --netns {lb} --mode native --interval 1", flush=True)
+        print(f"$ python -m bpflab.loaders.xdp_dnat eth0 --netns {lb} --mode native --interval 1", flush=True)
         loader = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             while line := read_line(loader.stdout, timeout=30, what="xdp_dnat's start-up lines"):
@@ -83,8 +82,8 @@ def demo_dnat() -> None:
             script = ("import http.client; c = http.client.HTTPConnection('10.96.0.10', 80, timeout=5); "
                       "c.request('GET', '/'); r = c.getresponse(); print(r.status, r.reason, r.read().decode(), end='')")
             print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
-            print(f"\n$ python -m loaders.xdp_dnat stats eth0 --netns {lb}")
-            stats = subprocess.run([sys.executable, "-m", "loaders.xdp_dnat", "stats", "eth0", "--netns", lb],
+            print(f"\n$ python -m bpflab.loaders.xdp_dnat stats eth0 --netns {lb}")
+            stats = subprocess.run([sys.executable, "-m", "bpflab.loaders.xdp_dnat", "stats", "eth0", "--netns", lb],
                                    capture_output=True, text=True, timeout=patience(30))
             print(stats.stdout + stats.stderr, end="")
         finally:

@@ -7,7 +7,7 @@ import subprocess
 
 from pyroute2 import IPRoute
 
-from loaders.libbpf.netns import entered
+from bpflab.host.netns import entered
 
 
 def _links(ipr: IPRoute) -> list[tuple]:

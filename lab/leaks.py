@@ -24,7 +24,7 @@ def leftovers(pid: int | None = None) -> list[str]:
             owner = entry.name.rsplit("-", 1)[-1]
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():
                 found.append(f"tracefs instance {entry}")
-    from loaders.pins import dead_instances
+    from bpflab.loaders.pins import dead_instances
 
     found += [f"pins of a dead loader instance {d}" for d in dead_instances()]
     for proc, owner in owners.marked_processes().items():

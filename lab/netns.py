@@ -11,7 +11,7 @@ import ctypes.util
 import os
 import threading
 
-from loaders.libbpf.netns import CLONE_NEWNET, NETNS_RUN_DIR
+from bpflab.host.netns import CLONE_NEWNET, NETNS_RUN_DIR
 
 MS_BIND = 4096
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)

@@ -20,9 +20,8 @@ import signal
 import time
 from pathlib import Path
 
+from bpflab.lab.patience import patience
 from pyroute2 import netns as pr_netns
-
-from lab.patience import patience
 
 STATE_DIR = Path("/run/bpflab")
 OWNERS_DIR = STATE_DIR / "owners"

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 
-from loaders.libbpf.netns import open_netns, setns
+from bpflab.host.netns import open_netns, setns
 
 from .owner import OWNER_ENV
 from .patience import patience

@@ -109,7 +109,7 @@ def _is_controller(config) -> bool:
 def pytest_sessionstart(session):
     if os.geteuid() == 0 and _is_controller(session.config):
         # Leftovers of runs that were SIGKILLed: sweep before we start.
-        from loaders import pins, tracefs
+        from bpflab.loaders import pins, tracefs
 
         owners.sweep()
         pins.sweep_dead()

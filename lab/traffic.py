@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from loaders.libbpf.netns import entered
+from bpflab.host.netns import entered
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -91,7 +91,7 @@ def open_packet_socket(netns: str, ifname: str) -> socket.socket:
             sock.bind((ifname, ETH_P_ALL))
         except OSError:
             sock.close()
-            from loaders.libbpf.netns import InterfaceNotFound
+            from bpflab.host.netns import InterfaceNotFound
 
             raise InterfaceNotFound(ifname, netns) from None
     return sock

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .libbpf import BpfObject, XdpAttachment
-from .libbpf.netns import ifindex
-from .libbpf.xdp import AlreadyAttached, detach_any
+from bpflab.host.netns import ifindex
+from bpflab.libbpf import BpfObject, XdpAttachment
+from bpflab.libbpf.xdp import AlreadyAttached, detach_any
+
 from .objects import object_path
 
 

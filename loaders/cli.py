@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from .libbpf import BpfError, InterfaceNotFound, NamespaceNotFound, VerifierError
-from .libbpf.xdp import AlreadyAttached
+from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
+from bpflab.libbpf import BpfError, VerifierError
+from bpflab.libbpf.xdp import AlreadyAttached
+
 from .objects import object_path
 from .pins import InstanceBusy, NoInstance
 from .services import SpecError
@@ -45,7 +47,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parser(prog: str, description: str) -> OneLineParser:
-    return OneLineParser(prog=f"python -m loaders.{prog}", description=description)
+    return OneLineParser(prog=f"python -m bpflab.loaders.{prog}", description=description)
 
 
 def add_interface_args(p: argparse.ArgumentParser, name: str, *, modes: bool = True) -> None:

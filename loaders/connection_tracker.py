@@ -1,6 +1,6 @@
 """connection_tracker: packets and bytes per {source, destination, protocol}.
 
-    python -m loaders.connection_tracker IFACE [--netns NS] [--mode ...] [--interval S] [--count N] [--json]
+    python -m bpflab.loaders.connection_tracker IFACE [--netns NS] [--mode ...] [--interval S] [--count N] [--json]
 """
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import dataclasses
 import socket
 import sys
 
+from bpflab.libbpf import BpfObject
+from bpflab.libbpf.btf import check_mirror
+
 from . import cli
 from .attach import LoadedXdp
-from .libbpf import BpfObject
-from .libbpf.btf import check_mirror
 from .protocols import ip_be32, ip_str, protocol_name
 
 CONN_STAT_TABLE_FULL, CONN_STAT_INSERT_RACE = 0, 1

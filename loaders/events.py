@@ -8,9 +8,10 @@ import ctypes
 import time
 from collections.abc import Callable, Iterator
 
+from bpflab.libbpf import BpfObject, RingBuffer
+from bpflab.libbpf.btf import LayoutMismatch, check_mirror
+
 from .attach import LoadedXdp
-from .libbpf import BpfObject, RingBuffer
-from .libbpf.btf import LayoutMismatch, check_mirror
 
 
 class EventStream:

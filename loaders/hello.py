@@ -1,6 +1,6 @@
 """hello: attach the hello XDP program and stream its trace lines.
 
-    python -m loaders.hello IFACE [--netns NS] [--mode native|generic]
+    python -m bpflab.loaders.hello IFACE [--netns NS] [--mode native|generic]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """mytcpdump: a live stream of IPv4 packets from a ring buffer.
 
-    python -m loaders.mytcpdump IFACE [--netns NS] [--mode native|generic] [--json] [--count N]
+    python -m bpflab.loaders.mytcpdump IFACE [--netns NS] [--mode native|generic] [--json] [--count N]
 
 One line per packet: protocol, src[:port] -> dst[:port], length (the IP
 total length). Events that found the ring full are counted by the program
@@ -13,9 +13,10 @@ import dataclasses
 import socket
 import sys
 
+from bpflab.libbpf import BpfObject
+
 from . import cli
 from .events import EventStream, StreamingXdp
-from .libbpf import BpfObject
 from .protocols import ip_str, protocol_name
 
 MTD_F_PORTS, MTD_F_FRAGMENT, MTD_F_L4_TRUNCATED = 1, 2, 4

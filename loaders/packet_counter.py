@@ -1,15 +1,16 @@
 """packet_counter: packets per IP protocol number.
 
-    python -m loaders.packet_counter IFACE [--netns NS] [--mode ...] [--interval S] [--count N] [--json]
+    python -m bpflab.loaders.packet_counter IFACE [--netns NS] [--mode ...] [--interval S] [--count N] [--json]
 """
 from __future__ import annotations
 
 import ctypes
 import sys
 
+from bpflab.libbpf import BpfObject
+
 from . import cli
 from .attach import LoadedXdp
-from .libbpf import BpfObject
 from .protocols import protocol_name
 
 

@@ -1,6 +1,6 @@
 """packet_inspect: source, destination and protocol of every IPv4 packet.
 
-    python -m loaders.packet_inspect IFACE [--netns NS] [--mode native|generic] [--json] [--count N]
+    python -m bpflab.loaders.packet_inspect IFACE [--netns NS] [--mode native|generic] [--json] [--count N]
 """
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import ctypes
 import dataclasses
 import sys
 
+from bpflab.libbpf import BpfObject
+
 from . import cli
 from .events import EventStream, StreamingXdp
-from .libbpf import BpfObject
 from .protocols import ip_str, protocol_name
 
 

@@ -8,7 +8,8 @@ import errno
 import ipaddress
 import socket
 
-from .libbpf import BpfError, Map
+from bpflab.libbpf import BpfError, Map
+
 from .protocols import ip_be32, ip_str
 
 PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}

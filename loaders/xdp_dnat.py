@@ -1,11 +1,11 @@
 """xdp_dnat: a Service load balancer (XDP forward path + tc return path).
 
-    python -m loaders.xdp_dnat IFACE [--netns NS] [--mode native|generic]
+    python -m bpflab.loaders.xdp_dnat IFACE [--netns NS] [--mode native|generic]
                                [--service VIP:PORT/PROTO=BACKEND:PORT ...] [--no-return-path]
-    python -m loaders.xdp_dnat service add  IFACE [--netns NS] SPEC...
-    python -m loaders.xdp_dnat service del  IFACE [--netns NS] VIP:PORT/PROTO...
-    python -m loaders.xdp_dnat service list IFACE [--netns NS] [--json]
-    python -m loaders.xdp_dnat stats        IFACE [--netns NS] [--json]
+    python -m bpflab.loaders.xdp_dnat service add  IFACE [--netns NS] SPEC...
+    python -m bpflab.loaders.xdp_dnat service del  IFACE [--netns NS] VIP:PORT/PROTO...
+    python -m bpflab.loaders.xdp_dnat service list IFACE [--netns NS] [--json]
+    python -m bpflab.loaders.xdp_dnat stats        IFACE [--netns NS] [--json]
 
 Without --service the original's 10.96.0.10:80/tcp=10.244.1.5:8080 is
 installed. The return path (replies from backends back to the VIP) goes on
@@ -19,12 +19,13 @@ import ctypes
 import json
 import sys
 
+from bpflab.host.netns import entered
+from bpflab.libbpf import BpfObject, Map
+from bpflab.libbpf.btf import check_mirror
+from bpflab.libbpf.tc import TcAttachment
+
 from . import cli
 from .attach import LoadedXdp
-from .libbpf import BpfObject, Map
-from .libbpf.btf import check_mirror
-from .libbpf.netns import entered
-from .libbpf.tc import TcAttachment
 from .pins import Instance, running_pin_dir
 from .services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
 
@@ -164,7 +165,7 @@ def run(args) -> int:
         for s in dnat.table.list():
             print(f"  {s.frontend} -> {s.backend_ip}:{s.backend_port}", flush=True)
         ns = f" --netns {args.netns}" if args.netns else ""
-        print(f"xdp_dnat: change them with: python -m loaders.xdp_dnat service add|del|list {args.iface}{ns}",
+        print(f"xdp_dnat: change them with: python -m bpflab.loaders.xdp_dnat service add|del|list {args.iface}{ns}",
               flush=True)
         last = None
         try:

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.patience import patience, read_line
-from lab.process import spawn, stop
+from bpflab.lab.patience import patience, read_line
+from bpflab.lab.process import spawn, stop
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,14 +8,15 @@ import contextlib
 import ctypes
 import dataclasses
 
+from bpflab.lab import packets
+from bpflab.loaders.objects import object_path
+from bpflab.loaders.services import Service, ServiceTable
+from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from lab import packets
-from loaders.libbpf import BpfObject, entered, xdp_md
-from loaders.objects import object_path
-from loaders.services import Service, ServiceTable
-from loaders.xdp_dnat import DnatConfig, read_verdicts
+from bpflab.host.netns import entered
+from bpflab.libbpf import BpfObject, xdp_md
 
 CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = "02:00:00:00:02:02", "02:00:00:00:02:01", "02:00:00:00:03:01", "02:00:00:00:03:05"
 CLIENT_IP, VIP, BACKEND_IP = "10.0.1.2", "10.96.0.10", "10.244.1.5"

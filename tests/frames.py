@@ -21,7 +21,7 @@ def with_ip_field(frame: bytes, offset: int, fmt: str, value: int, ip_at: int = 
     made right again (over the header length the field now claims, where
     that fits in the frame, else the basic 20 bytes): the frame lies in that
     one field only."""
-    from lab.checksums import checksum
+    from bpflab.lab.checksums import checksum
 
     out = bytearray(frame)
     struct.pack_into(fmt, out, ip_at + offset, value)
@@ -37,7 +37,7 @@ def ip_ends_early(frame: bytes, tot_len: int, ip_at: int = 14) -> bytes:
     recomputed) and everything after it left in place as Ethernet padding,
     at least up to the 60-byte minimum frame: the L4 header a program must
     not read when tot_len says the packet ended before it."""
-    from lab.checksums import checksum
+    from bpflab.lab.checksums import checksum
 
     out = bytearray(frame.ljust(60, b"\0"))
     struct.pack_into("!H", out, ip_at + 2, tot_len)

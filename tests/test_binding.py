@@ -4,9 +4,10 @@ import errno
 import struct
 
 import pytest
+from bpflab.lab.patience import settle
+from bpflab.loaders.objects import BUILD_DIR
 
-from lab.patience import settle
-from loaders.libbpf import (
+from bpflab.libbpf import (
     XDP_DROP,
     XDP_PASS,
     BpfError,
@@ -17,8 +18,7 @@ from loaders.libbpf import (
     possible_cpus,
     xdp_query,
 )
-from loaders.libbpf.xdp import AlreadyAttached
-from loaders.objects import BUILD_DIR
+from bpflab.libbpf.xdp import AlreadyAttached
 
 pytestmark = pytest.mark.kernel
 BINDING_OBJ = BUILD_DIR / "tests" / "binding.bpf.o"

@@ -8,15 +8,15 @@ import socket
 import subprocess
 
 import pytest
+from bpflab.lab.patience import patience, settle
+from bpflab.loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
+from bpflab.loaders.objects import BUILD_DIR, object_path
+from bpflab.loaders.packet_counter import PacketCounter, read_counts
+from bpflab.loaders.packet_inspect import Packet, PacketInspect, open_stream
 from scapy.layers.inet import IP, UDP
 
-from lab.patience import patience, settle
-from loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
-from loaders.libbpf import BpfObject, possible_cpus
-from loaders.libbpf.btf import LayoutMismatch, check_mirror
-from loaders.objects import BUILD_DIR, object_path
-from loaders.packet_counter import PacketCounter, read_counts
-from loaders.packet_inspect import Packet, PacketInspect, open_stream
+from bpflab.libbpf import BpfObject, possible_cpus
+from bpflab.libbpf.btf import LayoutMismatch, check_mirror
 from tests import model
 from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, C, known_mix
@@ -234,18 +234,18 @@ def cli_json(pair_lab, module, *extra):
 
 
 def test_counter_cli_json(pair_lab):
-    tables = cli_json(pair_lab, "loaders.packet_counter", "--interval", "1", "--count", "1")
+    tables = cli_json(pair_lab, "bpflab.loaders.packet_counter", "--interval", "1", "--count", "1")
     assert tables == [{str(k): v for k, v in sorted(EXPECTED_COUNTS.items())}]
 
 
 def test_tracker_cli_json(pair_lab):
-    tables = cli_json(pair_lab, "loaders.connection_tracker", "--interval", "1", "--count", "1")
+    tables = cli_json(pair_lab, "bpflab.loaders.connection_tracker", "--interval", "1", "--count", "1")
     assert len(tables) == 1
     assert {(r["src"], r["dst"], r["proto"]): (r["packets"], r["bytes"]) for r in tables[0]} == EXPECTED_CONNS
 
 
 def test_inspect_cli_json(pair_lab):
-    events = cli_json(pair_lab, "loaders.packet_inspect", "--count", "17")
+    events = cli_json(pair_lab, "bpflab.loaders.packet_inspect", "--count", "17")
     assert [(e["src"], e["dst"], e["proto"]) for e in events] == [
         (ip.src, ip.dst, ip.proto) for f in FRAMES if (ip := model.ipv4(f))]
     assert events[0] == {"src": A, "dst": B, "proto": 1, "proto_name": "ICMP"}

@@ -4,13 +4,13 @@ import random
 import signal
 
 import pytest
+from bpflab.lab.patience import patience, read_line
+from bpflab.loaders.hello import Hello
+from bpflab.loaders.objects import object_path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from lab.patience import patience, read_line
-from loaders.hello import Hello
-from loaders.libbpf import XDP_PASS, BpfObject, xdp_query
-from loaders.objects import object_path
+from bpflab.libbpf import XDP_PASS, BpfObject, xdp_query
 from tests.clitools import assert_one_line_error, run_cli, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
@@ -50,7 +50,7 @@ def test_an_injected_frame_produces_its_trace_line(pair_lab, attach, mode):
 def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
     ns = pair_lab.netns("right")
     size = random.randrange(200, 1400)
-    proc = start_cli("loaders.hello", "eth0", "--netns", ns, "--mode", "native")
+    proc = start_cli("bpflab.loaders.hello", "eth0", "--netns", ns, "--mode", "native")
     try:
         first = wait_attached(proc, "stdout")
         assert first == f"hello: attached to eth0 (ifindex {pair_lab.ifindex('right', 'eth0')}) in netns {ns}, native mode\n"
@@ -75,24 +75,24 @@ def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
 
 def test_cli_unknown_interface(pair_lab):
     ns = pair_lab.netns("right")
-    result = run_cli("loaders.hello", "nosuch0", "--netns", ns)
+    result = run_cli("bpflab.loaders.hello", "nosuch0", "--netns", ns)
     assert_one_line_error(result, "interface 'nosuch0' does not exist", ns)
     assert xdp_query("eth0", ns).prog_id == 0
 
 
 def test_cli_unknown_namespace():
-    result = run_cli("loaders.hello", "eth0", "--netns", "bpflab-no-such-ns")
+    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", "bpflab-no-such-ns")
     assert_one_line_error(result, "network namespace 'bpflab-no-such-ns' does not exist")
 
 
 def test_cli_not_root(pair_lab):
-    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
+    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
     assert_one_line_error(result, "needs root")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0
 
 
 def test_cli_object_missing(pair_lab, tmp_path):
-    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(tmp_path / "hello.bpf.o"))
+    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(tmp_path / "hello.bpf.o"))
     assert_one_line_error(result, "not found", "run `make hello`")
 
 
@@ -106,6 +106,6 @@ def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
             return p[12] == 8 ? XDP_DROP : XDP_PASS;
         }
     """, name="hello")
-    result = run_cli("loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
+    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
     assert_one_line_error(result, "verifier rejected program 'hello': R1 offset is outside of the packet")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0

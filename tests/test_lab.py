@@ -8,14 +8,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from bpflab.lab import builder, dnat, hostsnap
+from bpflab.lab import owner as owners
+from bpflab.lab.patience import patience, read_line, wait_until
+from bpflab.lab.process import spawn
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from lab import builder, dnat, hostsnap
-from lab import owner as owners
-from lab.patience import patience, read_line, wait_until
-from lab.process import spawn
 from tests.clitools import REPO, run_pytest
 
 pytestmark = pytest.mark.kernel
@@ -208,7 +208,7 @@ def test_cli_up_status_exec_down():
         assert f"bpflab-t{os.getpid()}-left" in up.stdout
         again = lab_cli("up", "pair")
         assert (again.returncode, again.stderr.strip()) == (
-            2, "python -m lab: error: a pair lab is already up (python -m lab down removes it)")
+            2, "python -m bpflab.lab: error: a pair lab is already up (python -m bpflab.lab down removes it)")
         assert lab_cli("status").returncode == 0
         ping = lab_cli("exec", "left", "--", "ping", "-c1", "-W2", "10.11.0.2")
         assert ping.returncode == 0, ping.stdout + ping.stderr

@@ -4,14 +4,14 @@ import ctypes
 import json
 
 import pytest
+from bpflab.lab.patience import patience
+from bpflab.loaders.events import EventStream
+from bpflab.loaders.mytcpdump import Event, MyTcpdump, PacketEvent, decode, open_stream, ring_sizer
+from bpflab.loaders.objects import object_path
 from scapy.layers.inet import IP, TCP, UDP
 
-from lab.patience import patience
-from loaders.events import EventStream
-from loaders.libbpf import BpfObject
-from loaders.libbpf.btf import LayoutMismatch
-from loaders.mytcpdump import Event, MyTcpdump, PacketEvent, decode, open_stream, ring_sizer
-from loaders.objects import object_path
+from bpflab.libbpf import BpfObject
+from bpflab.libbpf.btf import LayoutMismatch
 from tests import model
 from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, eth, known_mix, with_ip_field
@@ -137,7 +137,7 @@ def test_lab_frames_give_exactly_n_events_in_order(pair_lab, attach, mode):
 def test_cli_json_and_lines(pair_lab):
     frames = lab_frames(pair_lab, 6)
     for args, parse in ((["--json"], json.loads), ([], str)):
-        proc = start_cli("loaders.mytcpdump", "eth0", "--netns", pair_lab.netns("right"), "--count", "6", *args)
+        proc = start_cli("bpflab.loaders.mytcpdump", "eth0", "--netns", pair_lab.netns("right"), "--count", "6", *args)
         try:
             assert "attached to eth0" in wait_attached(proc)
             pair_lab.send("left", "eth0", frames)

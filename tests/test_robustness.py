@@ -3,12 +3,13 @@ exit status 2 (1 when the interface vanishes), nothing left attached."""
 import signal
 
 import pytest
+from bpflab.lab.patience import patience, read_line, wait_until
+from bpflab.loaders.objects import object_path
+from bpflab.loaders.pins import PIN_ROOT
 from pyroute2 import IPRoute
 
-from lab.patience import patience, read_line, wait_until
-from loaders.libbpf import BpfObject, _lib, entered, xdp_query
-from loaders.objects import object_path
-from loaders.pins import PIN_ROOT
+from bpflab.host.netns import entered
+from bpflab.libbpf import BpfObject, _lib, xdp_query
 from tests.clitools import assert_one_line_error, run_cli, run_pytest, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
@@ -51,14 +52,14 @@ def shared_pair(module_lab_factory):
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input(shared_pair, tmp_path, loader, case):
     make_args, fragment = BAD_INPUT[case]
-    result = run_cli(f"loaders.{loader}", *make_args(shared_pair, tmp_path))
+    result = run_cli(f"bpflab.loaders.{loader}", *make_args(shared_pair, tmp_path))
     assert_one_line_error(result, fragment)
     nothing_attached(shared_pair)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
 def test_not_root(shared_pair, loader):
-    result = run_cli(f"loaders.{loader}", "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
+    result = run_cli(f"bpflab.loaders.{loader}", "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
     assert_one_line_error(result, "needs root (CAP_BPF and CAP_NET_ADMIN)")
     nothing_attached(shared_pair)
 
@@ -76,7 +77,7 @@ SPEC_ERRORS = [
 
 @pytest.mark.parametrize("spec,message", SPEC_ERRORS, ids=[s for s, _ in SPEC_ERRORS])
 def test_malformed_service_specs(dnat_lab, spec, message):
-    result = run_cli("loaders.xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
+    result = run_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
     assert_one_line_error(result, message)
     assert xdp_query("eth0", dnat_lab.netns("lb")).prog_id == 0
 
@@ -84,7 +85,7 @@ def test_malformed_service_specs(dnat_lab, spec, message):
 def start_and_wait(module, *args):
     proc = start_cli(module, *args)
     # hello and xdp_dnat report on stdout, the table/stream loaders on stderr
-    wait_attached(proc, "stdout" if module in ("loaders.hello", "loaders.xdp_dnat") else "stderr")
+    wait_attached(proc, "stdout" if module in ("bpflab.loaders.hello", "bpflab.loaders.xdp_dnat") else "stderr")
     return proc
 
 
@@ -105,13 +106,13 @@ def reply_comes_back(lab) -> bool:
 @pytest.mark.since_kernel("6.6", "tcx links (older kernels keep a classic tc filter after SIGKILL)")
 def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab):
     lb = dnat_lab.netns("lb")
-    proc = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
+    proc = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
     assert reply_comes_back(dnat_lab)
     proc.kill()
     proc.wait(patience(10))
     wait_until(lambda: xdp_query("eth0", lb).prog_id == 0, timeout=2, what="the killed loader's XDP link to go")
     assert not reply_comes_back(dnat_lab)
-    again = start_cli("loaders.xdp_dnat", "eth0", "--netns", lb)
+    again = start_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
     try:
         wait_attached(again, "stdout")
         assert read_line(again.stdout, timeout=10, what="xdp_dnat's second line") == (
@@ -130,27 +131,27 @@ def test_a_surviving_attachment_is_reported_and_force_replaces_it(pair_lab):
         assert _lib.bpf_xdp_attach(idx, obj.program("hello").fd, _lib.XDP_FLAGS_SKB_MODE, None) == 0
     legacy = xdp_query("eth0", ns)
     assert legacy.mode == "generic"
-    result = run_cli("loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")
+    result = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")
     assert_one_line_error(result, f"interface 'eth0' already has an XDP program attached (prog id {legacy.prog_id}, "
                                   "generic mode)")
-    forced = run_cli("loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1", "--force")
+    forced = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1", "--force")
     assert forced.returncode == 0, forced.stderr
     assert xdp_query("eth0", ns).prog_id == 0  # replaced, then removed on exit
 
 
 def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
     ns = pair_lab.netns("right")
-    first = start_and_wait("loaders.hello", "eth0", "--netns", ns)
+    first = start_and_wait("bpflab.loaders.hello", "eth0", "--netns", ns)
     try:
-        second = run_cli("loaders.packet_counter", "eth0", "--netns", ns)
+        second = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns)
         assert_one_line_error(second, "interface 'eth0' already has an XDP program attached")
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=patience(10))
     lb = dnat_lab.netns("lb")
-    first = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb)
+    first = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
     try:
-        second = run_cli("loaders.xdp_dnat", "eth0", "--netns", lb)
+        second = run_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
         assert_one_line_error(second, f"xdp_dnat on eth0 in netns {lb} is already running (pid {first.pid})")
     finally:
         first.send_signal(signal.SIGTERM)
@@ -162,7 +163,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
 def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args):
     lab = lab_factory("dnat")
     lb = lab.netns("lb")
-    proc = start_and_wait(f"loaders.{loader}", "eth0", "--netns", lb, *args)
+    proc = start_and_wait(f"bpflab.loaders.{loader}", "eth0", "--netns", lb, *args)
     with entered(lb), IPRoute() as ipr:
         ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
     out, err = proc.communicate(timeout=patience(15))
@@ -173,13 +174,13 @@ def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args)
 
 def test_a_full_service_map_is_a_clear_error(dnat_lab):
     lb = dnat_lab.netns("lb")
-    proc = start_and_wait("loaders.xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
+    proc = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
     try:
-        ok = run_cli("loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
+        ok = run_cli("bpflab.loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
         assert ok.returncode == 0, ok.stderr
-        full = run_cli("loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
+        full = run_cli("bpflab.loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
         assert_one_line_error(full, "service map is full (2 services)")
-        listed = run_cli("loaders.xdp_dnat", "service", "list", "eth0", "--netns", lb)
+        listed = run_cli("bpflab.loaders.xdp_dnat", "service", "list", "eth0", "--netns", lb)
         assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080", "10.96.0.11:80/tcp -> 10.244.1.6:80"]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -187,21 +188,21 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
 
 
 def test_service_commands_without_a_running_instance(dnat_lab):
-    result = run_cli("loaders.xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
+    result = run_cli("bpflab.loaders.xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
     assert_one_line_error(result, f"no xdp_dnat on eth0 in netns {dnat_lab.netns('lb')} is running")
 
 
 def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
     scenario = tmp_path / "test_leaky.py"
     scenario.write_text(
-        "from lab import builder, pair\n"
+        "from bpflab.lab import builder, pair\n"
         "def test_leaks():\n"
         "    lab = builder.build(pair())\n"
         "    builder._live_labs.discard(lab)  # forgotten: never torn down\n")
-    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}", plugins=("lab.pytest_plugin",))
+    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}", plugins=("bpflab.lab.pytest_plugin",))
     assert result.returncode == 1, result.stdout
     assert "bpflab leak guard: the suite left the host changed:" in result.stdout
     assert "namespace /run/netns/bpflab-" in result.stdout
-    from lab import owner
+    from bpflab.lab import owner
 
     owner.sweep()  # the leaking session is over: its owner is dead

@@ -118,8 +118,9 @@ def test_uninitialised_padding_misses_the_entry_and_a_zeroed_key_finds_it():
     """Not a verifier error but a silent miss, shown with test-run."""
     import ctypes
 
-    from loaders.libbpf import XDP_DROP, XDP_PASS, BpfObject
-    from loaders.objects import BUILD_DIR
+    from bpflab.loaders.objects import BUILD_DIR
+
+    from bpflab.libbpf import XDP_DROP, XDP_PASS, BpfObject
 
     class PaddedKey(ctypes.Structure):  # ctypes zero-fills the 3 padding bytes
         _fields_ = [("addr", ctypes.c_uint32), ("proto", ctypes.c_uint8)]

@@ -12,14 +12,14 @@ import collections
 import dataclasses
 
 import pytest
+from bpflab.lab import dnat
+from bpflab.lab.checksums import UDP, verify_frame
+from bpflab.lab.pytest_plugin import running_kernel
+from bpflab.lab.topology import Neighbour
+from bpflab.loaders.services import Service
 from hypothesis import HealthCheck, given, settings
 from scapy.layers.l2 import Ether
 
-from lab import dnat
-from lab.checksums import UDP, verify_frame
-from lab.pytest_plugin import running_kernel
-from lab.topology import Neighbour
-from loaders.services import Service
 from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
 from tests.dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
 

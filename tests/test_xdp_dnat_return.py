@@ -3,11 +3,11 @@ exact bytes of every rewritten reply, against the same independent model as
 the forward direction, and on 6.11+ with a CHECKSUM_COMPLETE skb whose
 skb->csum the kernel checks after the program ran."""
 import pytest
+from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
+from bpflab.lab.pytest_plugin import running_kernel
 from scapy.layers.inet import ICMP, TCP, UDP, IPOption_NOP, IPOption_RR, fragment
 from scapy.layers.l2 import Ether
 
-from lab.checksums import checksum, pseudo_header_sum, verify_frame
-from lab.pytest_plugin import running_kernel
 from tests.dnat_frames import (
     BACKEND_IP,
     CLIENT_IP,
@@ -135,7 +135,7 @@ def test_the_kernel_catches_a_stale_skb_csum():
     import tempfile
     from pathlib import Path
 
-    from loaders.libbpf import BpfObject
+    from bpflab.libbpf import BpfObject
     from tests.bpfsrc import compile_bpf
 
     with tempfile.TemporaryDirectory() as tmp:

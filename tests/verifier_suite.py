@@ -8,8 +8,8 @@ import os
 import re
 from pathlib import Path
 
-from loaders.libbpf import BpfError, BpfObject, VerifierError
-from loaders.libbpf.btf import Btf
+from bpflab.libbpf import BpfError, BpfObject, VerifierError
+from bpflab.libbpf.btf import Btf
 
 TAG = "bpflab:"
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from lab import builder, dnat
+from bpflab.lab import builder, dnat
 
 lab = builder.build(dnat())
 try:

@@ -5,7 +5,6 @@ gives it Python types and deterministic cleanup.
 """
 from .errors import BpfError, VerifierError
 from .maps import Map, possible_cpus
-from .netns import InterfaceNotFound, NamespaceNotFound, entered, ifindex
 from .object import BpfObject, Program
 from .ringbuf import RingBuffer
 from .testrun import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, TestRunResult, test_run, xdp_md
@@ -13,8 +12,8 @@ from .xdp import AlreadyAttached, XdpAttachment, XdpState
 from .xdp import query as xdp_query
 
 __all__ = [
-    "AlreadyAttached", "BpfError", "BpfObject", "InterfaceNotFound", "Map", "NamespaceNotFound", "Program",
+    "AlreadyAttached", "BpfError", "BpfObject", "Map", "Program",
     "RingBuffer", "TestRunResult", "VerifierError", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_REDIRECT",
-    "XDP_TX", "XdpAttachment", "XdpState", "entered", "ifindex", "possible_cpus", "test_run", "xdp_md",
+    "XDP_TX", "XdpAttachment", "XdpState", "possible_cpus", "test_run", "xdp_md",
     "xdp_query",
 ]

@@ -11,10 +11,11 @@ import ctypes
 import errno
 import os
 
+from bpflab.host.netns import entered
+from bpflab.host.netns import ifindex as lookup_ifindex
+
 from . import _lib
 from .errors import BpfError
-from .netns import entered
-from .netns import ifindex as lookup_ifindex
 
 BPF_TCX_INGRESS = 46
 BPF_TC_INGRESS = 1

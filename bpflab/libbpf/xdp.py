@@ -11,10 +11,11 @@ import dataclasses
 import errno
 import os
 
+from bpflab.host.netns import entered
+from bpflab.host.netns import ifindex as lookup_ifindex
+
 from . import _lib
 from .errors import BpfError
-from .netns import entered
-from .netns import ifindex as lookup_ifindex
 
 MODES = {"native": _lib.XDP_FLAGS_DRV_MODE, "generic": _lib.XDP_FLAGS_SKB_MODE}
 _MODE_NAMES = {

@@ -13,16 +13,16 @@ import ctypes
 import statistics
 import time
 
-from bpflab.lab import builder, dnat
-from bpflab.lab.topology import BACKEND_IP, VIP
-from bpflab.loaders.objects import BUILD_DIR
-from bpflab.loaders.xdp_dnat import XdpDnat
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
+from bpflab.lab import builder, dnat
+from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, XdpAttachment, xdp_md
 from bpflab.libbpf._lib import BPF_F_TEST_XDP_LIVE_FRAMES
+from bpflab.loaders.objects import BUILD_DIR
+from bpflab.loaders.xdp_dnat import XdpDnat
 
 SERVICE = f"{VIP}:53/udp={BACKEND_IP}:5353"
 NFT_RULES = f"""

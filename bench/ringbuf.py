@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
-from bpflab.loaders.mytcpdump import DEFAULT_RING_BYTES, open_stream, ring_sizer
-from bpflab.loaders.objects import object_path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.libbpf import BpfObject
+from bpflab.loaders.mytcpdump import DEFAULT_RING_BYTES, open_stream, ring_sizer
+from bpflab.loaders.objects import object_path
 
 SECONDS = 3.0
 BATCH = 20_000

@@ -4,9 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bpflab.host.paths import REPO_ROOT
 
 
 def measure() -> dict:
@@ -14,7 +13,7 @@ def measure() -> dict:
     for workers in ("1", "2"):
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers],
-                                cwd=REPO, capture_output=True, text=True, env={"BPFLAB_REQUIRE_KERNEL": "1",
+                                cwd=REPO_ROOT, capture_output=True, text=True, env={"BPFLAB_REQUIRE_KERNEL": "1",
                                                                                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         if result.returncode != 0:
             raise RuntimeError(f"the suite failed with -n {workers}:\n{result.stdout[-3000:]}")

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import statistics
 
-from bpflab.lab import builder, dnat
-from bpflab.lab.topology import BACKEND_IP, VIP
-from bpflab.loaders.objects import BUILD_DIR, object_path
-from bpflab.loaders.services import Service, ServiceTable
-from bpflab.loaders.xdp_dnat import read_verdicts
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
+from bpflab.lab import builder, dnat
+from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
+from bpflab.loaders.objects import BUILD_DIR, object_path
+from bpflab.loaders.services import Service, ServiceTable
+from bpflab.loaders.xdp_dnat import read_verdicts
 
 REPEAT = 200_000
 ROUNDS = 5

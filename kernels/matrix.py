@@ -11,9 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+from bpflab.host.paths import REPO_ROOT
+
 from .fetch import KernelNotFound, fetch
 
-REPO = Path(__file__).resolve().parent.parent
 # A VM that has not finished in time is stopped and counted as a failure, so a
 # hang inside a guest cannot eat a CI job's time limit (CI sets a tighter one).
 VM_TIMEOUT_S = int(os.environ.get("BPFLAB_VM_TIMEOUT", 60 * 60))
@@ -38,7 +39,7 @@ def cached_dirs() -> list[str]:
     the system (clang, bpftool, libbpf), the Python the venv points at, the
     repository (with its venvs) and the apt lists (kernels.fetch), which
     virtme-ng hides under a tmpfs."""
-    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(REPO), "/var/lib/apt/lists"]
+    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(REPO_ROOT), "/var/lib/apt/lists"]
     return [d for i, d in enumerate(dirs) if not any(d.startswith(p + "/") or d == p for p in dirs[:i])]
 
 
@@ -65,13 +66,13 @@ def run_on(version: str, pytest_args: list[str]) -> tuple[int, str, float]:
         return 2, "not fetched", time.monotonic() - start
     # --exec runs under dash; the project's own interpreter by absolute path.
     inner = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args])
-    setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
+    setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO_ROOT / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
                                                 *cached_dirs()])
-    script = (f"{setup} && cd {shlex.quote(str(REPO))} && BPFLAB_REQUIRE_KERNEL=1 PYTHONDONTWRITEBYTECODE=1 "
+    script = (f"{setup} && cd {shlex.quote(str(REPO_ROOT))} && BPFLAB_REQUIRE_KERNEL=1 PYTHONDONTWRITEBYTECODE=1 "
               f"BPFLAB_TIME_SCALE={time_scale()} BPFLAB_EMULATED={0 if has_hardware_virt() else 1} {inner}; "
               "echo bpflab-exit=$?")
     print(f"[kernel {version}] booting {image} ...", flush=True)
-    proc = subprocess.Popen(vng_command(image, script), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
                                                                   f"/sbin:{os.environ.get('PATH', '')}"})
     status, summary = 2, "no result (the VM did not finish)"

@@ -12,12 +12,14 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
+from bpflab.host import leftovers, netns, owners
 from bpflab.host.netns import entered
+from bpflab.host.paths import BPFFS
+from bpflab.host.processes import stop
+from bpflab.host.waits import read_line
 
-from . import counters, netns, process, traffic
-from . import owner as owners
+from . import counters, process, traffic
 from .checksums import verify_frame
-from .patience import read_line
 from .topology import Endpoint, Topology
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
@@ -32,7 +34,7 @@ class Lab:
         self.prefix = prefix
         self.owner_pid = owner_pid
         self.namespaces = {node: f"{prefix}-{node}" for node in topology.nodes}
-        self.pin_dir = owners.BPFFS / prefix
+        self.pin_dir = BPFFS / prefix
         self._torn_down = False
         self._resources: list = []
         self.log = traffic.FrameLog()
@@ -117,17 +119,22 @@ class Lab:
         for thing in reversed(self._resources):
             with contextlib.suppress(Exception):
                 if isinstance(thing, subprocess.Popen):
-                    process.stop(thing)
+                    stop(thing)
                 elif isinstance(thing, traffic.Capture):
                     thing.__exit__(None, None, None)
                 else:
                     thing.close()
-        owners.destroy(list(self.namespaces.values()), [self.pin_dir])
+        leftovers.destroy(list(self.namespaces.values()), [self.pin_dir])
         _live_labs.discard(self)
 
     @property
     def alive(self) -> bool:
         return not self._torn_down
+
+    def keep(self) -> None:
+        """Let this lab outlive its process (`python -m bpflab.lab up`): it is
+        no longer torn down at exit; remove it with teardown() or a sweep."""
+        _live_labs.discard(self)
 
     def __enter__(self) -> Lab:
         return self
@@ -210,7 +217,7 @@ def build(topology: Topology, *, prefix: str | None = None) -> Lab:
     are swept first. If building fails, whatever was made is removed."""
     install_signal_cleanup()
     if prefix is None:
-        owners.sweep()
+        leftovers.sweep(owned_only=True)
         me = owners.current()
         lab = Lab(topology, me.new_prefix(), me.pid)
     else:

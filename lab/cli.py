@@ -13,18 +13,21 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import NoReturn
 
+from bpflab.host import leftovers
 from bpflab.host.netns import NamespaceNotFound, open_netns, setns
+from bpflab.host.paths import NETNS_RUN_DIR, STATE_DIR
 
-from . import builder, owner
+from . import builder
 from .topology import TOPOLOGIES
 
 # One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use it).
 LAB_NAME = os.environ.get("BPFLAB_LAB_NAME", "cli")
 if not LAB_NAME.isidentifier():
     sys.exit(f"python -m bpflab.lab: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {LAB_NAME!r}")
-STATE_FILE = owner.STATE_DIR / f"lab-{LAB_NAME}.json"
+STATE_FILE = STATE_DIR / f"lab-{LAB_NAME}.json"
 CLI_PREFIX = f"bpflab-{LAB_NAME}"
 
 
@@ -51,7 +54,7 @@ def up(topology: str) -> int:
     if state is not None:
         raise LabError(f"a {state['topology']} lab is already up (python -m bpflab.lab down removes it)")
     lab = builder.build(TOPOLOGIES[topology](), prefix=CLI_PREFIX)
-    builder._live_labs.discard(lab)  # it outlives this process on purpose
+    lab.keep()  # it outlives this process on purpose
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(json.dumps({"topology": topology, "prefix": lab.prefix, "namespaces": lab.namespaces,
                                       "pin_dir": str(lab.pin_dir)}))
@@ -76,7 +79,7 @@ def status() -> int:
     topology = TOPOLOGIES[state["topology"]]()
     print(f"{state['topology']} lab:")
     print_nodes(topology, state["namespaces"])
-    missing = [ns for ns in state["namespaces"].values() if not (owner.NETNS_DIR / ns).exists()]
+    missing = [ns for ns in state["namespaces"].values() if not (NETNS_RUN_DIR / ns).exists()]
     if missing:
         print(f"missing namespaces (removed by hand?): {', '.join(missing)}")
         return 1
@@ -88,7 +91,7 @@ def down() -> int:
     if state is None:
         print("no lab is up")
         return 0
-    owner.destroy(list(state["namespaces"].values()), [owner.Path(state["pin_dir"])])
+    leftovers.destroy(list(state["namespaces"].values()), [Path(state["pin_dir"])])
     STATE_FILE.unlink()
     print(f"{state['topology']} lab removed")
     return 0

@@ -6,12 +6,14 @@ import itertools
 import subprocess
 import sys
 
-from bpflab.loaders.hello import Hello
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from . import builder, process
-from .patience import patience, read_line
+from bpflab.host.processes import spawn, stop
+from bpflab.host.waits import patience, read_line
+from bpflab.loaders.hello import Hello
+
+from . import builder
 from .topology import dnat, pair
 
 
@@ -32,7 +34,7 @@ def run_loader_cli(lab, module: str, *args: str) -> None:
     attached, and show what it prints."""
     argv = [sys.executable, "-u", "-m", f"bpflab.loaders.{module}", "eth0", "--netns", lab.netns("right"), *args]
     print(f"$ python -m bpflab.loaders.{module} eth0 --netns {lab.netns('right')} {' '.join(args)}", flush=True)
-    proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         attached = read_line(proc.stderr, timeout=30, what=f"{module}'s 'attached' line")
         if "attached" not in attached:
@@ -41,7 +43,7 @@ def run_loader_cli(lab, module: str, *args: str) -> None:
         lab.send("left", "eth0", mixed_traffic(lab))
         out, err = proc.communicate(timeout=patience(30))
     finally:
-        process.stop(proc)
+        stop(proc)
     print(out, end="")
     print(err, end="")
 
@@ -70,7 +72,7 @@ def demo_dnat() -> None:
         argv = [sys.executable, "-u", "-m", "bpflab.loaders.xdp_dnat", "eth0", "--netns", lb, "--mode", "native",
                 "--interval", "1"]
         print(f"$ python -m bpflab.loaders.xdp_dnat eth0 --netns {lb} --mode native --interval 1", flush=True)
-        loader = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        loader = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             while line := read_line(loader.stdout, timeout=30, what="xdp_dnat's start-up lines"):
                 print(line, end="", flush=True)

@@ -19,21 +19,13 @@ import os
 
 import pytest
 
-from . import builder, hostsnap, process
-from . import owner as owners
-from .patience import patience, scale
+from bpflab.host import kernel, leftovers, processes, snapshot
+from bpflab.host.waits import patience, scale
+
+from . import builder
 from .topology import TOPOLOGIES, Topology
 
 REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
-
-
-def kernel_problem() -> str | None:
-    """Why kernel tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "kernel tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)"
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    return None
 
 
 def pytest_configure(config):
@@ -79,13 +71,6 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
 
 
-def running_kernel() -> tuple[int, int]:
-    import re
-
-    major, minor = re.match(r"(\d+)\.(\d+)", os.uname().release).groups()
-    return int(major), int(minor)
-
-
 def pytest_runtest_setup(item):
     since = item.get_closest_marker("since_kernel")
     if since:
@@ -93,13 +78,13 @@ def pytest_runtest_setup(item):
         # that should have it, a missing feature fails the test (cilium/ebpf's rule).
         version, feature = since.args
         wanted = tuple(int(x) for x in version.split("."))
-        if running_kernel() < wanted:
+        if kernel.version() < wanted:
             pytest.skip(f"needs {feature}, which kernels before {version} lack (this is {os.uname().release})")
     if item.get_closest_marker("kernel"):
-        problem = kernel_problem()
-        if problem:
+        problems = kernel.problems()
+        if problems:
             # An error, never a skip: a suite that cannot test the kernel must say so.
-            pytest.fail(f"{problem}; run the suite as root (README: the test command)", pytrace=False)
+            pytest.fail(f"{'; '.join(problems)} (README: the test command)", pytrace=False)
 
 
 def _is_controller(config) -> bool:
@@ -109,44 +94,39 @@ def _is_controller(config) -> bool:
 def pytest_sessionstart(session):
     if os.geteuid() == 0 and _is_controller(session.config):
         # Leftovers of runs that were SIGKILLed: sweep before we start.
-        from bpflab.loaders import pins, tracefs
-
-        owners.sweep()
-        pins.sweep_dead()
-        tracefs.sweep_dead_instances()
-        session.config._bpflab_host_before = hostsnap.snapshot()
+        leftovers.sweep()
+        session.config._bpflab_host_before = snapshot.take()
 
 
 def pytest_sessionfinish(session, exitstatus):
     # An interrupted session (Ctrl-C, -x) may skip fixture finalizers: what
     # this process started and built goes now, in workers and controller.
-    process.stop_spawned()
+    processes.stop_spawned()
     builder.teardown_all()
     before = getattr(session.config, "_bpflab_host_before", None)
     if before is None:
         return
-    from .leaks import leftovers
-
-    problems = [f"root namespace {line}" for line in hostsnap.differences(before, hostsnap.snapshot())]
-    problems += leftovers()
+    problems = [f"root namespace {line}" for line in snapshot.differences(before, snapshot.take())]
+    found = leftovers.find(mine=os.getpid())
+    problems += [str(left) for left in found if left.kind != "owner lock"]
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = "bpflab leak guard: the suite left the host changed:\n  " + "\n  ".join(problems)
         if reporter:
             reporter.write_line(text, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        # Reported, and then removed: the labs of owners that died (a
-        # worker killed mid-test) must not outlive the run that made them.
-        owners.sweep()
+        # Reported, and then removed: the labs of this run and of owners
+        # that died (a worker killed mid-test) must not outlive the run.
+        leftovers.remove(found)
 
 
 @pytest.fixture(autouse=True)
 def _stop_what_the_test_started():
     """Processes a test started through lab.process (servers, the loaders'
     command lines, lab owners) are stopped when it ends, however it ends."""
-    mark = process.spawn_mark()
+    mark = processes.spawn_mark()
     yield
-    process.stop_spawned(since=mark)
+    processes.stop_spawned(since=mark)
 
 
 def _failed(request) -> bool:

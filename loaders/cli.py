@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from bpflab.host.instances import InstanceBusy, NoInstance
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
 from bpflab.libbpf import BpfError, VerifierError
 from bpflab.libbpf.xdp import AlreadyAttached
 
 from .objects import object_path
-from .pins import InstanceBusy, NoInstance
 from .services import SpecError
 
 EXIT_USAGE = 2

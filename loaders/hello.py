@@ -7,9 +7,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
+from bpflab.host.tracefs import TraceInstance
+
 from . import cli
 from .attach import LoadedXdp
-from .tracefs import TraceInstance
 
 TRACE_TAG = "bpflab hello:"
 

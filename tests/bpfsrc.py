@@ -6,7 +6,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from tests.clitools import REPO
+from bpflab.host.paths import REPO_ROOT
 
 PRELUDE = """\
 #include <linux/bpf.h>
@@ -20,7 +20,7 @@ def compile_variant(tmp_path: Path, program: str, replacements: dict[str, str]) 
     of bpf/ (each text must occur exactly once in the program's source or
     in the header it names as "HEADER.h:text")."""
     src = tmp_path / "bpf"
-    shutil.copytree(REPO / "bpf", src, dirs_exist_ok=True)
+    shutil.copytree(REPO_ROOT / "bpf", src, dirs_exist_ok=True)
     for old, new in replacements.items():
         name, _, text = old.partition(":") if old.split(":", 1)[0].endswith(".h") else (f"{program}.bpf.c", "", old)
         path = src / name
@@ -29,7 +29,7 @@ def compile_variant(tmp_path: Path, program: str, replacements: dict[str, str]) 
             raise ValueError(f"{text!r} occurs {source.count(text)} times in {path.name}, not once")
         path.write_text(source.replace(text, new))
     out = tmp_path / "build"
-    subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={out}", str(out / f"{program}.bpf.o")], cwd=REPO, check=True,
+    subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={out}", str(out / f"{program}.bpf.o")], cwd=REPO_ROOT, check=True,
                    capture_output=True, text=True)
     return out / f"{program}.bpf.o"
 
@@ -40,5 +40,5 @@ def compile_bpf(tmp_path: Path, body: str, name: str = "snippet", clang: str = "
     (src_dir / f"{name}.bpf.c").write_text(PRELUDE + textwrap.dedent(body) + EPILOGUE)
     out = tmp_path / "out"
     subprocess.run(["make", "-s", f"SRC={src_dir}", f"BUILD={out}", f"CLANG={clang}", name],
-                   cwd=REPO, check=True, capture_output=True, text=True)
+                   cwd=REPO_ROOT, check=True, capture_output=True, text=True)
     return out / f"{name}.bpf.o"

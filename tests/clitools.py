@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bpflab.lab.patience import patience, read_line
-from bpflab.lab.process import spawn, stop
-
-REPO = Path(__file__).resolve().parent.parent
+from bpflab.host.paths import REPO_ROOT
+from bpflab.host.processes import spawn, stop
+from bpflab.host.waits import patience, read_line
 
 
 def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = False) -> subprocess.CompletedProcess:
@@ -18,8 +17,8 @@ def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = F
     argv = [sys.executable, "-m", module, *args]
     if unprivileged:
         argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
-    proc = spawn(argv, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = spawn(argv, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     try:
         out, err = proc.communicate(timeout=patience(timeout))
     finally:
@@ -29,8 +28,8 @@ def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = F
 
 def start_cli(module: str, *args: str) -> subprocess.Popen:
     """python -u -m MODULE args..., running; stopped when the test ends."""
-    return spawn([sys.executable, "-u", "-m", module, *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return spawn([sys.executable, "-u", "-m", module, *args], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
 def wait_attached(proc: subprocess.Popen, stream: str = "stderr", timeout: float = 30) -> str:
@@ -40,7 +39,7 @@ def wait_attached(proc: subprocess.Popen, stream: str = "stderr", timeout: float
     return line
 
 
-def run_pytest(*args: str, cwd: Path = REPO, plugins: tuple[str, ...] = (), env: dict | None = None,
+def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (), env: dict | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
     """pytest in a process of its own (a scenario the suite must pass or
     fail). Plugins are not autoloaded (that alone costs a second a run):
@@ -48,7 +47,7 @@ def run_pytest(*args: str, cwd: Path = REPO, plugins: tuple[str, ...] = (), env:
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout",
             *(a for p in plugins for a in ("-p", p)), *args]
     proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                 env={**os.environ, "PYTHONPATH": str(REPO), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})})
+                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})})
     try:
         out, _ = proc.communicate(timeout=patience(timeout))
     finally:

@@ -30,10 +30,11 @@ from __future__ import annotations
 import dataclasses
 import struct
 
-from bpflab.lab import packets as P
-from bpflab.lab.checksums import TCP, UDP, incremental_update, ip_offset, needs_second_fold, words
 from hypothesis import assume
 from hypothesis import strategies as st
+
+from bpflab.lab import packets as P
+from bpflab.lab.checksums import TCP, UDP, incremental_update, ip_offset, needs_second_fold, words
 
 IHL_EDGES = tuple(f"ihl_{n}" for n in range(6, 16))
 EDGES = ("random", "odd_payload", *IHL_EDGES, "udp_no_checksum", "l4_input_zero", "l4_input_ffff",

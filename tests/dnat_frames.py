@@ -8,15 +8,15 @@ import contextlib
 import ctypes
 import dataclasses
 
-from bpflab.lab import packets
-from bpflab.loaders.objects import object_path
-from bpflab.loaders.services import Service, ServiceTable
-from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
+from bpflab.lab import packets
 from bpflab.libbpf import BpfObject, xdp_md
+from bpflab.loaders.objects import object_path
+from bpflab.loaders.services import Service, ServiceTable
+from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
 
 CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = "02:00:00:00:02:02", "02:00:00:00:02:01", "02:00:00:00:03:01", "02:00:00:00:03:05"
 CLIENT_IP, VIP, BACKEND_IP = "10.0.1.2", "10.96.0.10", "10.244.1.5"

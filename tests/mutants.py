@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bpflab.host.paths import REPO_ROOT
+
 # Fast, exact test-run tests first: most mutations die there in seconds.
 FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_dnat.py", "tests/test_counting.py", "tests/test_mytcpdump.py",
          "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_dnat_lab.py",
@@ -173,20 +174,20 @@ def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
     src, build = work / "bpf", work / "build"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    shutil.copytree(REPO / "bpf", src)  # copy2 keeps times: make rebuilds what the mutation touches
-    shutil.copytree(REPO / "build", build)
+    shutil.copytree(REPO_ROOT / "bpf", src)  # copy2 keeps times: make rebuilds what the mutation touches
+    shutil.copytree(REPO_ROOT / "build", build)
     apply(mutation, src)
     started = time.monotonic()
-    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}"], cwd=REPO, capture_output=True, text=True)
+    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}"], cwd=REPO_ROOT, capture_output=True, text=True)
     if made.returncode != 0:
         return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],
                 "seconds": round(time.monotonic() - started, 1)}
-    tests = FIRST + sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py")
-                           if str(p.relative_to(REPO)) not in FIRST)
+    tests = FIRST + sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests").glob("test_*.py")
+                           if str(p.relative_to(REPO_ROOT)) not in FIRST)
     try:
         # Serial: with xdist, -x lets each worker finish its queue first.
         run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0",
-                              *pytest_args, *tests], cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                              *pytest_args, *tests], cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                              env={**os.environ, "BPFLAB_BUILD_DIR": str(build), "BPFLAB_REQUIRE_KERNEL": "1"})
         output, code = run.stdout + run.stderr, run.returncode
     except subprocess.TimeoutExpired as exc:
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         with tempfile.TemporaryDirectory() as tmp:
             for m in chosen:
-                shutil.copytree(REPO / "bpf", Path(tmp) / m.id)
+                shutil.copytree(REPO_ROOT / "bpf", Path(tmp) / m.id)
                 apply(m, Path(tmp) / m.id)  # each applies cleanly, or this says which does not
                 print(f"{m.id:<38} bpf/{m.file:<24} {m.breaks}")
         return 0

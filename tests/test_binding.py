@@ -4,9 +4,8 @@ import errno
 import struct
 
 import pytest
-from bpflab.lab.patience import settle
-from bpflab.loaders.objects import BUILD_DIR
 
+from bpflab.host.waits import settle
 from bpflab.libbpf import (
     XDP_DROP,
     XDP_PASS,
@@ -19,6 +18,7 @@ from bpflab.libbpf import (
     xdp_query,
 )
 from bpflab.libbpf.xdp import AlreadyAttached
+from bpflab.loaders.objects import BUILD_DIR
 
 pytestmark = pytest.mark.kernel
 BINDING_OBJ = BUILD_DIR / "tests" / "binding.bpf.o"

@@ -3,13 +3,13 @@ one program builds alone, and another clang works too."""
 import shutil
 import subprocess
 
-from tests.clitools import REPO
+from bpflab.host.paths import REPO_ROOT
 
-PROGRAMS = sorted(p.name.removesuffix(".bpf.c") for p in (REPO / "bpf").glob("*.bpf.c"))
+PROGRAMS = sorted(p.name.removesuffix(".bpf.c") for p in (REPO_ROOT / "bpf").glob("*.bpf.c"))
 
 
 def make(*args, build_dir, clang="clang"):
-    return subprocess.run(["make", f"BUILD={build_dir}", f"CLANG={clang}", *args], cwd=REPO,
+    return subprocess.run(["make", f"BUILD={build_dir}", f"CLANG={clang}", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True)
 
 

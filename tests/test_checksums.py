@@ -4,6 +4,11 @@ test relies on them to judge a program, they must be shown to judge right."""
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
+from scapy.layers.l2 import Dot1Q, Ether
+
 from bpflab.lab import packets
 from bpflab.lab.checksums import (
     BadChecksum,
@@ -14,10 +19,6 @@ from bpflab.lab.checksums import (
     pseudo_header_sum,
     verify_frame,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
-from scapy.layers.l2 import Dot1Q, Ether
 
 
 def test_rfc1624_worked_example():

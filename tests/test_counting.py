@@ -8,15 +8,15 @@ import socket
 import subprocess
 
 import pytest
-from bpflab.lab.patience import patience, settle
+from scapy.layers.inet import IP, UDP
+
+from bpflab.host.waits import patience, settle
+from bpflab.libbpf import BpfObject, possible_cpus
+from bpflab.libbpf.btf import LayoutMismatch, check_mirror
 from bpflab.loaders.connection_tracker import ConnectionTracker, ConnKey, ConnTable, ConnValue
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.packet_counter import PacketCounter, read_counts
 from bpflab.loaders.packet_inspect import Packet, PacketInspect, open_stream
-from scapy.layers.inet import IP, UDP
-
-from bpflab.libbpf import BpfObject, possible_cpus
-from bpflab.libbpf.btf import LayoutMismatch, check_mirror
 from tests import model
 from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, C, known_mix

@@ -4,12 +4,12 @@ in test_xdp_dnat_checksums.py)."""
 import struct
 
 import pytest
-from bpflab.lab.checksums import ones_sum
-from bpflab.loaders.services import Service
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR, fragment
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from bpflab.lab.checksums import ones_sum
+from bpflab.loaders.services import Service
 from tests.dnat_frames import (
     BACKEND_IP,
     BACKEND_MAC,

@@ -4,15 +4,15 @@ accept; the wiring comes from the FIB in any topology."""
 import dataclasses
 
 import pytest
-from bpflab.lab import dnat
-from bpflab.lab.patience import patience, settle, wait_until
-from bpflab.lab.topology import Endpoint, Link, Neighbour
-from bpflab.loaders.xdp_dnat import XdpDnat
 from pyroute2 import IPRoute
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
+from bpflab.host.waits import patience, settle, wait_until
+from bpflab.lab import dnat
+from bpflab.lab.topology import Endpoint, Link, Neighbour
+from bpflab.loaders.xdp_dnat import XdpDnat
 from tests.dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
 
 pytestmark = pytest.mark.kernel

@@ -4,17 +4,17 @@ independent Python model, and rings that never stall."""
 import ctypes
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from scapy.layers.inet import IP, UDP
+
 from bpflab.lab import builder, dnat
+from bpflab.libbpf import BpfObject
 from bpflab.loaders.connection_tracker import ConnTable
 from bpflab.loaders.mytcpdump import open_stream as mytcpdump_stream
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.packet_counter import read_counts
 from bpflab.loaders.packet_inspect import Packet
 from bpflab.loaders.packet_inspect import open_stream as inspect_stream
-from hypothesis import HealthCheck, given, settings
-from scapy.layers.inet import IP, UDP
-
-from bpflab.libbpf import BpfObject
 from tests import model
 from tests.dnat_frames import DNS, HTTP, DnatRunner, rewritten
 from tests.frames import eth, known_mix

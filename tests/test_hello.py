@@ -4,13 +4,13 @@ import random
 import signal
 
 import pytest
-from bpflab.lab.patience import patience, read_line
-from bpflab.loaders.hello import Hello
-from bpflab.loaders.objects import object_path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from bpflab.host.waits import patience, read_line
 from bpflab.libbpf import XDP_PASS, BpfObject, xdp_query
+from bpflab.loaders.hello import Hello
+from bpflab.loaders.objects import object_path
 from tests.clitools import assert_one_line_error, run_cli, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel

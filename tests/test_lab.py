@@ -8,18 +8,19 @@ import threading
 from pathlib import Path
 
 import pytest
-from bpflab.lab import builder, dnat, hostsnap
-from bpflab.lab import owner as owners
-from bpflab.lab.patience import patience, read_line, wait_until
-from bpflab.lab.process import spawn
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from tests.clitools import REPO, run_pytest
+from bpflab.host import leftovers, snapshot
+from bpflab.host.paths import BPFFS, NETNS_RUN_DIR, REPO_ROOT
+from bpflab.host.processes import has_exited, marked_processes, spawn
+from bpflab.host.waits import patience, read_line, wait_until
+from bpflab.lab import builder, dnat
+from tests.clitools import run_pytest
 
 pytestmark = pytest.mark.kernel
-SCENARIOS = REPO / "tests" / "lab_scenarios"
+SCENARIOS = REPO_ROOT / "tests" / "lab_scenarios"
 UDP_ECHO = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind((sys.argv[1],7));"
             "print('ready',flush=True);d,a=s.recvfrom(999);s.sendto(d[::-1],a)")
 UDP_ASK = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
@@ -33,7 +34,7 @@ def udp_roundtrip(lab, server_node, server_ip, client_node) -> str:
 
 
 def owned_entries(pid: int) -> list[str]:
-    found = [p.name for d in (owners.NETNS_DIR, owners.BPFFS) if d.is_dir() for p in d.iterdir()]
+    found = [p.name for d in (NETNS_RUN_DIR, BPFFS) if d.is_dir() for p in d.iterdir()]
     return [n for n in found if n.startswith(f"bpflab-{pid}-")]
 
 
@@ -68,17 +69,17 @@ def test_dnat_topology_has_the_declared_wiring(dnat_lab):
 
 
 def test_nothing_of_a_lab_appears_in_the_root_namespace():
-    before = hostsnap.snapshot()
+    before = snapshot.take()
     with builder.build(dnat()):
-        during = hostsnap.snapshot()
-    assert hostsnap.differences(before, during) == []
+        during = snapshot.take()
+    assert snapshot.differences(before, during) == []
 
 
 def test_snapshot_differences_notice_a_change(pair_lab):
     ns = pair_lab.netns("left")
-    before = hostsnap.snapshot(ns)
+    before = snapshot.take(ns)
     pair_lab.run("left", ["ip", "route", "add", "192.0.2.0/24", "dev", "eth0"], check=True)
-    changes = hostsnap.differences(before, hostsnap.snapshot(ns))
+    changes = snapshot.differences(before, snapshot.take(ns))
     assert len(changes) == 1 and changes[0].startswith("routes: removed [], added [(254, '192.0.2.0', 24")
 
 
@@ -134,7 +135,7 @@ def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
     assert result.returncode == 1, out
     assert "deliberate failure" in out
     assert owned_entries(pid) == []
-    assert owners.pids_marked(pid) == []
+    assert [p for p, o in marked_processes().items() if o == pid] == []
     pcaps = sorted(Path(tmp_path).rglob("lab-*.pcap"))
     assert [p.name for p in pcaps] == ["lab-left-eth0.pcap", "lab-right-eth0.pcap"]
     for p in pcaps:
@@ -147,8 +148,8 @@ def start_owner() -> tuple[subprocess.Popen, str, int, int]:
     """A lab owner in a process of its own (stopped when the test ends, even
     if the test fails first): (process, its lab's prefix, the pid of its
     server, the pid of a process that escaped it)."""
-    proc = spawn([sys.executable, str(SCENARIOS / "owner_script.py")], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                 env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = spawn([sys.executable, str(SCENARIOS / "owner_script.py")], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     prefix, server, escaped = read_line(proc.stdout, timeout=30, what="the owner script's lab").split()
     return proc, prefix, int(server), int(escaped)
 
@@ -160,14 +161,16 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     assert len(owned_entries(proc.pid)) == 4  # three namespaces and the pin directory
     # Its server died with it (PR_SET_PDEATHSIG); the escaped process lives
     # on, in the lab's namespace, until the sweep.
-    wait_until(lambda: owners.has_exited(server), timeout=5, what="the dead owner's server to die with it")
-    assert not owners.has_exited(escaped)
-    removed = owners.sweep()
+    wait_until(lambda: has_exited(server), timeout=5, what="the dead owner's server to die with it")
+    assert not has_exited(escaped)
+    swept = leftovers.sweep()
+    removed = [Path(left.where).name for left in swept if left.kind in ("namespace", "pin directory")]
+    assert [left.where for left in swept if left.kind == "process" and left.owner == proc.pid] == [str(escaped)]
     assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
     assert owned_entries(proc.pid) == []
-    assert owners.has_exited(escaped)  # killed and waited for, not merely signalled
+    assert has_exited(escaped)  # killed and waited for, not merely signalled
     # This test's own lab, whose owner is alive, is untouched.
-    assert (owners.NETNS_DIR / pair_lab.netns("left")).exists()
+    assert (NETNS_RUN_DIR / pair_lab.netns("left")).exists()
     assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0
 
 
@@ -177,7 +180,7 @@ def test_a_signalled_owner_cleans_up_after_itself(sig):
     proc.send_signal(sig)
     assert proc.wait(patience(10)) == 0
     assert owned_entries(proc.pid) == []
-    assert owners.pids_marked(proc.pid) == []
+    assert [p for p, o in marked_processes().items() if o == proc.pid] == []
 
 
 def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
@@ -196,10 +199,10 @@ def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
 
 
 def test_cli_up_status_exec_down():
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BPFLAB_LAB_NAME": f"t{os.getpid()}"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BPFLAB_LAB_NAME": f"t{os.getpid()}"}
 
     def lab_cli(*args):
-        return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO_ROOT, env=env, capture_output=True,
                               text=True, timeout=patience(30))
 
     up = lab_cli("up", "pair")
@@ -217,5 +220,5 @@ def test_cli_up_status_exec_down():
     finally:
         down = lab_cli("down")
     assert (down.returncode, down.stdout.strip()) == (0, "pair lab removed")
-    assert not (owners.NETNS_DIR / f"bpflab-t{os.getpid()}-left").exists()
+    assert not (NETNS_RUN_DIR / f"bpflab-t{os.getpid()}-left").exists()
     assert lab_cli("status").stdout.strip() == "no lab is up"

@@ -4,14 +4,14 @@ import ctypes
 import json
 
 import pytest
-from bpflab.lab.patience import patience
+from scapy.layers.inet import IP, TCP, UDP
+
+from bpflab.host.waits import patience
+from bpflab.libbpf import BpfObject
+from bpflab.libbpf.btf import LayoutMismatch
 from bpflab.loaders.events import EventStream
 from bpflab.loaders.mytcpdump import Event, MyTcpdump, PacketEvent, decode, open_stream, ring_sizer
 from bpflab.loaders.objects import object_path
-from scapy.layers.inet import IP, TCP, UDP
-
-from bpflab.libbpf import BpfObject
-from bpflab.libbpf.btf import LayoutMismatch
 from tests import model
 from tests.clitools import start_cli, wait_attached
 from tests.frames import A, B, eth, known_mix, with_ip_field

@@ -15,12 +15,12 @@ import socket
 import threading
 
 import pytest
-from bpflab.lab.checksums import assert_checksums, verify_frame
-from bpflab.lab.patience import settle
-from bpflab.loaders.xdp_dnat import XdpDnat
 from scapy.layers.inet import IP, UDP
 
 from bpflab.host.netns import entered
+from bpflab.host.waits import settle
+from bpflab.lab.checksums import assert_checksums, verify_frame
+from bpflab.loaders.xdp_dnat import XdpDnat
 from tests.bpfsrc import compile_variant
 from tests.dnat_frames import BACKEND_IP, VIP
 

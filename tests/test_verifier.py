@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.clitools import REPO
+from bpflab.host.paths import REPO_ROOT
 from tests.verifier_suite import cases_in, load_alone, match
 
 pytestmark = [pytest.mark.kernel, pytest.mark.verifier]
-SOURCES = sorted((REPO / "bpf" / "verifier").glob("*.bpf.c"))
+SOURCES = sorted((REPO_ROOT / "bpf" / "verifier").glob("*.bpf.c"))
 COMPILERS = ["clang", "clang-19"]
 
 
@@ -20,8 +20,8 @@ def built(tmp_path_factory):
     out = {}
     for clang in COMPILERS:
         build = tmp_path_factory.mktemp(f"verifier-{clang}")
-        subprocess.run(["make", "-s", f"SRC={REPO / 'bpf' / 'verifier'}", f"BUILD={build}", f"CLANG={clang}"]
-                       + [p.name.removesuffix(".bpf.c") for p in SOURCES], cwd=REPO, check=True)
+        subprocess.run(["make", "-s", f"SRC={REPO_ROOT / 'bpf' / 'verifier'}", f"BUILD={build}", f"CLANG={clang}"]
+                       + [p.name.removesuffix(".bpf.c") for p in SOURCES], cwd=REPO_ROOT, check=True)
         out[clang] = build
     return out
 
@@ -80,13 +80,13 @@ def test_every_wrong_case_has_a_twin_and_expectations(built):
 
 def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
     """Remove the twin's bounds check: the suite must say so, readably."""
-    src = (REPO / "bpf" / "verifier" / "packet_bounds.bpf.c").read_text()
+    src = (REPO_ROOT / "bpf" / "verifier" / "packet_bounds.bpf.c").read_text()
     # The twin's check now covers zero bytes of the header.
     broken = src.replace("if ((void *)(eth + 1) > data_end)", "if ((void *)eth > data_end)")
     assert broken != src
     (tmp_path / "broken.bpf.c").write_text(broken)
-    (tmp_path / "annotations.h").write_text((REPO / "bpf" / "verifier" / "annotations.h").read_text())
-    subprocess.run(["make", "-s", f"SRC={tmp_path}", f"BUILD={tmp_path}/out", "broken"], cwd=REPO, check=True)
+    (tmp_path / "annotations.h").write_text((REPO_ROOT / "bpf" / "verifier" / "annotations.h").read_text())
+    subprocess.run(["make", "-s", f"SRC={tmp_path}", f"BUILD={tmp_path}/out", "broken"], cwd=REPO_ROOT, check=True)
     problems = problems_in(tmp_path / "out" / "broken.bpf.o")
     assert len(problems) == 1
     assert problems[0].startswith("broken/bounds_checked must load (it is the corrected twin) but was rejected:\n")
@@ -118,9 +118,8 @@ def test_uninitialised_padding_misses_the_entry_and_a_zeroed_key_finds_it():
     """Not a verifier error but a silent miss, shown with test-run."""
     import ctypes
 
-    from bpflab.loaders.objects import BUILD_DIR
-
     from bpflab.libbpf import XDP_DROP, XDP_PASS, BpfObject
+    from bpflab.loaders.objects import BUILD_DIR
 
     class PaddedKey(ctypes.Structure):  # ctypes zero-fills the 3 padding bytes
         _fields_ = [("addr", ctypes.c_uint32), ("proto", ctypes.c_uint8)]

@@ -12,14 +12,14 @@ import collections
 import dataclasses
 
 import pytest
-from bpflab.lab import dnat
-from bpflab.lab.checksums import UDP, verify_frame
-from bpflab.lab.pytest_plugin import running_kernel
-from bpflab.lab.topology import Neighbour
-from bpflab.loaders.services import Service
 from hypothesis import HealthCheck, given, settings
 from scapy.layers.l2 import Ether
 
+from bpflab.host import kernel
+from bpflab.lab import dnat
+from bpflab.lab.checksums import UDP, verify_frame
+from bpflab.lab.topology import Neighbour
+from bpflab.loaders.services import Service
 from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
 from tests.dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
 
@@ -31,7 +31,7 @@ EXAMPLES = {edge: 50 for edge in EDGES} | {"random": 500} | {edge: 10 for edge i
 LONG = settings.default.max_examples > 1000
 # Backends the lb's FIB can reach: different address words for the updates.
 BACKENDS = ((BACKEND_IP, BACKEND_MAC), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))
-CHECKSUM_COMPLETE = running_kernel() >= (6, 11)
+CHECKSUM_COMPLETE = kernel.version() >= (6, 11)
 
 
 def examples(edge: str) -> int:

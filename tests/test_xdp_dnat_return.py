@@ -3,11 +3,11 @@ exact bytes of every rewritten reply, against the same independent model as
 the forward direction, and on 6.11+ with a CHECKSUM_COMPLETE skb whose
 skb->csum the kernel checks after the program ran."""
 import pytest
-from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
-from bpflab.lab.pytest_plugin import running_kernel
 from scapy.layers.inet import ICMP, TCP, UDP, IPOption_NOP, IPOption_RR, fragment
 from scapy.layers.l2 import Ether
 
+from bpflab.host import kernel
+from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
 from tests.dnat_frames import (
     BACKEND_IP,
     CLIENT_IP,
@@ -24,7 +24,7 @@ from tests.dnat_frames import (
 from tests.frames import ip_ends_early
 
 pytestmark = pytest.mark.kernel
-CHECKSUM_COMPLETE = running_kernel() >= (6, 11)
+CHECKSUM_COMPLETE = kernel.version() >= (6, 11)
 
 
 @pytest.fixture

@@ -12,42 +12,31 @@ import select
 from collections.abc import Iterator
 from pathlib import Path
 
-TRACEFS = Path("/sys/kernel/tracing")
-PREFIX = "bpflab-"
+from .mounts import ensure_tracefs
+from .paths import PREFIX, TRACEFS
 
 
-def ensure_mounted() -> None:
-    if not (TRACEFS / "instances").is_dir():
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        if libc.mount(b"nodev", str(TRACEFS).encode(), b"tracefs", 0, None) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot mount tracefs on {TRACEFS}: {os.strerror(err)}")
-
-
-def sweep_dead_instances() -> list[str]:
-    """Remove instances whose owning process no longer exists."""
-    removed = []
+def dead_instances() -> list[Path]:
+    """Instances (named PREFIX...-PID) whose process no longer exists."""
     instances = TRACEFS / "instances"
     if not instances.is_dir():
-        return removed
-    for inst in instances.glob(f"{PREFIX}*"):
-        pid = inst.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            with contextlib.suppress(OSError):
-                inst.rmdir()
-                removed.append(inst.name)
-    return removed
+        return []
+    return [inst for inst in instances.glob(f"{PREFIX}*")
+            if (pid := inst.name.rsplit("-", 1)[-1]).isdigit() and not Path(f"/proc/{pid}").exists()]
+
+
+def remove(instance: Path) -> None:
+    with contextlib.suppress(OSError):
+        instance.rmdir()
 
 
 class TraceInstance:
     """Collect bpf_printk lines whose text matches `glob` (a tracefs filter)."""
 
     def __init__(self, owner: str, glob: str | None = None):
-        ensure_mounted()
-        sweep_dead_instances()
+        ensure_tracefs()
+        for dead in dead_instances():
+            remove(dead)
         self.path = TRACEFS / "instances" / f"{PREFIX}{owner}-{os.getpid()}"
         self.path.mkdir()
         try:

@@ -1,8 +1,8 @@
-"""How long to wait before calling something hung, and waits that always end.
+"""Waits that always end, and how long to wait before calling something hung.
 
 The same suite runs on the host and inside emulated VMs (the kernel matrix),
 where every process starts and runs 10-20x slower. Waits that detect a hang
-scale with BPFLAB_TIME_SCALE (set by kernels.matrix inside its VMs); waits
+scale with BPFLAB_TIME_SCALE (set by bpflab.kernels.matrix inside its VMs); waits
 that prove something does *not* happen stay as they are: a longer quiet
 window only costs time, a shorter one would hide nothing.
 

@@ -7,7 +7,7 @@ import subprocess
 
 from pyroute2 import IPRoute
 
-from bpflab.host.netns import entered
+from .netns import entered
 
 
 def _links(ipr: IPRoute) -> list[tuple]:
@@ -40,7 +40,7 @@ def _firewall() -> str:
     return subprocess.run([nft, "list", "ruleset"], capture_output=True, text=True).stdout
 
 
-def snapshot(netns: str | None = None) -> dict[str, object]:
+def take(netns: str | None = None) -> dict[str, object]:
     with entered(netns), IPRoute() as ipr:
         snap = {"links": _links(ipr), "addresses": _addrs(ipr), "routes": _routes(ipr)}
         snap["firewall"] = _firewall() if netns is None else None

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from bpflab.host.netns import ifindex
-from bpflab.libbpf import BpfObject, XdpAttachment
-from bpflab.libbpf.xdp import AlreadyAttached, detach_any
+from bpflab.libbpf import AlreadyAttached, BpfObject
 
+from .interfaces import XdpAttachment, detach_any
 from .objects import object_path
 
 
@@ -61,7 +61,7 @@ class LoadedXdp:
 
     @property
     def mode(self) -> str | None:
-        return self.link.actual_mode
+        return self.link.mode
 
     def where(self) -> str:
         ns = f" in netns {self.netns}" if self.netns else ""

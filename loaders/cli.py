@@ -14,8 +14,7 @@ from typing import NoReturn
 
 from bpflab.host.instances import InstanceBusy, NoInstance
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
-from bpflab.libbpf import BpfError, VerifierError
-from bpflab.libbpf.xdp import AlreadyAttached
+from bpflab.libbpf import AlreadyAttached, BpfError, VerifierError
 
 from .objects import object_path
 from .services import SpecError

@@ -23,10 +23,10 @@ from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
-from bpflab.libbpf.tc import TcAttachment
 
 from . import cli
 from .attach import LoadedXdp
+from .interfaces import TcAttachment
 from .services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
 
 VERDICTS = ("rewritten", "redirected", "not_service", "malformed", "fragment", "fib_no_neigh", "fib_fail",

@@ -5,19 +5,21 @@ import struct
 
 import pytest
 
+from bpflab.host.netns import entered, ifindex
 from bpflab.host.waits import settle
 from bpflab.libbpf import (
     XDP_DROP,
     XDP_PASS,
+    AlreadyAttached,
     BpfError,
     BpfObject,
     RingBuffer,
     VerifierError,
-    XdpAttachment,
+    XdpLink,
     possible_cpus,
     xdp_query,
 )
-from bpflab.libbpf.xdp import AlreadyAttached
+from bpflab.loaders.interfaces import XdpAttachment
 from bpflab.loaders.objects import BUILD_DIR
 
 pytestmark = pytest.mark.kernel
@@ -144,19 +146,33 @@ def test_verifier_rejection_carries_program_name_and_log(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["native", "generic"])
-def test_xdp_attach_query_detach_in_a_namespace(pair_lab, binding, mode):
-    ns = pair_lab.netns("right")
+def test_xdp_link_attach_query_detach_by_ifindex(pair_lab, binding, mode):
+    """The binding works on interface indexes of the calling thread's
+    namespace; the test enters the lab's to use it."""
     prog = binding.program("binding_prog")
-    assert xdp_query("eth0", ns).prog_id == 0
-    with XdpAttachment(prog.fd, "eth0", ns, mode) as link:
-        state = xdp_query("eth0", ns)
-        assert state.mode == mode and state.prog_id > 0
-        assert link.actual_mode == mode
-        with pytest.raises(AlreadyAttached, match="already has an XDP program attached"):
-            XdpAttachment(prog.fd, "eth0", ns, mode)
-        # The other end of the veth is untouched.
-        assert xdp_query("eth0", pair_lab.netns("left")).prog_id == 0
-    assert xdp_query("eth0", ns).prog_id == 0
+    with entered(pair_lab.netns("right")):
+        index = ifindex("eth0")
+        assert xdp_query(index).prog_id == 0
+        with XdpLink(prog.fd, index, mode) as link:
+            state = xdp_query(index)
+            assert state.mode == link.mode == mode and state.prog_id > 0
+            with pytest.raises(AlreadyAttached, match=f"interface {index} already has an XDP program attached"):
+                XdpLink(prog.fd, index, mode)
+        assert xdp_query(index).prog_id == 0
+    with entered(pair_lab.netns("left")):  # the other end of the veth was never touched
+        assert xdp_query(ifindex("eth0")).prog_id == 0
+
+
+def test_attachments_by_name_in_a_namespace_say_which_interface(pair_lab, binding):
+    from bpflab.loaders.interfaces import query
+
+    ns, prog = pair_lab.netns("right"), binding.program("binding_prog")
+    with XdpAttachment(prog.fd, "eth0", ns, "generic") as attachment:
+        assert query("eth0", ns) == query("eth0", ns) and query("eth0", ns).mode == attachment.mode == "generic"
+        with pytest.raises(AlreadyAttached, match="interface 'eth0' already has an XDP program attached "
+                                                  r"\(prog id \d+, generic mode\)"):
+            XdpAttachment(prog.fd, "eth0", ns, "generic")
+    assert query("eth0", ns).prog_id == 0
 
 
 def test_attached_program_sees_lab_traffic(pair_lab, binding):

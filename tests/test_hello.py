@@ -8,8 +8,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.waits import patience, read_line
-from bpflab.libbpf import XDP_PASS, BpfObject, xdp_query
+from bpflab.libbpf import XDP_PASS, BpfObject
 from bpflab.loaders.hello import Hello
+from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
 from tests.clitools import assert_one_line_error, run_cli, start_cli, wait_attached
 

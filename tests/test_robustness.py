@@ -9,7 +9,8 @@ from pyroute2 import IPRoute
 from bpflab.host.instances import PIN_ROOT
 from bpflab.host.netns import entered
 from bpflab.host.waits import patience, read_line, wait_until
-from bpflab.libbpf import BpfObject, _lib, xdp_query
+from bpflab.libbpf import BpfObject, _lib
+from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
 from tests.clitools import assert_one_line_error, run_cli, run_pytest, start_cli, wait_attached
 

@@ -7,13 +7,14 @@ from .errors import BpfError, VerifierError
 from .maps import Map, possible_cpus
 from .object import BpfObject, Program
 from .ringbuf import RingBuffer
+from .tc import TcLink
 from .testrun import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, TestRunResult, test_run, xdp_md
-from .xdp import AlreadyAttached, XdpAttachment, XdpState
+from .xdp import AlreadyAttached, XdpLink, XdpState
 from .xdp import query as xdp_query
 
 __all__ = [
     "AlreadyAttached", "BpfError", "BpfObject", "Map", "Program",
     "RingBuffer", "TestRunResult", "VerifierError", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_REDIRECT",
-    "XDP_TX", "XdpAttachment", "XdpState", "possible_cpus", "test_run", "xdp_md",
+    "XDP_TX", "TcLink", "XdpLink", "XdpState", "possible_cpus", "test_run", "xdp_md",
     "xdp_query",
 ]

@@ -1,4 +1,6 @@
-"""XDP attach / query / detach on an interface inside a network namespace.
+"""XDP attach / query / detach on an interface index of the calling
+thread's network namespace (bpflab.loaders.interfaces does it by name, in
+any namespace).
 
 Attachments are bpf_links: the kernel detaches the program when the last fd
 of the link closes, so a loader that exits, is interrupted or is killed
@@ -10,9 +12,6 @@ import ctypes
 import dataclasses
 import errno
 import os
-
-from bpflab.host.netns import entered
-from bpflab.host.netns import ifindex as lookup_ifindex
 
 from . import _lib
 from .errors import BpfError
@@ -27,65 +26,56 @@ _MODE_NAMES = {
 }
 
 
-class AlreadyAttached(BpfError):
-    def __init__(self, ifname: str, state: XdpState):
-        self.state = state
-        self.ifname = ifname
-        BpfError.__init__(self, errno.EBUSY, f"attach to {ifname}")
-        self.args = (errno.EBUSY, str(self))
-
-    def __str__(self) -> str:
-        return (
-            f"interface '{self.ifname}' already has an XDP program attached "
-            f"(prog id {self.state.prog_id}, {self.state.mode} mode)"
-        )
-
-
 @dataclasses.dataclass(frozen=True)
 class XdpState:
     mode: str | None  # native, generic, offload, multi or None
     prog_id: int
 
 
-def query(ifname: str, netns: str | None = None) -> XdpState:
-    with entered(netns):
-        idx = lookup_ifindex(ifname)
-        opts = _lib.bpf_xdp_query_opts(sz=ctypes.sizeof(_lib.bpf_xdp_query_opts))
-        ret = _lib.bpf_xdp_query(idx, 0, ctypes.byref(opts))
+class AlreadyAttached(BpfError):
+    """The interface has an XDP program already. `name` is what the caller
+    calls the interface (the binding knows only its index)."""
+
+    def __init__(self, ifindex: int, state: XdpState, name: str | None = None):
+        self.ifindex, self.state, self.name = ifindex, state, name
+        BpfError.__init__(self, errno.EBUSY, f"attach to ifindex {ifindex}")
+        self.args = (errno.EBUSY, str(self))
+
+    def __str__(self) -> str:
+        where = f"interface '{self.name}'" if self.name else f"interface {self.ifindex}"
+        return f"{where} already has an XDP program attached (prog id {self.state.prog_id}, {self.state.mode} mode)"
+
+
+def query(ifindex: int) -> XdpState:
+    opts = _lib.bpf_xdp_query_opts(sz=ctypes.sizeof(_lib.bpf_xdp_query_opts))
+    ret = _lib.bpf_xdp_query(ifindex, 0, ctypes.byref(opts))
     if ret < 0:
-        raise BpfError(-ret, f"XDP query on {ifname}")
+        raise BpfError(-ret, f"XDP query on ifindex {ifindex}")
     return XdpState(_MODE_NAMES.get(opts.attach_mode, "unknown"), opts.prog_id)
 
 
-class XdpAttachment:
+class XdpLink:
     """An XDP program attached to an interface through a bpf_link."""
 
-    def __init__(self, prog_fd: int, ifname: str, netns: str | None = None, mode: str | None = None):
+    def __init__(self, prog_fd: int, ifindex: int, mode: str | None = None):
         if mode is not None and mode not in MODES:
             raise ValueError(f"unknown XDP mode '{mode}' (native or generic)")
-        self.ifname, self.netns, self.mode = ifname, netns, mode
-        self.link_fd = -1
-        with entered(netns):
-            self.ifindex = lookup_ifindex(ifname)
-            opts = _lib.bpf_link_create_opts(sz=ctypes.sizeof(_lib.bpf_link_create_opts), flags=MODES.get(mode, 0))
-            fd = _lib.bpf_link_create(prog_fd, self.ifindex, _lib.BPF_XDP, ctypes.byref(opts))
+        self.ifindex, self.link_fd = ifindex, -1
+        opts = _lib.bpf_link_create_opts(sz=ctypes.sizeof(_lib.bpf_link_create_opts), flags=MODES.get(mode, 0))
+        fd = _lib.bpf_link_create(prog_fd, ifindex, _lib.BPF_XDP, ctypes.byref(opts))
         if fd in (-errno.EBUSY, -errno.EEXIST):  # a link / a netlink attachment is there
-            raise AlreadyAttached(ifname, query(ifname, netns))
+            raise AlreadyAttached(ifindex, query(ifindex))
         if fd < 0:
-            raise BpfError(-fd, f"XDP attach to {ifname}" + (f" in {mode} mode" if mode else ""))
+            raise BpfError(-fd, f"XDP attach to ifindex {ifindex}" + (f" in {mode} mode" if mode else ""))
         self.link_fd = fd
-        self.actual_mode = query(ifname, netns).mode
+        self.mode = query(ifindex).mode  # what the kernel chose
 
     def detach(self) -> None:
         if self.link_fd >= 0:
             os.close(self.link_fd)
             self.link_fd = -1
 
-    @property
-    def attached(self) -> bool:
-        return self.link_fd >= 0
-
-    def __enter__(self) -> XdpAttachment:
+    def __enter__(self) -> XdpLink:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -95,19 +85,18 @@ class XdpAttachment:
         self.detach()
 
 
-def detach_any(ifname: str, netns: str | None = None) -> XdpState:
-    """Remove whatever XDP program is on ifname (for --force): a legacy
-    netlink attachment is detached, a link owned elsewhere is force-detached."""
-    state = query(ifname, netns)
+def detach_any(ifindex: int) -> XdpState:
+    """Remove whatever XDP program is on the interface (for --force): a
+    legacy netlink attachment is detached, a link owned elsewhere is
+    force-detached. Returns what was there."""
+    state = query(ifindex)
     if state.prog_id == 0:
         return state
-    with entered(netns):
-        idx = lookup_ifindex(ifname)
-        ret = _lib.bpf_xdp_detach(idx, MODES.get(state.mode, 0), None)
+    ret = _lib.bpf_xdp_detach(ifindex, MODES.get(state.mode, 0), None)
     if ret == -errno.EBUSY:  # attached through a bpf_link: detach the link itself
         from .links import force_detach_xdp_link
 
         force_detach_xdp_link(state.prog_id)
     elif ret < 0:
-        raise BpfError(-ret, f"XDP detach from {ifname}")
+        raise BpfError(-ret, f"XDP detach from ifindex {ifindex}")
     return state

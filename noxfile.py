@@ -7,9 +7,10 @@
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
 """
-import os
-
 import nox
+
+from bpflab.host import kernel as host_kernel
+from bpflab.kernels.matrix import split_kernels
 
 nox.options.sessions = ["lint", "unit", "kernel"]
 nox.options.reuse_existing_virtualenvs = True
@@ -22,26 +23,9 @@ def install(session):
 
 def require_kernel(session):
     """Fail, never skip, when this machine cannot run kernel tests."""
-    if os.geteuid() != 0:
-        session.error("the kernel suite needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN): run it as root")
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        session.error("the kernel has no BTF (/sys/kernel/btf/vmlinux): the suite needs a BTF-enabled kernel")
-
-
-def split_kernels(posargs: list[str]) -> tuple[list[str], list[str]]:
-    """--kernel VERSION (repeatable) out of the pytest arguments."""
-    versions, rest, args = [], [], list(posargs)
-    while args:
-        arg = args.pop(0)
-        if arg == "--kernel":
-            if not args:
-                raise ValueError("--kernel needs a version, e.g. --kernel 6.1")
-            versions.append(args.pop(0))
-        elif arg.startswith("--kernel="):
-            versions.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-    return versions, rest
+    problems = host_kernel.problems()
+    if problems:
+        session.error("; ".join(problems))
 
 
 @nox.session

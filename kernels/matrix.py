@@ -102,11 +102,25 @@ def main(versions: list[str], pytest_args: list[str]) -> int:
     return max(status for status, _, _ in results.values())
 
 
+def split_kernels(args: list[str]) -> tuple[list[str], list[str]]:
+    """--kernel VERSION / --kernel=VERSION (repeatable) out of the pytest arguments."""
+    versions, rest, args = [], [], list(args)
+    while args:
+        arg = args.pop(0)
+        if arg == "--kernel":
+            if not args:
+                raise ValueError("--kernel needs a version, e.g. --kernel 6.1")
+            versions.append(args.pop(0))
+        elif arg.startswith("--kernel="):
+            versions.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return versions, rest
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    versions = []
-    while "--kernel" in args:
-        i = args.index("--kernel")
-        versions.append(args[i + 1])
-        del args[i:i + 2]
-    sys.exit(main(versions, args))
+    try:
+        kernels, pytest_args = split_kernels(sys.argv[1:])
+    except ValueError as exc:
+        sys.exit(f"python -m bpflab.kernels.matrix: error: {exc}")
+    sys.exit(main(kernels, pytest_args))

@@ -14,11 +14,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from bpflab.host import leftovers
 from bpflab.host.netns import NamespaceNotFound, open_netns, setns
 from bpflab.host.paths import NETNS_RUN_DIR, STATE_DIR
+from bpflab.loaders.cli import OneLineParser
 
 from . import builder
 from .topology import TOPOLOGIES
@@ -33,11 +33,6 @@ CLI_PREFIX = f"bpflab-{LAB_NAME}"
 
 class LabError(Exception):
     pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def load_state() -> dict | None:
@@ -114,7 +109,7 @@ def exec_in(node: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m bpflab.lab", description="Network-namespace labs for XDP programs.")
+    p = OneLineParser(prog="python -m bpflab.lab", description="Network-namespace labs for XDP programs.")
     sub = p.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build a lab")
     p_up.add_argument("topology", nargs="?", default="dnat", choices=sorted(TOPOLOGIES))

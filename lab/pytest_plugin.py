@@ -29,8 +29,14 @@ REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "kernel: needs root and BPF")
-    config.addinivalue_line("markers", "expect_bad_checksums(reason): the test's labs may see bad checksums")
+    for marker in (
+        "kernel: needs root and BPF (loads programs, builds namespaces); with BPFLAB_REQUIRE_KERNEL=1 (nox -s kernel) "
+        "missing privileges are an error, never a skip",
+        "since_kernel(version, feature): needs a kernel feature that appeared in that version: skipped, with the "
+        "reason, only on older kernels",
+        "expect_bad_checksums(reason): the test's labs may see bad checksums (the checksum rule is off)",
+    ):
+        config.addinivalue_line("markers", marker)
 
 
 @pytest.hookimpl(wrapper=True)

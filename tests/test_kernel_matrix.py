@@ -1,18 +1,15 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
-import sys
 
 import pytest
 
-from bpflab.host.paths import REPO_ROOT
 from bpflab.host.waits import patience
 from bpflab.kernels.fetch import KernelNotFound, package_for, pick_package
 from tests.clitools import run_pytest
 
 
 def test_kernel_arguments_are_split_from_pytest_arguments():
-    sys.path.insert(0, str(REPO_ROOT))
-    from noxfile import split_kernels
+    from bpflab.kernels.matrix import split_kernels
 
     assert split_kernels(["--kernel", "6.1", "-k", "dnat", "--kernel=6.12"]) == (["6.1", "6.12"], ["-k", "dnat"])
     assert split_kernels(["-n", "2"]) == ([], ["-n", "2"])

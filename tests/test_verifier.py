@@ -107,7 +107,8 @@ def test_mismatch_report_marks_found_and_missing():
 
 
 def test_kernel_ranges():
-    from tests.verifier_suite import in_range, kernel_version
+    from bpflab.host.kernel import version as kernel_version
+    from tests.verifier_suite import in_range
 
     assert kernel_version("6.18.44-fc-v657") == (6, 18)
     assert in_range(">=6.1,<6.8", (6, 1)) and not in_range(">=6.1,<6.8", (6, 8))

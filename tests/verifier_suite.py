@@ -4,10 +4,10 @@ program alone, and match the log against the expected messages in order."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
+from bpflab.host import kernel
 from bpflab.libbpf import BpfError, BpfObject, VerifierError
 from bpflab.libbpf.btf import Btf
 
@@ -39,11 +39,6 @@ class Case:
         return f"{self.obj.stem.removesuffix('.bpf')}/{self.program}"
 
 
-def kernel_version(release: str | None = None) -> tuple[int, ...]:
-    release = release or os.uname().release
-    return tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", release).groups())
-
-
 def in_range(spec: str, version: tuple[int, ...]) -> bool:
     """spec: comma-separated bounds like ">=6.1,<6.8"."""
     for bound in spec.split(","):
@@ -55,7 +50,7 @@ def in_range(spec: str, version: tuple[int, ...]) -> bool:
 
 
 def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
-    version = version or kernel_version()
+    version = version or kernel.version()
     btf = Btf.from_elf(obj)
     try:
         tags = btf.decl_tags()

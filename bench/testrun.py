@@ -20,6 +20,7 @@ from bpflab.lab import builder, dnat
 from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.loaders.objects import BUILD_DIR, object_path
+from bpflab.loaders.registry import PROGRAMS
 from bpflab.loaders.services import Service, ServiceTable
 from bpflab.loaders.xdp_dnat import read_verdicts
 
@@ -52,9 +53,11 @@ def measure() -> dict[str, float]:
         results = {}
         with BpfObject(BUILD_DIR / "bench" / "baseline.bpf.o") as obj:
             results["baseline"] = per_packet_ns(obj, "baseline", frame)
-        for name in ("hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump"):
+        for name, program in PROGRAMS.items():
+            if name == "xdp_dnat":
+                continue  # below: it needs a service and the lab's FIB
             with BpfObject(object_path(name), load=False) as obj:
-                ring = {"packet_inspect": "inspect_events", "mytcpdump": "mytcpdump_events"}.get(name)
+                ring = getattr(program.loader, "ring", None)
                 if ring:
                     obj.map(ring).set_max_entries(RING_BYTES)
                 obj.load()

@@ -174,13 +174,14 @@ def print_tables(prog, read, render, to_json, args) -> None:
 DROP_REPORT_EVERY_S = 5.0
 
 
-def stream_events(prog_name: str, prog, args) -> int:
+def stream_events(prog, args) -> int:
     """Print each event (a line or JSON); report ring-full drops on stderr
     whenever they grew, at most every few seconds, and at exit."""
     import json
     import time
 
-    print(f"{prog_name}: attached to {prog.where()}", file=sys.stderr, flush=True)
+    prog_name = prog.name
+    say_attached(prog)
     seen, reported_drops, next_report = 0, 0, time.monotonic() + DROP_REPORT_EVERY_S
     try:
         for event in _forever(prog.stream):
@@ -216,29 +217,41 @@ def _forever(stream):
             yield None
 
 
-def _open_loader(name: str, description: str, loader_cls, argv, add_args):
-    p = parser(name, description)
-    add_interface_args(p, name)
-    add_args(p)
+def say(name: str, text: str) -> None:
+    """A loader's word about itself (attached, detached, ...): always on
+    stderr, so stdout carries only what it shows (events, tables)."""
+    print(f"{name}: {text}", file=sys.stderr, flush=True)
+
+
+def say_attached(loader) -> None:
+    say(loader.name, f"attached to {loader.where()}")
+
+
+def open_loader(loader_cls, argv, add_args=None):
+    """Parse a loader's command line (its docstring is its description),
+    check privileges and object, and open it: (args, loader)."""
+    p = parser(loader_cls.name, loader_cls.__doc__.strip())
+    add_interface_args(p, loader_cls.name)
+    if add_args is not None:
+        add_args(p)
     args = p.parse_args(argv)
     require_root()
     require_object(args.object)
     return args, loader_cls(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force)
 
 
-def table_main(name: str, description: str, loader_cls, default_interval: float, read, render, to_json,
-               argv) -> int:
-    """The whole command line of a loader that prints a table periodically."""
-    args, prog = _open_loader(name, description, loader_cls, argv,
-                              lambda p: add_table_args(p, default_interval=default_interval))
+def table_main(loader_cls, argv) -> int:
+    """The whole command line of a loader that prints a table periodically:
+    it has read(), render(data), to_json(data) and default_interval."""
+    args, prog = open_loader(loader_cls, argv, lambda p: add_table_args(p, loader_cls.default_interval))
     with prog:
-        print(f"{name}: attached to {prog.where()}", file=sys.stderr, flush=True)
-        print_tables(prog, lambda: read(prog), render, to_json, args)
+        say_attached(prog)
+        print_tables(prog, prog.read, prog.render, prog.to_json, args)
     return 0
 
 
-def stream_main(name: str, description: str, loader_cls, argv) -> int:
+def stream_main(loader_cls, argv) -> int:
     """The whole command line of a loader that streams ring-buffer events."""
-    args, prog = _open_loader(name, description, loader_cls, argv, add_stream_args)
+    args, prog = open_loader(loader_cls, argv, add_stream_args)
     with prog:
-        return stream_events(name, prog, args)
+        return stream_events(prog, args)

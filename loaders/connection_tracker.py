@@ -13,7 +13,7 @@ from bpflab.libbpf import BpfObject
 from bpflab.libbpf.btf import check_mirror
 
 from . import cli
-from .attach import LoadedXdp
+from .base import Loader
 from .protocols import ip_be32, ip_str, protocol_name
 
 CONN_STAT_TABLE_FULL, CONN_STAT_INSERT_RACE = 0, 1
@@ -72,32 +72,36 @@ class ConnTable:
         return sum(self.stats.lookup(CONN_STAT_INSERT_RACE))
 
 
-class ConnectionTracker(LoadedXdp):
-    def __init__(self, iface: str, **kwargs):
-        super().__init__("connection_tracker", iface, **kwargs)
-        try:
-            self.conns = ConnTable(self.obj)
-        except BaseException:
-            self.close()
-            raise
+class ConnectionTracker(Loader):
+    """Count packets and bytes per connection on IFACE, print the table."""
+
+    name = "connection_tracker"
+    default_interval = 3.0
+
+    def setup(self, obj: BpfObject) -> None:
+        self.conns = ConnTable(obj)
 
     def table(self) -> list[Conn]:
         return self.conns.table()
 
+    read = table  # what the table shows
+
     def lookup(self, src: str, dst: str, proto: int) -> Conn | None:
         return self.conns.lookup(src, dst, proto)
 
+    @staticmethod
+    def render(rows: list[Conn]) -> str:
+        lines = [f"{'src':<16}{'dst':<16}{'proto':<8}{'packets':>10}{'bytes':>12}"]
+        lines += [f"{c.src:<16}{c.dst:<16}{protocol_name(c.proto):<8}{c.packets:>10}{c.bytes:>12}" for c in rows]
+        return "\n".join(lines) + "\n"
 
-def render(rows: list[Conn]) -> str:
-    lines = [f"{'src':<16}{'dst':<16}{'proto':<8}{'packets':>10}{'bytes':>12}"]
-    lines += [f"{c.src:<16}{c.dst:<16}{protocol_name(c.proto):<8}{c.packets:>10}{c.bytes:>12}" for c in rows]
-    return "\n".join(lines) + "\n"
+    @staticmethod
+    def to_json(rows: list[Conn]) -> list[dict]:
+        return [dataclasses.asdict(c) for c in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.table_main("connection_tracker", "Count packets and bytes per connection on IFACE, print the table.",
-                          ConnectionTracker, 3.0, ConnectionTracker.table, render,
-                          lambda rows: [dataclasses.asdict(c) for c in rows], argv)
+    return cli.table_main(ConnectionTracker, argv)
 
 if __name__ == "__main__":
     cli.run("connection_tracker", lambda: main(sys.argv[1:]))

@@ -7,11 +7,12 @@ import collections
 import ctypes
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 from bpflab.libbpf import BpfObject, RingBuffer
 from bpflab.libbpf.btf import LayoutMismatch, check_mirror
 
-from .attach import LoadedXdp
+from .base import Loader
 
 
 class EventStream:
@@ -63,23 +64,37 @@ class EventStream:
         self._ring.close()
 
 
-class StreamingXdp(LoadedXdp):
-    """A loader whose program streams events through a ring buffer."""
+class StreamingLoader(Loader):
+    """A loader whose program streams events through a ring buffer: the
+    ring, the drop counter and the event's ctypes mirror (checked against
+    the C struct `event_c_name` in the object's BTF) are class attributes."""
 
-    def __init__(self, name: str, iface: str, open_stream: Callable[[BpfObject], EventStream], **kwargs):
-        super().__init__(name, iface, **kwargs)
-        try:
-            self.stream = open_stream(self.obj)
-        except BaseException:
-            super().close()
-            raise
+    ring: ClassVar[str]
+    drops: ClassVar[str]
+    event_mirror: ClassVar[type[ctypes.Structure]]
+    event_c_name: ClassVar[str]
+
+    @staticmethod
+    def decode(raw):
+        raise NotImplementedError
+
+    @classmethod
+    def stream_of(cls, obj: BpfObject) -> EventStream:
+        """The event stream of a loaded object (attached or not: test-run)."""
+        return EventStream(obj, cls.ring, cls.drops, cls.event_mirror, cls.event_c_name, cls.decode)
+
+    def __init__(self, iface: str, **kwargs):
+        self.stream: EventStream | None = None
+        super().__init__(iface, **kwargs)
+
+    def setup(self, obj: BpfObject) -> None:
+        self.stream = self.stream_of(obj)
 
     def events(self, timeout: float | None = None) -> Iterator:
         """Events as plain objects, as they arrive."""
         return self.stream.events(timeout)
 
-    def close(self) -> None:
-        if getattr(self, "stream", None) is not None:
+    def teardown(self) -> None:
+        if self.stream is not None:
             self.stream.close()
             self.stream = None
-        super().close()

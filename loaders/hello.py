@@ -10,40 +10,37 @@ from collections.abc import Iterator
 from bpflab.host.tracefs import TraceInstance
 
 from . import cli
-from .attach import LoadedXdp
+from .base import Loader
 
 TRACE_TAG = "bpflab hello:"
 
 
-class Hello(LoadedXdp):
-    """hello attached to an interface, with a private trace reader."""
+class Hello(Loader):
+    """Attach hello to IFACE and print its trace lines until Ctrl-C."""
+
+    name = "hello"
 
     def __init__(self, iface: str, **kwargs):
-        super().__init__("hello", iface, **kwargs)
-        try:
-            self.trace = TraceInstance("hello", glob=f"*{TRACE_TAG}*")
-        except BaseException:
-            super().close()
-            raise
+        self.trace: TraceInstance | None = None
+        super().__init__(iface, **kwargs)
+
+    def setup(self, obj) -> None:
+        self.trace = TraceInstance("hello", glob=f"*{TRACE_TAG}*")
 
     def lines(self, timeout: float | None = None) -> Iterator[str]:
         """hello's trace lines (the whole tracefs line) as they arrive."""
         return self.trace.lines(timeout)
 
-    def close(self) -> None:
-        if getattr(self, "trace", None) is not None:
+    def teardown(self) -> None:
+        if self.trace is not None:
             self.trace.close()
-        super().close()
+            self.trace = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser("hello", "Attach hello to IFACE and print its trace lines until Ctrl-C.")
-    cli.add_interface_args(p, "hello")
-    args = p.parse_args(argv)
-    cli.require_root()
-    cli.require_object(args.object)
-    with Hello(args.iface, netns=args.netns, mode=args.mode, obj=args.object, force=args.force) as hello:
-        print(f"hello: attached to {hello.where()}", flush=True)
+    args, hello = cli.open_loader(Hello, argv)
+    with hello:
+        cli.say_attached(hello)
         try:
             while True:
                 for line in hello.lines(timeout=1.0):
@@ -51,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 cli.check_interface(hello)  # after a quiet second
         finally:
             hello.close()
-            print(f"hello: detached from {args.iface}", flush=True)
+            cli.say("hello", f"detached from {args.iface}")
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 from bpflab.libbpf import BpfObject
 
 from . import cli
-from .events import EventStream, StreamingXdp
+from .events import StreamingLoader
 from .protocols import ip_str, protocol_name
 
 MTD_F_PORTS, MTD_F_FRAGMENT, MTD_F_L4_TRUNCATED = 1, 2, 4
@@ -68,10 +68,6 @@ def decode(ev: PacketEvent) -> Event:
     )
 
 
-def open_stream(obj: BpfObject) -> EventStream:
-    return EventStream(obj, "mytcpdump_events", "mytcpdump_drops", PacketEvent, "packet_event", decode)
-
-
 def ring_sizer(ring_bytes: int):
     def resize(obj: BpfObject) -> None:
         obj.map("mytcpdump_events").set_max_entries(ring_bytes)
@@ -79,13 +75,26 @@ def ring_sizer(ring_bytes: int):
     return resize
 
 
-class MyTcpdump(StreamingXdp):
+class MyTcpdump(StreamingLoader):
+    """Stream one line per IPv4 packet arriving at IFACE."""
+
+    name = "mytcpdump"
+    ring, drops, event_mirror, event_c_name = "mytcpdump_events", "mytcpdump_drops", PacketEvent, "packet_event"
+    decode = staticmethod(decode)
+
     def __init__(self, iface: str, *, ring_bytes: int = DEFAULT_RING_BYTES, **kwargs):
-        super().__init__("mytcpdump", iface, open_stream, before_load=ring_sizer(ring_bytes), **kwargs)
+        self.ring_bytes = ring_bytes
+        super().__init__(iface, **kwargs)
+
+    def configure(self, obj: BpfObject) -> None:
+        ring_sizer(self.ring_bytes)(obj)
+
+
+open_stream = MyTcpdump.stream_of
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.stream_main("mytcpdump", "Stream one line per IPv4 packet arriving at IFACE.", MyTcpdump, argv)
+    return cli.stream_main(MyTcpdump, argv)
 
 if __name__ == "__main__":
     cli.run("mytcpdump", lambda: main(sys.argv[1:]))

@@ -10,7 +10,7 @@ import sys
 from bpflab.libbpf import BpfObject
 
 from . import cli
-from .attach import LoadedXdp
+from .base import Loader
 from .protocols import protocol_name
 
 
@@ -20,24 +20,30 @@ def read_counts(obj: BpfObject) -> dict[int, int]:
     return {proto: total for proto, per_cpu in counts.items() if (total := sum(per_cpu))}
 
 
-class PacketCounter(LoadedXdp):
-    def __init__(self, iface: str, **kwargs):
-        super().__init__("packet_counter", iface, **kwargs)
+class PacketCounter(Loader):
+    """Count packets per IP protocol on IFACE and print the table periodically."""
+
+    name = "packet_counter"
+    default_interval = 2.0
 
     def counts(self) -> dict[int, int]:
         return read_counts(self.obj)
 
+    read = counts  # what the table shows
 
-def render(counts: dict[int, int]) -> str:
-    lines = [f"{'protocol':<14}{'packets':>10}"]
-    lines += [f"{protocol_name(p) + f' ({p})':<14}{n:>10}" for p, n in sorted(counts.items())]
-    return "\n".join(lines) + "\n"
+    @staticmethod
+    def render(counts: dict[int, int]) -> str:
+        lines = [f"{'protocol':<14}{'packets':>10}"]
+        lines += [f"{protocol_name(p) + f' ({p})':<14}{n:>10}" for p, n in sorted(counts.items())]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def to_json(counts: dict[int, int]) -> dict[str, int]:
+        return {str(k): v for k, v in sorted(counts.items())}
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.table_main("packet_counter", "Count packets per IP protocol on IFACE and print the table periodically.",
-                          PacketCounter, 2.0, PacketCounter.counts, render,
-                          lambda c: {str(k): v for k, v in sorted(c.items())}, argv)
+    return cli.table_main(PacketCounter, argv)
 
 if __name__ == "__main__":
     cli.run("packet_counter", lambda: main(sys.argv[1:]))

@@ -8,10 +8,8 @@ import ctypes
 import dataclasses
 import sys
 
-from bpflab.libbpf import BpfObject
-
 from . import cli
-from .events import EventStream, StreamingXdp
+from .events import StreamingLoader
 from .protocols import ip_str, protocol_name
 
 
@@ -43,18 +41,19 @@ def decode(ev: InspectEvent) -> Packet:
     return Packet(ip_str(ev.saddr), ip_str(ev.daddr), ev.protocol)
 
 
-def open_stream(obj: BpfObject) -> EventStream:
-    return EventStream(obj, "inspect_events", "inspect_drops", InspectEvent, "inspect_event", decode)
+class PacketInspect(StreamingLoader):
+    """Print source, destination and protocol of every IPv4 packet on IFACE."""
+
+    name = "packet_inspect"
+    ring, drops, event_mirror, event_c_name = "inspect_events", "inspect_drops", InspectEvent, "inspect_event"
+    decode = staticmethod(decode)
 
 
-class PacketInspect(StreamingXdp):
-    def __init__(self, iface: str, **kwargs):
-        super().__init__("packet_inspect", iface, open_stream, **kwargs)
+open_stream = PacketInspect.stream_of
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.stream_main("packet_inspect", "Print source, destination and protocol of every IPv4 packet on IFACE.",
-                           PacketInspect, argv)
+    return cli.stream_main(PacketInspect, argv)
 
 if __name__ == "__main__":
     cli.run("packet_inspect", lambda: main(sys.argv[1:]))

@@ -25,7 +25,7 @@ from bpflab.libbpf import BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
 
 from . import cli
-from .attach import LoadedXdp
+from .base import Loader
 from .interfaces import TcAttachment
 from .services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
 
@@ -70,40 +70,38 @@ def interfaces_towards(ips: list[str], netns: str | None) -> set[str]:
     return found
 
 
-class XdpDnat:
-    """A running xdp_dnat instance: XDP on `iface`, the return path on the
-    interfaces towards the backends, services in pinned maps."""
+class XdpDnat(Loader):
+    """Rewrite traffic to service VIPs towards their backends."""
 
-    def __init__(self, iface: str, *, netns: str | None = None, mode: str | None = None,
-                 services: list | tuple = (DEFAULT_SERVICE,), return_path: bool = True, obj=None,
-                 force: bool = False, max_services: int | None = None):
-        self.iface, self.netns = iface, netns
+    name = "xdp_dnat"
+
+    def __init__(self, iface: str, *, netns: str | None = None, services: list | tuple = (DEFAULT_SERVICE,),
+                 return_path: bool = True, max_services: int | None = None, **kwargs):
+        self.services, self.return_path, self.max_services = list(services), return_path, max_services
+        self.instance: Instance | None = None
         self.return_links: dict[str, TcAttachment] = {}
-        self.xdp = None
-        self.instance = Instance("xdp_dnat", iface, netns)
-        try:
-            def before_load(o: BpfObject) -> None:
-                if max_services:
-                    for name in ("services", "service_by_backend"):
-                        o.map(name).set_max_entries(max_services)
+        super().__init__(iface, netns=netns, **kwargs)
 
-            self.xdp = LoadedXdp("xdp_dnat", iface, netns=netns, mode=mode, obj=obj, program="xdp_dnat",
-                                 force=force, before_load=before_load)
-            self.obj = self.xdp.obj
-            check_mirrors(self.obj)
-            for name in PINNED_MAPS:
-                self.obj.map(name).pin(self.instance.pin_path(name))
-            self.table = ServiceTable(self.obj.map("services"), self.obj.map("service_by_backend"))
-            for spec in services:
-                self.table.add(spec if not isinstance(spec, str) else parse_service(spec))
-            config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
-            config.update(0, DnatConfig(self.xdp.link.ifindex))
-            self.return_path = return_path
-            if return_path:
-                self.refresh_return_path()
-        except BaseException:
-            self.close()
-            raise
+    def configure(self, obj: BpfObject) -> None:
+        # One instance per interface: a second one fails before loading.
+        self.instance = Instance("xdp_dnat", self.iface, self.netns)
+        if self.max_services:
+            for name in ("services", "service_by_backend"):
+                obj.map(name).set_max_entries(self.max_services)
+
+    def setup(self, obj: BpfObject) -> None:
+        check_mirrors(obj)
+        for name in PINNED_MAPS:
+            obj.map(name).pin(self.instance.pin_path(name))
+        self.table = ServiceTable(obj.map("services"), obj.map("service_by_backend"))
+        for spec in self.services:
+            self.table.add(spec if not isinstance(spec, str) else parse_service(spec))
+
+    def attached(self) -> None:
+        config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
+        config.update(0, DnatConfig(self.ifindex))  # replies leave where clients reach the VIP
+        if self.return_path:
+            self.refresh_return_path()
 
     def refresh_return_path(self) -> list[str]:
         """Attach the return path to interfaces towards backends it does not
@@ -116,31 +114,16 @@ class XdpDnat:
             added.append(ifname)
         return added
 
-    def where(self) -> str:
-        return self.xdp.where()
-
-    def interface_gone(self) -> bool:
-        return self.xdp.interface_gone()
-
     def verdicts(self) -> dict[str, int]:
         return read_verdicts(self.obj.map("dnat_verdicts"))
 
-    def close(self) -> None:
+    def teardown(self) -> None:
         for link in self.return_links.values():
             link.detach()
         self.return_links = {}
-        if self.xdp is not None:
-            self.xdp.close()
-            self.xdp = None
         if self.instance is not None:
             self.instance.release()
             self.instance = None
-
-    def __enter__(self) -> XdpDnat:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def format_verdicts(v: dict[str, int]) -> str:
@@ -154,26 +137,24 @@ def run(args) -> int:
     with XdpDnat(args.iface, netns=args.netns, mode=args.mode, services=services,
                  return_path=not args.no_return_path, obj=args.object, force=args.force,
                  max_services=args.max_services) as dnat:
-        print(f"xdp_dnat: attached to {dnat.where()}", flush=True)
+        cli.say_attached(dnat)
         if dnat.instance.stale:
-            print("xdp_dnat: removed the pins of an earlier instance that died", flush=True)
+            cli.say("xdp_dnat", "removed the pins of an earlier instance that died")
         for ifname, link in dnat.return_links.items():
-            print(f"xdp_dnat: return path on {ifname} ({link.kind})", flush=True)
+            cli.say("xdp_dnat", f"return path on {ifname} ({link.kind})")
         if args.no_return_path:
-            print("xdp_dnat: no return path (--no-return-path)", flush=True)
-        print("xdp_dnat: services:", flush=True)
-        for s in dnat.table.list():
-            print(f"  {s.frontend} -> {s.backend_ip}:{s.backend_port}", flush=True)
+            cli.say("xdp_dnat", "no return path (--no-return-path)")
+        cli.say("xdp_dnat", "services:\n" + "\n".join(f"  {s.frontend} -> {s.backend_ip}:{s.backend_port}"
+                                                        for s in dnat.table.list()))
         ns = f" --netns {args.netns}" if args.netns else ""
-        print(f"xdp_dnat: change them with: python -m bpflab.loaders.xdp_dnat service add|del|list {args.iface}{ns}",
-              flush=True)
+        cli.say("xdp_dnat", f"change them with: python -m bpflab.loaders.xdp_dnat service add|del|list {args.iface}{ns}")
         last = None
         try:
             while True:
                 cli.sleep_watching(dnat, args.interval)
                 if dnat.return_path:
                     for ifname in dnat.refresh_return_path():
-                        print(f"xdp_dnat: return path on {ifname} ({dnat.return_links[ifname].kind})", flush=True)
+                        cli.say("xdp_dnat", f"return path on {ifname} ({dnat.return_links[ifname].kind})")
                 verdicts = dnat.verdicts()
                 if verdicts != last:
                     print(f"xdp_dnat: {format_verdicts(verdicts)}", flush=True)
@@ -181,7 +162,7 @@ def run(args) -> int:
         finally:
             print(f"xdp_dnat: final: {format_verdicts(dnat.verdicts())}", flush=True)
             dnat.close()
-            print(f"xdp_dnat: detached from {args.iface}", flush=True)
+            cli.say("xdp_dnat", f"detached from {args.iface}")
     return 0
 
 

@@ -12,10 +12,11 @@ from bpflab.host.waits import patience, read_line, wait_until
 from bpflab.libbpf import BpfObject, _lib
 from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
+from bpflab.loaders.registry import PROGRAMS
 from tests.clitools import assert_one_line_error, run_cli, run_pytest, start_cli, wait_attached
 
 pytestmark = pytest.mark.kernel
-LOADERS = ["hello", "packet_inspect", "packet_counter", "connection_tracker", "mytcpdump", "xdp_dnat"]
+LOADERS = list(PROGRAMS)
 
 
 def nothing_attached(lab):
@@ -87,7 +88,7 @@ def test_malformed_service_specs(dnat_lab, spec, message):
 def start_and_wait(module, *args):
     proc = start_cli(module, *args)
     # hello and xdp_dnat report on stdout, the table/stream loaders on stderr
-    wait_attached(proc, "stdout" if module in ("bpflab.loaders.hello", "bpflab.loaders.xdp_dnat") else "stderr")
+    wait_attached(proc)  # every loader says it on stderr
     return proc
 
 
@@ -116,8 +117,8 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
     assert not reply_comes_back(dnat_lab)
     again = start_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
     try:
-        wait_attached(again, "stdout")
-        assert read_line(again.stdout, timeout=10, what="xdp_dnat's second line") == (
+        wait_attached(again)
+        assert read_line(again.stderr, timeout=10, what="xdp_dnat's second line") == (
             "xdp_dnat: removed the pins of an earlier instance that died\n")
     finally:
         again.send_signal(signal.SIGTERM)

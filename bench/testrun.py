@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import statistics
 
-from scapy.layers.inet import IP, TCP
-from scapy.layers.l2 import Ether
+from scapy.layers.inet import TCP
 
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
+from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.loaders.objects import BUILD_DIR, object_path
@@ -30,9 +30,7 @@ RING_BYTES = 32 << 20  # room for every event of a round: the full path, no drop
 
 
 def frame_to_vip(lab) -> bytes:
-    client, lb = lab.endpoint("client", "eth0"), lab.endpoint("lb", "eth0")
-    return bytes(Ether(src=client.mac, dst=lb.mac) / IP(src=client.ip, dst=VIP) / TCP(sport=40000, dport=80, flags="S")
-                 / bytes(6))
+    return bytes(towards_peer(lab.topology, "client", dst=VIP) / TCP(sport=40000, dport=80, flags="S") / bytes(6))
 
 
 def per_packet_ns(obj: BpfObject, program: str, frame: bytes, ctx=None, netns=None, drain=None) -> float:

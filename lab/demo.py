@@ -6,14 +6,14 @@ import itertools
 import subprocess
 import sys
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.inet import ICMP, TCP, UDP
 
 from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
 from bpflab.loaders.hello import Hello
 
 from . import builder
+from .frames import towards_peer
 from .topology import dnat, pair
 
 
@@ -22,9 +22,8 @@ def banner(text: str) -> None:
 
 
 def mixed_traffic(lab) -> list:
-    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
-    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip)
-    other = Ether(src=left.mac, dst=right.mac) / IP(src="198.51.100.9", dst=right.ip)
+    base = towards_peer(lab.topology, "left")
+    other = towards_peer(lab.topology, "left", src="198.51.100.9")
     return ([base / ICMP() / b"ping"] * 2 + [base / TCP(sport=40000, dport=80, flags="S")] * 3
             + [base / UDP(sport=5353, dport=53) / b"query"] * 4 + [other / UDP(sport=9, dport=9) / b"other"])
 
@@ -50,11 +49,9 @@ def run_loader_cli(lab, module: str, *args: str) -> None:
 
 def demo_hello(lab) -> None:
     banner("hello: an XDP program that traces every frame")
-    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
     with Hello("eth0", netns=lab.netns("right"), mode="native") as hello:
         print(f"attached hello to {hello.where()}")
-        frames = [Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(dport=7000 + i)
-                  / bytes(20 * i) for i in range(1, 4)]
+        frames = [towards_peer(lab.topology, "left") / UDP(dport=7000 + i) / bytes(20 * i) for i in range(1, 4)]
         lab.send("left", "eth0", frames)
         print(f"sent {len(frames)} UDP frames from left; hello's trace lines:")
         for line in itertools.islice(hello.lines(timeout=1), len(frames)):

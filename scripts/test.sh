@@ -10,5 +10,5 @@ bash scripts/setup.sh
 .venv/bin/nox -s kernel -- "$@"
 if [ $# -eq 0 ]; then
     BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 -n 2 -q tests/test_verifier.py tests/test_binding.py \
-        tests/test_mytcpdump.py tests/test_counting.py tests/test_hello.py tests/test_fuzz.py
+        tests/test_mytcpdump.py tests/test_packet_counter.py tests/test_connection_tracker.py tests/test_packet_inspect.py tests/test_hello.py tests/test_fuzz.py
 fi

@@ -11,10 +11,10 @@ from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
 
 
-def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = False) -> subprocess.CompletedProcess:
-    """python -m MODULE args..., to completion. `unprivileged`: with every
-    capability dropped (what a non-root user has), still able to read the repo."""
-    argv = [sys.executable, "-m", module, *args]
+def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = False) -> subprocess.CompletedProcess:
+    """python -m bpflab.loaders.NAME args..., to completion. `unprivileged`:
+    with every capability dropped (what a non-root user has)."""
+    argv = [sys.executable, "-m", f"bpflab.loaders.{name}", *args]
     if unprivileged:
         argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
     proc = spawn(argv, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -26,16 +26,19 @@ def run_cli(module: str, *args: str, timeout: float = 30, unprivileged: bool = F
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def start_cli(module: str, *args: str) -> subprocess.Popen:
-    """python -u -m MODULE args..., running; stopped when the test ends."""
-    return spawn([sys.executable, "-u", "-m", module, *args], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+def start_loader(name: str, *args: str) -> subprocess.Popen:
+    """python -u -m bpflab.loaders.NAME args..., running (stopped when the
+    test ends); wait_attached(proc) waits until it says it is attached."""
+    return spawn([sys.executable, "-u", "-m", f"bpflab.loaders.{name}", *args], cwd=REPO_ROOT, text=True,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
-def wait_attached(proc: subprocess.Popen, stream: str = "stderr", timeout: float = 30) -> str:
-    """The loader's "attached to ..." line, read within `timeout` s."""
-    line = read_line(getattr(proc, stream), timeout=timeout, what=f"the 'attached to' line of {proc.args[3]}")
-    assert "attached to" in line, f"expected the 'attached to' line, got {line!r}"
+def wait_attached(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """The loader's "NAME: attached to ..." line (every loader says it first,
+    on stderr), read within `timeout` s."""
+    line = read_line(proc.stderr, timeout=timeout, what=f"the 'attached to' line of {proc.args[3]}")
+    assert "attached to" in line, f"expected the 'attached to' line, got {line!r}{proc.stderr.read() if proc.poll() is not None else ''}"
     return line
 
 

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from bpflab.lab import packets as P
 from bpflab.lab.checksums import TCP, UDP, incremental_update, ip_offset, needs_second_fold, words
+from tests.xdp_dnat_frames import CLIENT_IP, CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC
 
 IHL_EDGES = tuple(f"ihl_{n}" for n in range(6, 16))
 EDGES = ("random", "odd_payload", *IHL_EDGES, "udp_no_checksum", "l4_input_zero", "l4_input_ffff",
@@ -144,8 +145,7 @@ def classify(case: Case) -> set[str]:
 
 # -- strategies ---------------------------------------------------------------
 
-CLIENT = ("10.0.1.2", "02:00:00:00:02:02")
-LB_IN_MAC, LB_OUT_MAC = "02:00:00:00:02:01", "02:00:00:00:03:01"
+CLIENT = (CLIENT_IP, CLIENT_MAC)
 TCP_OPTIONS = [b"\x02\x04\x05\xb4", b"\x01\x01\x04\x02", b"\x01\x03\x03\x07", b"\x08\x0a" + bytes(8)]
 
 

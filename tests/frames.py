@@ -8,8 +8,12 @@ from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP, IPOption_RR, fragment
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-SRC_MAC, DST_MAC = "02:00:00:00:01:01", "02:00:00:00:01:02"
-A, B, C = "10.11.0.1", "10.11.0.2", "192.0.2.7"
+from bpflab.lab.topology import pair
+
+# Frames from left to right across the pair lab, addressed from its topology.
+LEFT, RIGHT = pair().endpoint("left", "eth0"), pair().endpoint("right", "eth0")
+SRC_MAC, DST_MAC = LEFT.mac, RIGHT.mac
+A, B, C = LEFT.ip, RIGHT.ip, "192.0.2.7"  # C: an address behind right
 
 
 def eth() -> Ether:

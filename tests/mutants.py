@@ -28,9 +28,10 @@ from pathlib import Path
 from bpflab.host.paths import REPO_ROOT
 
 # Fast, exact test-run tests first: most mutations die there in seconds.
-FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_dnat.py", "tests/test_counting.py", "tests/test_mytcpdump.py",
-         "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_dnat_lab.py",
-         "tests/test_service_path.py"]
+FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_xdp_dnat.py", "tests/test_packet_counter.py",
+         "tests/test_connection_tracker.py", "tests/test_packet_inspect.py", "tests/test_mytcpdump.py",
+         "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_xdp_dnat_lab.py",
+         "tests/test_xdp_dnat_service.py"]
 RUN_TIMEOUT_S = 600
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from bpflab.host.netns import entered, ifindex
 from bpflab.host.waits import settle
+from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import (
     XDP_DROP,
     XDP_PASS,
@@ -176,11 +177,9 @@ def test_attachments_by_name_in_a_namespace_say_which_interface(pair_lab, bindin
 
 
 def test_attached_program_sees_lab_traffic(pair_lab, binding):
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.l2 import Ether
+    from scapy.layers.inet import UDP
 
-    left, right = pair_lab.endpoint("left", "eth0"), pair_lab.endpoint("right", "eth0")
-    frame = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(dport=9) / bytes(58)
+    frame = towards_peer(pair_lab.topology, "left") / UDP(dport=9) / bytes(58)
     with XdpAttachment(binding.program("binding_prog").fd, "eth0", pair_lab.netns("right"), "native"):
         pair_lab.send("left", "eth0", [frame] * 4)
         by_len = binding.map("by_len")

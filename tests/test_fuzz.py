@@ -17,10 +17,10 @@ from bpflab.loaders.packet_inspect import Packet
 from bpflab.loaders.packet_inspect import open_stream as inspect_stream
 from bpflab.loaders.registry import PROGRAMS
 from tests import model
-from tests.dnat_frames import DNS, HTTP, DnatRunner, rewritten
 from tests.frames import eth, known_mix
 from tests.fuzz_frames import FRAMES
 from tests.test_mytcpdump import expected_event
+from tests.xdp_dnat_frames import DNS, HTTP, DnatRunner, rewritten
 
 pytestmark = pytest.mark.kernel
 SERVICES = (HTTP, DNS)

@@ -8,11 +8,12 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.waits import patience, read_line
+from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import XDP_PASS, BpfObject
 from bpflab.loaders.hello import Hello
 from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
-from tests.clitools import assert_one_line_error, run_cli, start_cli, wait_attached
+from tests.clitools import assert_one_line_error, run_loader, start_loader, wait_attached
 
 pytestmark = pytest.mark.kernel
 
@@ -20,8 +21,7 @@ pytestmark = pytest.mark.kernel
 def unique_frame(lab, size: int):
     """A left->right UDP frame of exactly `size` bytes: the size marks our
     trace line among everyone else's (trace output is machine-wide)."""
-    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
-    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip) / UDP(sport=4000, dport=4001)
+    base = towards_peer(lab.topology, "left") / UDP(sport=4000, dport=4001)
     return base / bytes(size - len(base))
 
 
@@ -51,7 +51,7 @@ def test_an_injected_frame_produces_its_trace_line(pair_lab, attach, mode):
 def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
     ns = pair_lab.netns("right")
     size = random.randrange(200, 1400)
-    proc = start_cli("bpflab.loaders.hello", "eth0", "--netns", ns, "--mode", "native")
+    proc = start_loader("hello", "eth0", "--netns", ns, "--mode", "native")
     try:
         first = wait_attached(proc)
         assert first == f"hello: attached to eth0 (ifindex {pair_lab.ifindex('right', 'eth0')}) in netns {ns}, native mode\n"
@@ -76,24 +76,24 @@ def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
 
 def test_cli_unknown_interface(pair_lab):
     ns = pair_lab.netns("right")
-    result = run_cli("bpflab.loaders.hello", "nosuch0", "--netns", ns)
+    result = run_loader("hello", "nosuch0", "--netns", ns)
     assert_one_line_error(result, "interface 'nosuch0' does not exist", ns)
     assert xdp_query("eth0", ns).prog_id == 0
 
 
 def test_cli_unknown_namespace():
-    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", "bpflab-no-such-ns")
+    result = run_loader("hello", "eth0", "--netns", "bpflab-no-such-ns")
     assert_one_line_error(result, "network namespace 'bpflab-no-such-ns' does not exist")
 
 
 def test_cli_not_root(pair_lab):
-    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
+    result = run_loader("hello", "eth0", "--netns", pair_lab.netns("right"), unprivileged=True)
     assert_one_line_error(result, "needs root")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0
 
 
 def test_cli_object_missing(pair_lab, tmp_path):
-    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(tmp_path / "hello.bpf.o"))
+    result = run_loader("hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(tmp_path / "hello.bpf.o"))
     assert_one_line_error(result, "not found", "run `make hello`")
 
 
@@ -107,6 +107,6 @@ def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
             return p[12] == 8 ? XDP_DROP : XDP_PASS;
         }
     """, name="hello")
-    result = run_cli("bpflab.loaders.hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
+    result = run_loader("hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
     assert_one_line_error(result, "verifier rejected program 'hello': R1 offset is outside of the packet")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0

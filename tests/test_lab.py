@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
 from bpflab.host import leftovers, snapshot
@@ -17,6 +16,7 @@ from bpflab.host.paths import BPFFS, NETNS_RUN_DIR, REPO_ROOT
 from bpflab.host.processes import has_exited, marked_processes, spawn
 from bpflab.host.waits import patience, read_line, wait_until
 from bpflab.lab import builder, dnat
+from bpflab.lab.frames import towards_peer
 from tests.clitools import run_pytest
 
 pytestmark = pytest.mark.kernel
@@ -84,8 +84,7 @@ def test_snapshot_differences_notice_a_change(pair_lab):
 
 
 def test_capture_filters_and_times_out(pair_lab):
-    left, right = pair_lab.endpoint("left", "eth0"), pair_lab.endpoint("right", "eth0")
-    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip)
+    base = towards_peer(pair_lab.topology, "left")
     with pair_lab.capture("right", "eth0", lambda p: UDP in p and p[UDP].dport == 5555) as cap:
         pair_lab.send("left", "eth0", [base / UDP(dport=5554) / b"no", base / UDP(dport=5555) / b"yes", bytes(base / UDP(dport=5555) / b"raw")])
         got = cap.wait(3, timeout=0.5)

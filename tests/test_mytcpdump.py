@@ -7,13 +7,14 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
 from bpflab.host.waits import patience
+from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import BpfObject
 from bpflab.libbpf.btf import LayoutMismatch
 from bpflab.loaders.events import EventStream
 from bpflab.loaders.mytcpdump import Event, MyTcpdump, PacketEvent, decode, open_stream, ring_sizer
 from bpflab.loaders.objects import object_path
 from tests import model
-from tests.clitools import start_cli, wait_attached
+from tests.clitools import start_loader, wait_attached
 from tests.frames import A, B, eth, known_mix, with_ip_field
 
 pytestmark = pytest.mark.kernel
@@ -114,11 +115,9 @@ def test_a_mirror_that_disagrees_with_btf_is_refused(dump):
 
 
 def lab_frames(lab, n):
-    left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
     from scapy.layers.inet import ICMP
-    from scapy.layers.l2 import Ether
 
-    base = Ether(src=left.mac, dst=right.mac) / IP(src=left.ip, dst=right.ip)
+    base = towards_peer(lab.topology, "left")
     kinds = [lambda i: base / TCP(sport=30000 + i, dport=80), lambda i: base / UDP(sport=20000 + i, dport=53) / b"q",
              lambda i: base / ICMP(seq=i)]
     return [bytes(kinds[i % 3](i)) for i in range(n)]
@@ -137,7 +136,7 @@ def test_lab_frames_give_exactly_n_events_in_order(pair_lab, attach, mode):
 def test_cli_json_and_lines(pair_lab):
     frames = lab_frames(pair_lab, 6)
     for args, parse in ((["--json"], json.loads), ([], str)):
-        proc = start_cli("bpflab.loaders.mytcpdump", "eth0", "--netns", pair_lab.netns("right"), "--count", "6", *args)
+        proc = start_loader("mytcpdump", "eth0", "--netns", pair_lab.netns("right"), "--count", "6", *args)
         try:
             assert "attached to eth0" in wait_attached(proc)
             pair_lab.send("left", "eth0", frames)

@@ -9,11 +9,12 @@ from pyroute2 import IPRoute
 from bpflab.host.instances import PIN_ROOT
 from bpflab.host.netns import entered
 from bpflab.host.waits import patience, read_line, wait_until
+from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import BpfObject, _lib
 from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.registry import PROGRAMS
-from tests.clitools import assert_one_line_error, run_cli, run_pytest, start_cli, wait_attached
+from tests.clitools import assert_one_line_error, run_loader, run_pytest, start_loader, wait_attached
 
 pytestmark = pytest.mark.kernel
 LOADERS = list(PROGRAMS)
@@ -55,14 +56,14 @@ def shared_pair(module_lab_factory):
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input(shared_pair, tmp_path, loader, case):
     make_args, fragment = BAD_INPUT[case]
-    result = run_cli(f"bpflab.loaders.{loader}", *make_args(shared_pair, tmp_path))
+    result = run_loader(loader, *make_args(shared_pair, tmp_path))
     assert_one_line_error(result, fragment)
     nothing_attached(shared_pair)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
 def test_not_root(shared_pair, loader):
-    result = run_cli(f"bpflab.loaders.{loader}", "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
+    result = run_loader(loader, "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
     assert_one_line_error(result, "needs root (CAP_BPF and CAP_NET_ADMIN)")
     nothing_attached(shared_pair)
 
@@ -80,27 +81,24 @@ SPEC_ERRORS = [
 
 @pytest.mark.parametrize("spec,message", SPEC_ERRORS, ids=[s for s, _ in SPEC_ERRORS])
 def test_malformed_service_specs(dnat_lab, spec, message):
-    result = run_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
+    result = run_loader("xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
     assert_one_line_error(result, message)
     assert xdp_query("eth0", dnat_lab.netns("lb")).prog_id == 0
 
 
-def start_and_wait(module, *args):
-    proc = start_cli(module, *args)
-    # hello and xdp_dnat report on stdout, the table/stream loaders on stderr
-    wait_attached(proc)  # every loader says it on stderr
+def start_and_wait(name, *args):
+    proc = start_loader(name, *args)
+    wait_attached(proc)
     return proc
 
 
 def reply_comes_back(lab) -> bool:
     """Whether a backend's reply reaches the client (only the return path
     can carry it: the lb does not forward from its backend side)."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.l2 import Ether
+    from scapy.layers.inet import TCP
 
-    backend, lb_in = lab.endpoint("backend", "eth0"), lab.endpoint("lb", "eth1")
-    reply = Ether(src=backend.mac, dst=lb_in.mac) / IP(src="10.244.1.5", dst="10.0.1.2") / TCP(sport=8080, dport=5555,
-                                                                                             flags="SA")
+    client = lab.endpoint("client", "eth0")
+    reply = towards_peer(lab.topology, "backend", dst=client.ip) / TCP(sport=8080, dport=5555, flags="SA")
     with lab.capture("client", "eth0", lambda p: TCP in p and p[TCP].dport == 5555) as cap:
         lab.send("backend", "eth0", reply)
         return bool(cap.wait(1, timeout=1))
@@ -109,13 +107,13 @@ def reply_comes_back(lab) -> bool:
 @pytest.mark.since_kernel("6.6", "tcx links (older kernels keep a classic tc filter after SIGKILL)")
 def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab):
     lb = dnat_lab.netns("lb")
-    proc = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
+    proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb)
     assert reply_comes_back(dnat_lab)
     proc.kill()
     proc.wait(patience(10))
     wait_until(lambda: xdp_query("eth0", lb).prog_id == 0, timeout=2, what="the killed loader's XDP link to go")
     assert not reply_comes_back(dnat_lab)
-    again = start_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
+    again = start_loader("xdp_dnat", "eth0", "--netns", lb)
     try:
         wait_attached(again)
         assert read_line(again.stderr, timeout=10, what="xdp_dnat's second line") == (
@@ -134,27 +132,27 @@ def test_a_surviving_attachment_is_reported_and_force_replaces_it(pair_lab):
         assert _lib.bpf_xdp_attach(idx, obj.program("hello").fd, _lib.XDP_FLAGS_SKB_MODE, None) == 0
     legacy = xdp_query("eth0", ns)
     assert legacy.mode == "generic"
-    result = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")
+    result = run_loader("packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")
     assert_one_line_error(result, f"interface 'eth0' already has an XDP program attached (prog id {legacy.prog_id}, "
                                   "generic mode)")
-    forced = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1", "--force")
+    forced = run_loader("packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1", "--force")
     assert forced.returncode == 0, forced.stderr
     assert xdp_query("eth0", ns).prog_id == 0  # replaced, then removed on exit
 
 
 def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
     ns = pair_lab.netns("right")
-    first = start_and_wait("bpflab.loaders.hello", "eth0", "--netns", ns)
+    first = start_and_wait("hello", "eth0", "--netns", ns)
     try:
-        second = run_cli("bpflab.loaders.packet_counter", "eth0", "--netns", ns)
+        second = run_loader("packet_counter", "eth0", "--netns", ns)
         assert_one_line_error(second, "interface 'eth0' already has an XDP program attached")
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=patience(10))
     lb = dnat_lab.netns("lb")
-    first = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
+    first = start_and_wait("xdp_dnat", "eth0", "--netns", lb)
     try:
-        second = run_cli("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb)
+        second = run_loader("xdp_dnat", "eth0", "--netns", lb)
         assert_one_line_error(second, f"xdp_dnat on eth0 in netns {lb} is already running (pid {first.pid})")
     finally:
         first.send_signal(signal.SIGTERM)
@@ -166,7 +164,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
 def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args):
     lab = lab_factory("dnat")
     lb = lab.netns("lb")
-    proc = start_and_wait(f"bpflab.loaders.{loader}", "eth0", "--netns", lb, *args)
+    proc = start_and_wait(loader, "eth0", "--netns", lb, *args)
     with entered(lb), IPRoute() as ipr:
         ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
     out, err = proc.communicate(timeout=patience(15))
@@ -177,13 +175,13 @@ def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args)
 
 def test_a_full_service_map_is_a_clear_error(dnat_lab):
     lb = dnat_lab.netns("lb")
-    proc = start_and_wait("bpflab.loaders.xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
+    proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
     try:
-        ok = run_cli("bpflab.loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
+        ok = run_loader("xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
         assert ok.returncode == 0, ok.stderr
-        full = run_cli("bpflab.loaders.xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
+        full = run_loader("xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
         assert_one_line_error(full, "service map is full (2 services)")
-        listed = run_cli("bpflab.loaders.xdp_dnat", "service", "list", "eth0", "--netns", lb)
+        listed = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", lb)
         assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080", "10.96.0.11:80/tcp -> 10.244.1.6:80"]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -191,7 +189,7 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
 
 
 def test_service_commands_without_a_running_instance(dnat_lab):
-    result = run_cli("bpflab.loaders.xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
+    result = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
     assert_one_line_error(result, f"no xdp_dnat on eth0 in netns {dnat_lab.netns('lb')} is running")
 
 

@@ -21,7 +21,7 @@ from bpflab.lab.checksums import UDP, verify_frame
 from bpflab.lab.topology import Neighbour
 from bpflab.loaders.services import Service
 from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
-from tests.dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
+from tests.xdp_dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
 
 pytestmark = pytest.mark.kernel
 

@@ -8,7 +8,8 @@ from scapy.layers.l2 import Ether
 
 from bpflab.host import kernel
 from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
-from tests.dnat_frames import (
+from tests.frames import ip_ends_early
+from tests.xdp_dnat_frames import (
     BACKEND_IP,
     CLIENT_IP,
     DNS,
@@ -21,7 +22,6 @@ from tests.dnat_frames import (
     return_runner,
     verdict_delta,
 )
-from tests.frames import ip_ends_early
 
 pytestmark = pytest.mark.kernel
 CHECKSUM_COMPLETE = kernel.version() >= (6, 11)

@@ -13,13 +13,17 @@ from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
 from bpflab.lab import packets
+from bpflab.lab.topology import BACKEND_IP, VIP, dnat
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.services import Service, ServiceTable
 from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
 
-CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = "02:00:00:00:02:02", "02:00:00:00:02:01", "02:00:00:00:03:01", "02:00:00:00:03:05"
-CLIENT_IP, VIP, BACKEND_IP = "10.0.1.2", "10.96.0.10", "10.244.1.5"
+# The dnat lab's wiring, from its topology.
+_CLIENT, _LB_IN = dnat().endpoint("client", "eth0"), dnat().endpoint("lb", "eth0")
+_LB_OUT, _BACKEND = dnat().endpoint("lb", "eth1"), dnat().endpoint("backend", "eth0")
+CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = _CLIENT.mac, _LB_IN.mac, _LB_OUT.mac, _BACKEND.mac
+CLIENT_IP = _CLIENT.ip
 HTTP = Service(VIP, 80, "tcp", BACKEND_IP, 8080)
 DNS = Service(VIP, 53, "udp", BACKEND_IP, 5353)
 TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7

@@ -22,7 +22,7 @@ from bpflab.host.waits import settle
 from bpflab.lab.checksums import assert_checksums, verify_frame
 from bpflab.loaders.xdp_dnat import XdpDnat
 from tests.bpfsrc import compile_variant
-from tests.dnat_frames import BACKEND_IP, VIP
+from tests.xdp_dnat_frames import BACKEND_IP, VIP
 
 pytestmark = pytest.mark.kernel
 BODY = "hello through the VIP\n"

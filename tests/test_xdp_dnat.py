@@ -10,7 +10,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from bpflab.lab.checksums import ones_sum
 from bpflab.loaders.services import Service
-from tests.dnat_frames import (
+from tests.frames import ip_ends_early
+from tests.xdp_dnat_frames import (
     BACKEND_IP,
     BACKEND_MAC,
     CLIENT_IP,
@@ -25,7 +26,6 @@ from tests.dnat_frames import (
     rewritten,
     verdict_delta,
 )
-from tests.frames import ip_ends_early
 
 pytestmark = pytest.mark.kernel
 

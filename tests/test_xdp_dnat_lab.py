@@ -13,7 +13,7 @@ from bpflab.host.waits import patience, settle, wait_until
 from bpflab.lab import dnat
 from bpflab.lab.topology import Endpoint, Link, Neighbour
 from bpflab.loaders.xdp_dnat import XdpDnat
-from tests.dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
+from tests.xdp_dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
 
 pytestmark = pytest.mark.kernel
 SERVICES = [str(HTTP), str(DNS)]

@@ -54,9 +54,6 @@ class Lab:
         return ifindex(ifname, self.netns(node))
 
     # -- traffic ---------------------------------------------------------
-    def sender(self, node: str, ifname: str) -> traffic.Sender:
-        return self._track(traffic.Sender(self.netns(node), node, ifname, self.log))
-
     def send(self, node: str, ifname: str, frames) -> int:
         """Send scapy packets or raw bytes out of node's interface."""
         sender = traffic.Sender(self.netns(node), node, ifname, self.log)
@@ -126,10 +123,6 @@ class Lab:
                     thing.close()
         leftovers.destroy(list(self.namespaces.values()), [self.pin_dir])
         _live_labs.discard(self)
-
-    @property
-    def alive(self) -> bool:
-        return not self._torn_down
 
     def keep(self) -> None:
         """Let this lab outlive its process (`python -m bpflab.lab up`): it is

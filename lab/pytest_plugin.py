@@ -25,13 +25,11 @@ from bpflab.host.waits import patience, scale
 from . import builder
 from .topology import TOPOLOGIES, Topology
 
-REQUIRE_KERNEL_ENV = "BPFLAB_REQUIRE_KERNEL"
-
 
 def pytest_configure(config):
     for marker in (
-        "kernel: needs root and BPF (loads programs, builds namespaces); with BPFLAB_REQUIRE_KERNEL=1 (nox -s kernel) "
-        "missing privileges are an error, never a skip",
+        "kernel: needs root and BPF (loads programs, builds namespaces); missing privileges or BTF fail the "
+        "test, never skip it",
         "since_kernel(version, feature): needs a kernel feature that appeared in that version: skipped, with the "
         "reason, only on older kernels",
         "expect_bad_checksums(reason): the test's labs may see bad checksums (the checksum rule is off)",

@@ -10,7 +10,6 @@ PROTOCOL_NAMES = {
     1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP", 51: "AH",
     58: "ICMPv6", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP", 136: "UDPLite",
 }
-PROTOCOL_NUMBERS = {name.lower(): num for num, name in PROTOCOL_NAMES.items()}
 
 
 def protocol_name(number: int) -> str:

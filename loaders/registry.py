@@ -16,7 +16,6 @@ from .xdp_dnat import XdpDnat
 @dataclasses.dataclass(frozen=True)
 class Program:
     loader: type[Loader]
-    shows: str  # "trace lines", "events", "a table", "services"
 
     @property
     def name(self) -> str:
@@ -33,10 +32,10 @@ class Program:
 
 
 PROGRAMS: dict[str, Program] = {p.name: p for p in (
-    Program(Hello, "trace lines"),
-    Program(PacketInspect, "events"),
-    Program(PacketCounter, "a table"),
-    Program(ConnectionTracker, "a table"),
-    Program(MyTcpdump, "events"),
-    Program(XdpDnat, "services"),
+    Program(Hello),
+    Program(PacketInspect),
+    Program(PacketCounter),
+    Program(ConnectionTracker),
+    Program(MyTcpdump),
+    Program(XdpDnat),
 )}

@@ -9,6 +9,7 @@ from bpflab.host.netns import entered, ifindex
 from bpflab.host.waits import settle
 from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import (
+    BPF_NOEXIST,
     XDP_DROP,
     XDP_PASS,
     AlreadyAttached,
@@ -87,7 +88,7 @@ def test_update_delete_and_flags(binding):
     by_len.update(key, BindingValue(5, 6))
     assert (by_len.lookup(key).packets, by_len.lookup(key).bytes) == (5, 6)
     with pytest.raises(BpfError) as info:
-        by_len.update(key, BindingValue(0, 0), flags=1)  # BPF_NOEXIST
+        by_len.update(key, BindingValue(0, 0), flags=BPF_NOEXIST)
     assert info.value.errno == errno.EEXIST
     assert by_len.delete(key) is True
     assert by_len.delete(key) is False

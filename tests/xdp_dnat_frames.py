@@ -26,7 +26,7 @@ CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = _CLIENT.mac, _LB_IN.mac, _LB_OU
 CLIENT_IP = _CLIENT.ip
 HTTP = Service(VIP, 80, "tcp", BACKEND_IP, 8080)
 DNS = Service(VIP, 53, "udp", BACKEND_IP, 5353)
-TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
+TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
 BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2  # 6.11+: skb->csum must still match the data afterwards
 
 

@@ -78,8 +78,3 @@ def known_owners() -> list[int]:
     if not OWNERS_DIR.is_dir():
         return []
     return sorted(int(p.stem) for p in OWNERS_DIR.glob("*.lock") if p.stem.isdigit())
-
-
-def forget(pid: int) -> None:
-    """Remove a dead owner's lock file."""
-    lock_path(pid).unlink(missing_ok=True)

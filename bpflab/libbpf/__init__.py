@@ -4,7 +4,7 @@ libbpf does the ELF loading, relocation and BTF work; this package only
 gives it Python types and deterministic cleanup.
 """
 from .errors import BpfError, VerifierError
-from .maps import Map, possible_cpus
+from .maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map, possible_cpus
 from .object import BpfObject, Program
 from .ringbuf import RingBuffer
 from .tc import TcLink
@@ -13,7 +13,7 @@ from .xdp import AlreadyAttached, XdpLink, XdpState
 from .xdp import query as xdp_query
 
 __all__ = [
-    "AlreadyAttached", "BpfError", "BpfObject", "Map", "Program",
+    "AlreadyAttached", "BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "BpfError", "BpfObject", "Map", "Program",
     "RingBuffer", "TestRunResult", "VerifierError", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_REDIRECT",
     "XDP_TX", "TcLink", "XdpLink", "XdpState", "possible_cpus", "test_run", "xdp_md",
     "xdp_query",

@@ -30,12 +30,9 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 # Kernel UAPI constants (linux/bpf.h, linux/if_link.h).
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_XDP = 37  # enum bpf_attach_type
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
-XDP_FLAGS_REPLACE = 1 << 4
 XDP_ATTACHED_NONE, XDP_ATTACHED_DRV, XDP_ATTACHED_SKB, XDP_ATTACHED_HW, XDP_ATTACHED_MULTI = range(5)
-BPF_F_TEST_RUN_ON_CPU = 1 << 0
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
 BPF_MAP_TYPE_PERCPU_HASH = 5
@@ -96,25 +93,6 @@ class bpf_tc_opts(Structure):
     ]
 
 
-class bpf_prog_info_head(Structure):
-    """The leading fields of struct bpf_prog_info (the kernel fills what fits)."""
-
-    _fields_ = [
-        ("type", c_uint32),
-        ("id", c_uint32),
-        ("tag", c_uint8 * 8),
-        ("jited_prog_len", c_uint32),
-        ("xlated_prog_len", c_uint32),
-        ("jited_prog_insns", c_uint64),
-        ("xlated_prog_insns", c_uint64),
-        ("load_time", c_uint64),
-        ("created_by_uid", c_uint32),
-        ("nr_map_ids", c_uint32),
-        ("map_ids", c_uint64),
-        ("name", ctypes.c_char * 16),
-    ]
-
-
 PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 RING_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
@@ -133,7 +111,6 @@ map_p = c_void_p
 bpf_object__open_file = _proto("bpf_object__open_file", obj_p, c_char_p, c_void_p)
 bpf_object__load = _proto("bpf_object__load", c_int, obj_p)
 bpf_object__close = _proto("bpf_object__close", None, obj_p)
-bpf_object__name = _proto("bpf_object__name", c_char_p, obj_p)
 bpf_object__next_program = _proto("bpf_object__next_program", prog_p, obj_p, prog_p)
 bpf_object__next_map = _proto("bpf_object__next_map", map_p, obj_p, map_p)
 bpf_object__btf = _proto("bpf_object__btf", c_void_p, obj_p)
@@ -141,9 +118,7 @@ bpf_object__btf = _proto("bpf_object__btf", c_void_p, obj_p)
 bpf_program__name = _proto("bpf_program__name", c_char_p, prog_p)
 bpf_program__section_name = _proto("bpf_program__section_name", c_char_p, prog_p)
 bpf_program__fd = _proto("bpf_program__fd", c_int, prog_p)
-bpf_program__type = _proto("bpf_program__type", c_int, prog_p)
 bpf_program__set_log_buf = _proto("bpf_program__set_log_buf", c_int, prog_p, c_void_p, c_size_t)
-bpf_program__set_log_level = _proto("bpf_program__set_log_level", c_int, prog_p, c_uint32)
 bpf_program__set_autoload = _proto("bpf_program__set_autoload", c_int, prog_p, ctypes.c_bool)
 
 bpf_map__name = _proto("bpf_map__name", c_char_p, map_p)
@@ -152,11 +127,6 @@ bpf_map__type = _proto("bpf_map__type", c_int, map_p)
 bpf_map__key_size = _proto("bpf_map__key_size", c_uint32, map_p)
 bpf_map__value_size = _proto("bpf_map__value_size", c_uint32, map_p)
 bpf_map__max_entries = _proto("bpf_map__max_entries", c_uint32, map_p)
-bpf_map__btf_key_type_id = _proto("bpf_map__btf_key_type_id", c_uint32, map_p)
-bpf_map__btf_value_type_id = _proto("bpf_map__btf_value_type_id", c_uint32, map_p)
-bpf_map__pin = _proto("bpf_map__pin", c_int, map_p, c_char_p)
-bpf_map__unpin = _proto("bpf_map__unpin", c_int, map_p, c_char_p)
-bpf_map__reuse_fd = _proto("bpf_map__reuse_fd", c_int, map_p, c_int)
 
 bpf_map_lookup_elem = _proto("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 bpf_map_update_elem = _proto("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, c_uint64)
@@ -165,7 +135,6 @@ bpf_map_get_next_key = _proto("bpf_map_get_next_key", c_int, c_int, c_void_p, c_
 bpf_obj_get = _proto("bpf_obj_get", c_int, c_char_p)
 bpf_obj_pin = _proto("bpf_obj_pin", c_int, c_int, c_char_p)
 bpf_obj_get_info_by_fd = _proto("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, POINTER(c_uint32))
-bpf_prog_get_fd_by_id = _proto("bpf_prog_get_fd_by_id", c_int, c_uint32)
 libbpf_num_possible_cpus = _proto("libbpf_num_possible_cpus", c_int)
 
 bpf_link_create = _proto("bpf_link_create", c_int, c_int, c_int, c_int, POINTER(bpf_link_create_opts))
@@ -175,7 +144,6 @@ bpf_xdp_query = _proto("bpf_xdp_query", c_int, c_int, c_int, POINTER(bpf_xdp_que
 bpf_prog_test_run_opts = _proto("bpf_prog_test_run_opts", c_int, c_int, POINTER(bpf_test_run_opts))
 
 bpf_tc_hook_create = _proto("bpf_tc_hook_create", c_int, POINTER(bpf_tc_hook))
-bpf_tc_hook_destroy = _proto("bpf_tc_hook_destroy", c_int, POINTER(bpf_tc_hook))
 bpf_tc_attach = _proto("bpf_tc_attach", c_int, POINTER(bpf_tc_hook), POINTER(bpf_tc_opts))
 bpf_tc_detach = _proto("bpf_tc_detach", c_int, POINTER(bpf_tc_hook), POINTER(bpf_tc_opts))
 
@@ -183,13 +151,10 @@ ring_buffer__new = _proto("ring_buffer__new", c_void_p, c_int, RING_SAMPLE_FN, c
 ring_buffer__free = _proto("ring_buffer__free", None, c_void_p)
 ring_buffer__poll = _proto("ring_buffer__poll", c_int, c_void_p, c_int)
 ring_buffer__consume = _proto("ring_buffer__consume", c_int, c_void_p)
-ring_buffer__epoll_fd = _proto("ring_buffer__epoll_fd", c_int, c_void_p)
 
 btf__type_by_id = _proto("btf__type_by_id", c_void_p, c_void_p, c_uint32)
-btf__find_by_name = _proto("btf__find_by_name", ctypes.c_int32, c_void_p, c_char_p)
 btf__name_by_offset = _proto("btf__name_by_offset", c_char_p, c_void_p, c_uint32)
 btf__resolve_size = _proto("btf__resolve_size", ctypes.c_int64, c_void_p, c_uint32)
-btf__resolve_type = _proto("btf__resolve_type", c_int, c_void_p, c_uint32)
 
 libbpf_set_print = _proto("libbpf_set_print", c_void_p, PRINT_FN)
 _vsnprintf = _libc.vsnprintf

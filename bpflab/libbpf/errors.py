@@ -40,10 +40,3 @@ class VerifierError(BpfError):
 
     def __str__(self) -> str:
         return f"verifier rejected program '{self.program}': {self.message}"
-
-
-def check(ret: int, what: str) -> int:
-    """Raise BpfError for libbpf's negative-errno convention, else return ret."""
-    if ret < 0:
-        raise BpfError(-ret, what)
-    return ret

@@ -7,7 +7,10 @@ import os
 from collections.abc import Iterator
 
 from . import _lib
+from ._lib import BPF_ANY, BPF_EXIST, BPF_NOEXIST  # update() flags: any, only new keys, only existing keys
 from .errors import BpfError
+
+__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "Map", "possible_cpus"]
 
 
 class bpf_map_info_head(ctypes.Structure):

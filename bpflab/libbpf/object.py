@@ -53,7 +53,7 @@ class BpfObject:
     """A loaded BPF object. Use as a context manager: closing it releases
     every program and map fd it holds (attachments hold their own refs)."""
 
-    def __init__(self, path: str | os.PathLike, *, load: bool = True, pin_maps: dict[str, str] | None = None):
+    def __init__(self, path: str | os.PathLike, *, load: bool = True):
         self.path = Path(path)
         self._ptr = None
         if not self.path.is_file():
@@ -82,12 +82,6 @@ class BpfObject:
             except BaseException:
                 self.close()
                 raise
-
-    def reuse_map(self, name: str, fd: int) -> None:
-        """Before load: make map `name` use an existing map (e.g. a pin)."""
-        ret = _lib.bpf_map__reuse_fd(self.maps[name]._ptr, fd)
-        if ret < 0:
-            raise BpfError(-ret, f"cannot reuse map fd for '{name}'")
 
     def load(self) -> None:
         for prog in self.programs.values():

@@ -58,10 +58,6 @@ class RingBuffer:
         """Consume whatever is there, without waiting."""
         return self._check(_lib.ring_buffer__consume(self._ptr), "ring_buffer__consume")
 
-    @property
-    def epoll_fd(self) -> int:
-        return _lib.ring_buffer__epoll_fd(self._ptr)
-
     def close(self) -> None:
         if self._ptr:
             _lib.ring_buffer__free(self._ptr)

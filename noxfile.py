@@ -7,6 +7,10 @@
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
 """
+import tempfile
+import zipfile
+from pathlib import Path
+
 import nox
 
 from bpflab.host import kernel as host_kernel
@@ -64,8 +68,17 @@ def unit(session):
 
 @nox.session
 def lint(session):
+    """ruff, with the layering rule (each layer's ruff.toml bans what lies
+    above it), and the wheel: it must install nothing but the bpflab package."""
     session.install("ruff")
-    session.run("ruff", "check", "loaders", "lab", "tests", "bench", "kernels", "noxfile.py", "conftest.py")
+    session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "noxfile.py", "conftest.py")
+    with tempfile.TemporaryDirectory() as wheels:
+        session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".")
+        (wheel,) = Path(wheels).glob("bpflab-*.whl")
+        top = sorted({name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()})
+        if top != ["bpflab", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"]:
+            session.error(f"the wheel installs more than the bpflab package: {top}")
+        session.log(f"{wheel.name} installs only: {', '.join(top)}")
 
 
 @nox.session

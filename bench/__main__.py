@@ -9,9 +9,8 @@ import os
 import platform
 import sys
 
+from bpflab.bench import datapath, ringbuf, suite, testrun, topology
 from bpflab.loaders.objects import BUILD_DIR
-
-from . import datapath, ringbuf, suite, testrun, topology
 
 
 def table(results: dict) -> str:

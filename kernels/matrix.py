@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from bpflab.host.paths import REPO_ROOT
-
-from .fetch import KernelNotFound, fetch
+from bpflab.kernels.fetch import KernelNotFound, fetch
 
 # A VM that has not finished in time is stopped and counted as a failure, so a
 # hang inside a guest cannot eat a CI job's time limit (CI sets a tighter one).

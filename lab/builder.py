@@ -17,10 +17,9 @@ from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
 from bpflab.host.waits import read_line
-
-from . import counters, process, traffic
-from .checksums import verify_frame
-from .topology import Endpoint, Topology
+from bpflab.lab import counters, process, traffic
+from bpflab.lab.checksums import verify_frame
+from bpflab.lab.topology import Endpoint, Topology
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 

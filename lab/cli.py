@@ -18,10 +18,9 @@ from pathlib import Path
 from bpflab.host import leftovers
 from bpflab.host.netns import NamespaceNotFound, open_netns, setns
 from bpflab.host.paths import NETNS_RUN_DIR, STATE_DIR
+from bpflab.lab import builder
+from bpflab.lab.topology import TOPOLOGIES
 from bpflab.loaders.cli import OneLineParser
-
-from . import builder
-from .topology import TOPOLOGIES
 
 # One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use it).
 LAB_NAME = os.environ.get("BPFLAB_LAB_NAME", "cli")
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             return exec_in(args.node, cmd)
-        from . import demo
+        from bpflab.lab import demo
 
         return demo.main()
     except (LabError, NamespaceNotFound, subprocess.CalledProcessError) as exc:

@@ -10,11 +10,10 @@ from scapy.layers.inet import ICMP, TCP, UDP
 
 from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
+from bpflab.lab import builder
+from bpflab.lab.frames import towards_peer
+from bpflab.lab.topology import dnat, pair
 from bpflab.loaders.hello import Hello
-
-from . import builder
-from .frames import towards_peer
-from .topology import dnat, pair
 
 
 def banner(text: str) -> None:

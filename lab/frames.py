@@ -6,7 +6,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
-from .topology import Topology
+from bpflab.lab.topology import Topology
 
 
 def towards_peer(topology: Topology, node: str, ifname: str = "eth0", *, src: str | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from .checksums import ICMP, TCP, UDP, checksum, ip_offset, ones_sum, pseudo_header_sum
+from bpflab.lab.checksums import ICMP, TCP, UDP, checksum, ip_offset, ones_sum, pseudo_header_sum
 
 TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
 

@@ -21,9 +21,8 @@ import pytest
 
 from bpflab.host import kernel, leftovers, processes, snapshot
 from bpflab.host.waits import patience, scale
-
-from . import builder
-from .topology import TOPOLOGIES, Topology
+from bpflab.lab import builder
+from bpflab.lab.topology import TOPOLOGIES, Topology
 
 
 def pytest_configure(config):
@@ -95,8 +94,18 @@ def _is_controller(config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+# A pytest run that a test starts (a scenario the suite must pass or fail)
+# shares the host with the run that started it: it must not sweep what that
+# run is using, and answers only for what it made itself.
+SCENARIO_ENV = "BPFLAB_SCENARIO"
+
+
+def _is_scenario() -> bool:
+    return os.environ.get(SCENARIO_ENV) == "1"
+
+
 def pytest_sessionstart(session):
-    if os.geteuid() == 0 and _is_controller(session.config):
+    if os.geteuid() == 0 and _is_controller(session.config) and not _is_scenario():
         # Leftovers of runs that were SIGKILLed: sweep before we start.
         leftovers.sweep()
         session.config._bpflab_host_before = snapshot.take()
@@ -107,11 +116,11 @@ def pytest_sessionfinish(session, exitstatus):
     # this process started and built goes now, in workers and controller.
     processes.stop_spawned()
     builder.teardown_all()
-    before = getattr(session.config, "_bpflab_host_before", None)
-    if before is None:
+    if os.geteuid() != 0 or not _is_controller(session.config):
         return
-    problems = [f"root namespace {line}" for line in snapshot.differences(before, snapshot.take())]
-    found = leftovers.find(mine=os.getpid())
+    before = getattr(session.config, "_bpflab_host_before", None)
+    problems = [f"root namespace {line}" for line in snapshot.differences(before, snapshot.take())] if before else []
+    found = leftovers.find(mine=os.getpid(), only_mine=_is_scenario())
     problems += [str(left) for left in found if left.kind != "owner lock"]
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -22,9 +22,8 @@ from typing import ClassVar
 
 from bpflab.host.netns import ifindex
 from bpflab.libbpf import AlreadyAttached, BpfObject, Program
-
-from .interfaces import XdpAttachment, detach_any
-from .objects import object_path
+from bpflab.loaders.interfaces import XdpAttachment, detach_any
+from bpflab.loaders.objects import object_path
 
 
 class Loader:

@@ -15,9 +15,8 @@ from typing import NoReturn
 from bpflab.host.instances import InstanceBusy, NoInstance
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
 from bpflab.libbpf import AlreadyAttached, BpfError, VerifierError
-
-from .objects import object_path
-from .services import SpecError
+from bpflab.loaders.objects import object_path
+from bpflab.loaders.services import SpecError
 
 EXIT_USAGE = 2
 

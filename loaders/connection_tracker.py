@@ -11,10 +11,9 @@ import sys
 
 from bpflab.libbpf import BpfObject
 from bpflab.libbpf.btf import check_mirror
-
-from . import cli
-from .base import Loader
-from .protocols import ip_be32, ip_str, protocol_name
+from bpflab.loaders import cli
+from bpflab.loaders.base import Loader
+from bpflab.loaders.protocols import ip_be32, ip_str, protocol_name
 
 CONN_STAT_TABLE_FULL, CONN_STAT_INSERT_RACE = 0, 1
 

@@ -11,8 +11,7 @@ from typing import ClassVar
 
 from bpflab.libbpf import BpfObject, RingBuffer
 from bpflab.libbpf.btf import LayoutMismatch, check_mirror
-
-from .base import Loader
+from bpflab.loaders.base import Loader
 
 
 class EventStream:

@@ -8,9 +8,8 @@ import sys
 from collections.abc import Iterator
 
 from bpflab.host.tracefs import TraceInstance
-
-from . import cli
-from .base import Loader
+from bpflab.loaders import cli
+from bpflab.loaders.base import Loader
 
 TRACE_TAG = "bpflab hello:"
 

@@ -14,10 +14,9 @@ import socket
 import sys
 
 from bpflab.libbpf import BpfObject
-
-from . import cli
-from .events import StreamingLoader
-from .protocols import ip_str, protocol_name
+from bpflab.loaders import cli
+from bpflab.loaders.events import StreamingLoader
+from bpflab.loaders.protocols import ip_str, protocol_name
 
 MTD_F_PORTS, MTD_F_FRAGMENT, MTD_F_L4_TRUNCATED = 1, 2, 4
 DEFAULT_RING_BYTES = 256 * 1024

@@ -8,10 +8,9 @@ import ctypes
 import sys
 
 from bpflab.libbpf import BpfObject
-
-from . import cli
-from .base import Loader
-from .protocols import protocol_name
+from bpflab.loaders import cli
+from bpflab.loaders.base import Loader
+from bpflab.loaders.protocols import protocol_name
 
 
 def read_counts(obj: BpfObject) -> dict[int, int]:

@@ -8,9 +8,9 @@ import ctypes
 import dataclasses
 import sys
 
-from . import cli
-from .events import StreamingLoader
-from .protocols import ip_str, protocol_name
+from bpflab.loaders import cli
+from bpflab.loaders.events import StreamingLoader
+from bpflab.loaders.protocols import ip_str, protocol_name
 
 
 class InspectEvent(ctypes.Structure):

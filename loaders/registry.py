@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import Loader
-from .connection_tracker import ConnectionTracker
-from .hello import Hello
-from .mytcpdump import MyTcpdump
-from .packet_counter import PacketCounter
-from .packet_inspect import PacketInspect
-from .xdp_dnat import XdpDnat
+from bpflab.loaders.base import Loader
+from bpflab.loaders.connection_tracker import ConnectionTracker
+from bpflab.loaders.hello import Hello
+from bpflab.loaders.mytcpdump import MyTcpdump
+from bpflab.loaders.packet_counter import PacketCounter
+from bpflab.loaders.packet_inspect import PacketInspect
+from bpflab.loaders.xdp_dnat import XdpDnat
 
 
 @dataclasses.dataclass(frozen=True)

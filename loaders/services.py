@@ -9,8 +9,7 @@ import ipaddress
 import socket
 
 from bpflab.libbpf import BpfError, Map
-
-from .protocols import ip_be32, ip_str
+from bpflab.loaders.protocols import ip_be32, ip_str
 
 PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 PROTO_NAMES = {v: k for k, v in PROTOS.items()}

@@ -23,11 +23,10 @@ from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
-
-from . import cli
-from .base import Loader
-from .interfaces import TcAttachment
-from .services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
+from bpflab.loaders import cli
+from bpflab.loaders.base import Loader
+from bpflab.loaders.interfaces import TcAttachment
+from bpflab.loaders.services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
 
 VERDICTS = ("rewritten", "redirected", "not_service", "malformed", "fragment", "fib_no_neigh", "fib_fail",
             "reply_rewritten")

@@ -9,6 +9,7 @@ from pathlib import Path
 from bpflab.host.paths import REPO_ROOT
 from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
+from bpflab.lab.pytest_plugin import SCENARIO_ENV
 
 
 def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = False) -> subprocess.CompletedProcess:
@@ -50,7 +51,8 @@ def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (),
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout",
             *(a for p in plugins for a in ("-p", p)), *args]
     proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})})
+                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                      SCENARIO_ENV: "1", **(env or {})})
     try:
         out, _ = proc.communicate(timeout=patience(timeout))
     finally:

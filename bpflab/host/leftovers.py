@@ -41,12 +41,12 @@ def _owned() -> dict[int, tuple[list[str], list[Path]]]:
     return found
 
 
-def find(*, mine: int | None = None, owned_only: bool = False) -> list[Leftover]:
+def find(*, mine: int | None = None, owned_only: bool = False, only_mine: bool = False) -> list[Leftover]:
     """Everything of owners that are dead, and everything of owner `mine`
     (a session checking that it cleaned up after itself). `owned_only`: not
-    dead loader and tracefs instances."""
+    dead loader and tracefs instances. `only_mine`: nothing of other owners."""
     def gone(owner: int) -> bool:
-        return owner == mine or not owners.alive(owner)
+        return owner == mine or (not only_mine and not owners.alive(owner))
 
     found = []
     for owner, (names, pins) in sorted(_owned().items()):
@@ -57,7 +57,7 @@ def find(*, mine: int | None = None, owned_only: bool = False) -> list[Leftover]
     found += [Leftover("process", str(pid), owner) for pid, owner in sorted(marked.items()) if gone(owner)]
     # Owners dead with nothing left but their lock file.
     found += [Leftover("owner lock", str(owners.lock_path(o)), o) for o in owners.known_owners() if gone(o)]
-    if not owned_only:
+    if not owned_only and not only_mine:
         found += [Leftover("loader instance", str(d)) for d in instances.dead()]
         found += [Leftover("tracefs instance", str(t)) for t in tracefs.dead_instances()]
     return found

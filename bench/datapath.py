@@ -20,7 +20,7 @@ from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
-from bpflab.libbpf._lib import BPF_F_TEST_XDP_LIVE_FRAMES
+from bpflab.libbpf.testrun import BPF_F_TEST_XDP_LIVE_FRAMES
 from bpflab.loaders.interfaces import XdpAttachment
 from bpflab.loaders.objects import BUILD_DIR
 from bpflab.loaders.xdp_dnat import XdpDnat

@@ -162,7 +162,7 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     # on, in the lab's namespace, until the sweep.
     wait_until(lambda: has_exited(server), timeout=5, what="the dead owner's server to die with it")
     assert not has_exited(escaped)
-    swept = leftovers.sweep()
+    swept = leftovers.sweep(owned_only=True)  # dead loader instances belong to tests running beside this one
     removed = [Path(left.where).name for left in swept if left.kind in ("namespace", "pin directory")]
     assert [left.where for left in swept if left.kind == "process" and left.owner == proc.pid] == [str(escaped)]
     assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
@@ -221,3 +221,13 @@ def test_cli_up_status_exec_down():
     assert (down.returncode, down.stdout.strip()) == (0, "pair lab removed")
     assert not (NETNS_RUN_DIR / f"bpflab-t{os.getpid()}-left").exists()
     assert lab_cli("status").stdout.strip() == "no lab is up"
+
+
+def test_assert_frame_arrives_checks_the_fields_it_is_given(pair_lab, assert_frame_arrives):
+    frame = towards_peer(pair_lab.topology, "left") / UDP(sport=7, dport=7) / b"plugin fixture"
+    pkt = assert_frame_arrives(pair_lab, frame, src=("left", "eth0"), dst=("right", "eth0"),
+                               match=lambda p: UDP in p and p[UDP].dport == 7, expect={"IP.src": "10.11.0.1"})
+    assert bytes(pkt[UDP].payload) == b"plugin fixture"
+    with pytest.raises(AssertionError, match="IP.ttl: expected 1, got 64"):
+        assert_frame_arrives(pair_lab, frame, src=("left", "eth0"), dst=("right", "eth0"),
+                             match=lambda p: UDP in p and p[UDP].dport == 7, expect={"IP.ttl": 1})

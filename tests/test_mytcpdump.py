@@ -51,12 +51,12 @@ def dump():
         ring_sizer(4096)(obj)  # small, so tests can fill it
         obj.load()
         stream = open_stream(obj)
-        yield obj.program("mytcpdump"), stream
+        yield obj.program("mytcpdump"), stream, obj
         stream.close()
 
 
 def test_each_ipv4_packet_gives_exactly_one_exact_event_in_order(dump):
-    prog, stream = dump
+    prog, stream, _ = dump
     frames = [f for _, f in known_mix() if len(f) >= 14]
     for f in frames:
         assert prog.test_run(f).data == f
@@ -76,7 +76,7 @@ def test_each_ipv4_packet_gives_exactly_one_exact_event_in_order(dump):
 
 
 def test_truncated_l4_headers_report_no_ports_and_say_so(dump):
-    prog, stream = dump
+    prog, stream, _ = dump
     cases = truncated_cases()
     for _, f in cases:
         prog.test_run(f)
@@ -90,7 +90,7 @@ def test_truncated_l4_headers_report_no_ports_and_say_so(dump):
 
 
 def test_a_full_ring_counts_every_drop_and_keeps_streaming(dump):
-    prog, stream = dump
+    prog, stream, _ = dump
     frame = bytes(eth() / IP(src=A, dst=B) / UDP(sport=1, dport=2))
     sent = 1000
     for _ in range(sent):
@@ -109,7 +109,7 @@ def test_a_mirror_that_disagrees_with_btf_is_refused(dump):
     class Wrong(ctypes.Structure):
         _fields_ = [(name, ctype) for name, ctype in PacketEvent._fields_ if name != "pad"]
 
-    obj = dump[0]._obj
+    obj = dump[2]
     with pytest.raises(LayoutMismatch, match="Wrong does not match struct packet_event"):
         EventStream(obj, "mytcpdump_events", "mytcpdump_drops", Wrong, "packet_event", decode)
 

@@ -10,7 +10,8 @@ from bpflab.host.instances import PIN_ROOT
 from bpflab.host.netns import entered
 from bpflab.host.waits import patience, read_line, wait_until
 from bpflab.lab.frames import towards_peer
-from bpflab.libbpf import BpfObject, _lib
+from bpflab.libbpf import BpfObject
+from bpflab.libbpf.xdp import attach_legacy
 from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.registry import PROGRAMS
@@ -129,7 +130,7 @@ def test_a_surviving_attachment_is_reported_and_force_replaces_it(pair_lab):
     with BpfObject(object_path("hello")) as obj, entered(ns):
         idx = pair_lab.ifindex("right", "eth0")
         # A legacy netlink attachment outlives the process that made it.
-        assert _lib.bpf_xdp_attach(idx, obj.program("hello").fd, _lib.XDP_FLAGS_SKB_MODE, None) == 0
+        attach_legacy(obj.program("hello").fd, idx, "generic")
     legacy = xdp_query("eth0", ns)
     assert legacy.mode == "generic"
     result = run_loader("packet_counter", "eth0", "--netns", ns, "--count", "1", "--interval", "0.1")

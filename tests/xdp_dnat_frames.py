@@ -15,6 +15,7 @@ from bpflab.host.netns import entered
 from bpflab.lab import packets
 from bpflab.lab.topology import BACKEND_IP, VIP, dnat
 from bpflab.libbpf import BpfObject, xdp_md
+from bpflab.libbpf.testrun import BPF_F_TEST_SKB_CHECKSUM_COMPLETE  # 6.11+
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.services import Service, ServiceTable
 from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
@@ -27,7 +28,6 @@ CLIENT_IP = _CLIENT.ip
 HTTP = Service(VIP, 80, "tcp", BACKEND_IP, 8080)
 DNS = Service(VIP, 53, "udp", BACKEND_IP, 5353)
 TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
-BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2  # 6.11+: skb->csum must still match the data afterwards
 
 
 def client_frame(l4, *, dst=VIP, options=None, payload=b"") -> Ether:

@@ -9,6 +9,10 @@ from . import _lib
 from .errors import BpfError
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+# test-run flags: live frames (XDP programs send what they return XDP_TX or
+# XDP_REDIRECT for, as a packet generator does), a CHECKSUM_COMPLETE skb (6.11+)
+BPF_F_TEST_XDP_LIVE_FRAMES = _lib.BPF_F_TEST_XDP_LIVE_FRAMES
+BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
 XDP_ACTIONS = {XDP_ABORTED: "XDP_ABORTED", XDP_DROP: "XDP_DROP", XDP_PASS: "XDP_PASS", XDP_TX: "XDP_TX", XDP_REDIRECT: "XDP_REDIRECT"}
 
 

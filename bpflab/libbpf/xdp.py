@@ -85,6 +85,14 @@ class XdpLink:
         self.detach()
 
 
+def attach_legacy(prog_fd: int, ifindex: int, mode: str) -> None:
+    """A netlink attachment, the way older tools attach: it is not a link
+    and outlives the process that made it (detach_any removes it)."""
+    ret = _lib.bpf_xdp_attach(ifindex, prog_fd, MODES[mode], None)
+    if ret < 0:
+        raise BpfError(-ret, f"XDP (netlink) attach to ifindex {ifindex}")
+
+
 def detach_any(ifindex: int) -> XdpState:
     """Remove whatever XDP program is on the interface (for --force): a
     legacy netlink attachment is detached, a link owned elsewhere is

@@ -11,7 +11,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # clang -target bpf does not search by itself.
 MULTIARCH := $(shell uname -m)-linux-gnu
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
-	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -I$(SRC) -Ibpf
+	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -I$(SRC) -Ibpf -Ibpflab/include
 
 SRC ?= bpf
 SOURCES := $(wildcard $(SRC)/*.bpf.c)
@@ -45,7 +45,7 @@ $(BUILD)/%.bpf.o: $(SRC)/%.bpf.c $(HEADERS) | $(BUILD)
 $(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) | $(BUILD)/tests
+$(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) $(wildcard tests/bpf/*.h) | $(BUILD)/tests
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: tests/%.c | $(BUILD)/tests

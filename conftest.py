@@ -1,10 +1,9 @@
-"""Root conftest: the lab's fixtures and the kernel-test rules apply to the
-whole suite (see lab/pytest_plugin.py, bpflab.lab.pytest_plugin), and Hypothesis has two profiles."""
+"""Root conftest: Hypothesis has two profiles. The lab's fixtures and the
+kernel-test rules come with the installed plugin (the pytest11 entry point
+"bpflab", bpflab.lab.pytest_plugin), for this suite as for anyone's."""
 import os
 
 from hypothesis import settings
-
-pytest_plugins = ["bpflab.lab.pytest_plugin"]
 
 # A fixed CI profile (the same examples every run) and a longer opt-in one:
 #   HYPOTHESIS_PROFILE=long nox -s kernel

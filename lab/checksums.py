@@ -59,6 +59,32 @@ def needs_second_fold(check: int, old_words: tuple[int, ...], new_words: tuple[i
     return (total & 0xFFFF) + (total >> 16) > 0xFFFF
 
 
+ORDERS = ("be", "le")  # the wire's words as RFC 1624 adds them, or as a little-endian CPU loads them
+
+
+def swap16(word: int) -> int:
+    return ((word & 0xFF) << 8) | (word >> 8)
+
+
+def in_order(order: str, *values):
+    """Words (ints or tuples of them) as an adder of byte order `order` sees them."""
+    if order == "be":
+        return values if len(values) > 1 else values[0]
+    out = tuple(tuple(map(swap16, v)) if isinstance(v, tuple) else swap16(v) for v in values)
+    return out if len(out) > 1 else out[0]
+
+
+def second_fold_checks(old_words: tuple[int, ...], new_words: tuple[int, ...]) -> list[int]:
+    """Every HC for which the update needs a second fold. With k the high
+    part of the other terms' sum, only ~HC within a few of 0xFFFF - low - k
+    (or of 0x1FFFE - low - k) can carry twice: those are checked."""
+    rest = sum(~w & 0xFFFF for w in old_words) + sum(new_words)  # the terms besides ~HC
+    low, high = rest & 0xFFFF, rest >> 16
+    near = {0xFFFF - low - high + d for d in range(-2, 8)} | {0x1FFFE - low - high + d for d in range(-2, 8)}
+    return sorted(~a & 0xFFFF for a in near if 0 <= a <= 0xFFFF
+                  and needs_second_fold(~a & 0xFFFF, old_words, new_words))
+
+
 def _update_terms(check: int, old_words: tuple[int, ...], new_words: tuple[int, ...]) -> int:
     return (~check & 0xFFFF) + sum(~w & 0xFFFF for w in old_words) + sum(new_words)
 

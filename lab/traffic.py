@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 def Ether(data: bytes) -> Packet:  # noqa: N802 - scapy's name, imported on first use
+    import scapy.layers.inet  # noqa: F401 - binds IP, TCP, UDP, ICMP under Ether
     from scapy.layers.l2 import Ether as ScapyEther
 
     return ScapyEther(data)

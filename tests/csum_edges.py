@@ -34,39 +34,23 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from bpflab.lab import packets as P
-from bpflab.lab.checksums import TCP, UDP, incremental_update, ip_offset, needs_second_fold, words
+from bpflab.lab.checksums import (
+    ORDERS,
+    TCP,
+    UDP,
+    in_order,
+    incremental_update,
+    ip_offset,
+    needs_second_fold,
+    second_fold_checks,
+    words,
+)
 from tests.xdp_dnat_frames import CLIENT_IP, CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC
 
 IHL_EDGES = tuple(f"ihl_{n}" for n in range(6, 16))
 EDGES = ("random", "odd_payload", *IHL_EDGES, "udp_no_checksum", "l4_input_zero", "l4_input_ffff",
          "l4_result_zero", "ip_input_zero", "ip_result_zero", "ip_second_fold_be", "ip_second_fold_le",
          "l4_second_fold_be", "l4_second_fold_le")
-ORDERS = ("be", "le")
-
-
-def swap16(word: int) -> int:
-    return ((word & 0xFF) << 8) | (word >> 8)
-
-
-def in_order(order: str, *values):
-    """Words (ints or tuples of them) as an adder of byte order `order` sees them."""
-    if order == "be":
-        return values if len(values) > 1 else values[0]
-    out = tuple(tuple(map(swap16, v)) if isinstance(v, tuple) else swap16(v) for v in values)
-    return out if len(out) > 1 else out[0]
-
-
-# -- where RFC 1624 eqn 3 needs a second fold ---------------------------------
-
-def second_fold_checks(old_words: tuple[int, ...], new_words: tuple[int, ...]) -> list[int]:
-    """Every HC for which the update needs a second fold. With k the high
-    part of the other terms' sum, only ~HC within a few of 0xFFFF - low - k
-    (or of 0x1FFFE - low - k) can carry twice: those are checked."""
-    rest = sum(~w & 0xFFFF for w in old_words) + sum(new_words)  # the terms besides ~HC
-    low, high = rest & 0xFFFF, rest >> 16
-    near = {0xFFFF - low - high + d for d in range(-2, 8)} | {0x1FFFE - low - high + d for d in range(-2, 8)}
-    return sorted(~a & 0xFFFF for a in near if 0 <= a <= 0xFFFF
-                  and needs_second_fold(~a & 0xFFFF, old_words, new_words))
 
 
 # -- the NAT being tested -----------------------------------------------------

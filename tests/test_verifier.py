@@ -2,12 +2,13 @@
 accepts each corrected twin; with clang 14 and clang 19 alike."""
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bpflab.host.paths import REPO_ROOT
-from tests.verifier_suite import cases_in, load_alone, match
+from bpflab.tool.verifier import cases_in, match, problems_in
 
 pytestmark = [pytest.mark.kernel, pytest.mark.verifier]
 SOURCES = sorted((REPO_ROOT / "bpf" / "verifier").glob("*.bpf.c"))
@@ -35,27 +36,6 @@ def case_ids():
     return [(clang, src.name.removesuffix(".bpf.c")) for clang in COMPILERS for src in SOURCES]
 
 
-def problems_in(obj: Path) -> list[str]:
-    """Every way the programs of `obj` disagree with their annotations."""
-    cases = cases_in(obj)
-    assert cases, f"{obj.name} declares no __failure/__success programs"
-    problems = []
-    for case in cases:
-        assert case.outcome in ("failure", "success"), f"{case.id}: neither __failure nor __success"
-        outcome = load_alone(case)
-        if case.outcome == "success":
-            if not outcome.accepted:
-                problems.append(f"{case.id} must load (it is the corrected twin) but was rejected:\n{outcome.log}")
-            continue
-        if outcome.accepted:
-            problems.append(f"{case.id} must be rejected but the verifier accepted it")
-            continue
-        ok, report = match(outcome.log, case.expects)
-        if not ok:
-            problems.append(f"{case.id} was rejected, but not with the expected messages:\n{report}")
-    return problems
-
-
 @pytest.mark.parametrize("clang,source", case_ids(), ids=[f"{c}-{s}" for c, s in case_ids()])
 def test_case(built, clang, source):
     problems = problems_in(built[clang] / f"{source}.bpf.o")
@@ -79,23 +59,37 @@ def test_every_wrong_case_has_a_twin_and_expectations(built):
 
 
 def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
-    """Remove the twin's bounds check: the suite must say so, readably."""
+    """Remove the twin's bounds check: `bpflab verifier DIR`, as anyone runs
+    it on a corpus of their own, must say so, readably, and exit 1."""
     src = (REPO_ROOT / "bpf" / "verifier" / "packet_bounds.bpf.c").read_text()
     # The twin's check now covers zero bytes of the header.
     broken = src.replace("if ((void *)(eth + 1) > data_end)", "if ((void *)eth > data_end)")
     assert broken != src
     (tmp_path / "broken.bpf.c").write_text(broken)
-    (tmp_path / "annotations.h").write_text((REPO_ROOT / "bpf" / "verifier" / "annotations.h").read_text())
-    subprocess.run(["make", "-s", f"SRC={tmp_path}", f"BUILD={tmp_path}/out", "broken"], cwd=REPO_ROOT, check=True)
-    problems = problems_in(tmp_path / "out" / "broken.bpf.o")
-    assert len(problems) == 1
-    assert problems[0].startswith("broken/bounds_checked must load (it is the corrected twin) but was rejected:\n")
-    assert re.search(r"R\d offset is outside of the packet", problems[0])
-    assert "processed " in problems[0]  # the whole log, up to the verifier's statistics
+    result = subprocess.run([bpflab(), "verifier", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["broken/no_bounds_check", "failure", "as", "annotated"]
+    assert lines[1].split() == ["broken/bounds_checked", "success", "NOT", "as", "annotated"]
+    assert "broken/bounds_checked must load (it is the corrected twin) but was rejected:" in result.stdout
+    assert re.search(r"R\d offset is outside of the packet", result.stdout)
+    assert "processed " in result.stdout  # the whole log, up to the verifier's statistics
+    assert lines[-1].startswith("2 programs, 1 as annotated, 1 not (clang, kernel ")
+
+
+def test_the_whole_corpus_through_the_command():
+    result = subprocess.run([bpflab(), "verifier", str(REPO_ROOT / "bpf" / "verifier")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("16 programs, 16 as annotated, 0 not")
+
+
+def bpflab() -> str:
+    return str(Path(sys.executable).parent / "bpflab")
 
 
 def test_mismatch_report_marks_found_and_missing():
-    from tests.verifier_suite import Expect
+    from bpflab.tool.verifier import Expect
 
     ok, report = match("0: r1 = 1\ninvalid access to packet\nR1 offset is outside of the packet\n",
                        [Expect("msg", "invalid access to packet"), Expect("regex", r"R\d hello"),
@@ -108,7 +102,7 @@ def test_mismatch_report_marks_found_and_missing():
 
 def test_kernel_ranges():
     from bpflab.host.kernel import version as kernel_version
-    from tests.verifier_suite import in_range
+    from bpflab.tool.verifier import in_range
 
     assert kernel_version("6.18.44-fc-v657") == (6, 18)
     assert in_range(">=6.1,<6.8", (6, 1)) and not in_range(">=6.1,<6.8", (6, 8))

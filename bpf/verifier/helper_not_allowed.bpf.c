@@ -3,7 +3,7 @@
  * calling libc from BPF does not even link). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 SEC("xdp")
 __failure

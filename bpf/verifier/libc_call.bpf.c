@@ -5,7 +5,7 @@
  * be opened at all, so it cannot hold its own twin). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 extern int rand(void);
 

@@ -2,7 +2,7 @@
 /* The corrected twin of libc_call.bpf.c: the BPF helper instead of libc. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 SEC("xdp")
 __success

@@ -2,7 +2,7 @@
 /* Rule: bpf_map_lookup_elem may return NULL; check before dereferencing. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -4,7 +4,7 @@
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 SEC("xdp")
 __failure

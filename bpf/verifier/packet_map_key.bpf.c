@@ -4,7 +4,7 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

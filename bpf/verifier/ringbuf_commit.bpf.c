@@ -3,7 +3,7 @@
  * every path, or the ring would stall. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -6,7 +6,7 @@
  * registers are still checked.) */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 SEC("xdp")
 __failure

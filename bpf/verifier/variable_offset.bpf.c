@@ -7,7 +7,7 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "annotations.h"
+#include <bpflab/annotations.h>
 
 SEC("xdp")
 __failure

@@ -60,8 +60,26 @@ class Btf:
     def __del__(self):
         self.close()
 
+    def _address(self, type_id: int) -> int:
+        address = _lib.btf__type_by_id(self._ptr, type_id)
+        if not address:
+            raise LookupError(f"no BTF type {type_id}")
+        return address
+
     def _type(self, type_id: int) -> _btf_type:
-        return _btf_type.from_address(_lib.btf__type_by_id(self._ptr, type_id))
+        return _btf_type.from_address(self._address(type_id))
+
+    @staticmethod
+    def _bytes(address: int, size: int) -> bytes:
+        return ctypes.string_at(address, size)
+
+    def codec(self, type_id: int):
+        """Plain Python values of this type, both ways (btf_codec)."""
+        from .btf_codec import Types
+
+        if not hasattr(self, "_types"):
+            self._types = Types(self)
+        return self._types.codec(type_id)
 
     def name_of(self, type_id: int) -> str:
         return _lib.btf__name_by_offset(self._ptr, self._type(type_id).name_off).decode()

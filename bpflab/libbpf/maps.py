@@ -44,6 +44,7 @@ class Map:
         self._owns_fd = False
         self.key_type: type | None = None
         self.value_type: type | None = None
+        self.btf_key_type_id = self.btf_value_type_id = 0  # 0: the map was declared without BTF types
 
     @classmethod
     def from_libbpf(cls, ptr) -> Map:
@@ -55,6 +56,8 @@ class Map:
             _lib.bpf_map__max_entries(ptr),
         )
         m._ptr = ptr
+        m.btf_key_type_id = _lib.bpf_map__btf_key_type_id(ptr)
+        m.btf_value_type_id = _lib.bpf_map__btf_value_type_id(ptr)
         return m
 
     @classmethod
@@ -130,6 +133,32 @@ class Map:
             return _plain(buf)
         stride = (self.value_size + 7) & ~7
         return [_plain(self.value_type.from_buffer_copy(buf.raw, i * stride)) for i in range(possible_cpus())]
+
+    # -- raw bytes (what a BTF codec makes) ------------------------------
+    def update_raw(self, key: bytes, value: bytes, flags: int = _lib.BPF_ANY) -> None:
+        """Update with the key's and the value's bytes (a per-CPU map gets
+        the value on every CPU)."""
+        if len(key) != self.key_size or len(value) != self.value_size:
+            raise TypeError(f"map '{self.name}': key of {len(key)} and value of {len(value)} bytes, the map's are "
+                            f"{self.key_size} and {self.value_size}")
+        if self.percpu:
+            stride = (self.value_size + 7) & ~7
+            value = b"".join(value.ljust(stride, b"\0") for _ in range(possible_cpus()))
+        k, v = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
+        ret = _lib.bpf_map_update_elem(self.fd, k, v, flags)
+        if ret < 0:
+            raise BpfError(-ret, f"update of map '{self.name}'")
+
+    def items_raw(self) -> Iterator[tuple[bytes, list[bytes]]]:
+        """(key, [value per CPU] or [value]) as bytes, for every entry."""
+        cur, nxt = None, ctypes.create_string_buffer(self.key_size)
+        stride = (self.value_size + 7) & ~7
+        cpus = possible_cpus() if self.percpu else 1
+        while _lib.bpf_map_get_next_key(self.fd, cur, nxt) == 0:
+            cur = ctypes.create_string_buffer(nxt.raw, self.key_size)
+            value = ctypes.create_string_buffer(stride * cpus if self.percpu else self.value_size)
+            if _lib.bpf_map_lookup_elem(self.fd, cur, value) == 0:
+                yield cur.raw, [value.raw[i * stride:i * stride + self.value_size] for i in range(cpus)]
 
     # -- operations --------------------------------------------------------
     def lookup(self, key):

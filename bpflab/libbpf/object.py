@@ -12,6 +12,7 @@ from .maps import Map
 # Per-program verifier log buffer. libbpf asks for a log only when a load
 # fails (it retries at log level 1), so a big buffer costs nothing on success.
 LOG_BUF_SIZE = 4 << 20
+PROG_TYPE_SCHED_CLS, PROG_TYPE_SCHED_ACT, PROG_TYPE_XDP = 3, 4, 6  # enum bpf_prog_type
 
 
 class Program:
@@ -28,6 +29,11 @@ class Program:
         if fd < 0:
             raise BpfError(-fd, f"program '{self.name}' is not loaded")
         return fd
+
+    @property
+    def type(self) -> int:
+        """enum bpf_prog_type: PROG_TYPE_XDP, PROG_TYPE_SCHED_CLS, ..."""
+        return _lib.bpf_program__type(self._ptr)
 
     def set_autoload(self, enabled: bool) -> None:
         _lib.bpf_program__set_autoload(self._ptr, enabled)

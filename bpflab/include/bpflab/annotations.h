@@ -2,8 +2,10 @@
 /* Expectations for the verifier-rejection suite, in the spirit of the
  * kernel selftests' __failure / __msg: each program says, next to its code,
  * whether the verifier must accept it and, if not, which messages its log
- * must contain, in order. They travel as BTF decl tags, which the test
- * reads back from the object (tests/verifier_suite.py).
+ * must contain, in order. They travel as BTF decl tags, which `bpflab
+ * verifier DIR` (bpflab.tool.verifier) reads back from the object:
+ *
+ *   #include <bpflab/annotations.h>      clang -I"$(bpflab include-dir)" ...
  *
  *   __failure          the verifier must reject this program
  *   __success          the verifier must accept it (the corrected twin)

@@ -1,0 +1,235 @@
+"""Values of a BTF type from and to plain Python: what `bpflab --map
+NAME=FILE.json` and `fill_map()` use to fill any program's maps by field name.
+
+Integers are native (little-endian here), except fields typed __be16,
+__be32 or __be64, which hold network byte order: they take the host number
+and store it big-endian, and a __be32 also takes a dotted IPv4 address.
+Structs take a dict by field name (missing fields are zero, an unknown one
+is an error naming it), arrays a list (or a string, for char arrays), enums
+a number or an enumerator's name. Every error names the field it is about.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import struct
+
+from . import _lib
+
+(KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE,
+ KIND_CONST, KIND_RESTRICT, KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_FLOAT, KIND_DECL_TAG,
+ KIND_TYPE_TAG, KIND_ENUM64) = range(1, 20)
+QUALIFIERS = {KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG}
+BIG_ENDIAN_TYPEDEFS = {"__be16": 2, "__be32": 4, "__be64": 8}
+
+
+class EncodeError(ValueError):
+    """A value does not fit its BTF type; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    name: str
+    size: int
+    signed: bool = False
+    big_endian: bool = False
+
+    def encode(self, value, where: str) -> bytes:
+        if self.big_endian and self.size == 4 and isinstance(value, str):
+            try:
+                return ipaddress.IPv4Address(value).packed
+            except ValueError:
+                raise EncodeError(f"{where}: {value!r} is not a dotted IPv4 address") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EncodeError(f"{where}: want a number for {self.name}, not {value!r}")
+        lo, hi = (-(1 << (8 * self.size - 1)), (1 << (8 * self.size - 1)) - 1) if self.signed else \
+            (0, (1 << (8 * self.size)) - 1)
+        if not lo <= value <= hi:
+            raise EncodeError(f"{where}: {value} does not fit {self.name} ({lo}..{hi})")
+        return value.to_bytes(self.size, "big" if self.big_endian else "little", signed=self.signed)
+
+    def decode(self, raw: bytes):
+        value = int.from_bytes(raw, "big" if self.big_endian else "little", signed=self.signed)
+        return str(ipaddress.IPv4Address(value)) if self.big_endian and self.size == 4 else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Enum:
+    name: str
+    size: int
+    values: dict[str, int]
+
+    def encode(self, value, where: str) -> bytes:
+        if isinstance(value, str):
+            if value not in self.values:
+                raise EncodeError(f"{where}: {value!r} is not one of {self.name}'s ({', '.join(self.values)})")
+            value = self.values[value]
+        return Int(self.name, self.size, signed=True).encode(value, where)
+
+    def decode(self, raw: bytes):
+        number = int.from_bytes(raw, "little", signed=True)
+        return next((k for k, v in self.values.items() if v == number), number)
+
+
+@dataclasses.dataclass(frozen=True)
+class Array:
+    element: object
+    count: int
+    size: int
+
+    def encode(self, value, where: str) -> bytes:
+        if isinstance(value, str) and isinstance(self.element, Int) and self.element.size == 1:
+            value = value.encode()
+        if isinstance(value, (bytes, bytearray)) and isinstance(self.element, Int) and self.element.size == 1:
+            value = list(value)
+        if not isinstance(value, list):
+            raise EncodeError(f"{where}: want a list of at most {self.count}, not {value!r}")
+        if len(value) > self.count:
+            raise EncodeError(f"{where}: {len(value)} elements do not fit an array of {self.count}")
+        raw = b"".join(self.element.encode(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return raw.ljust(self.size, b"\0")
+
+    def decode(self, raw: bytes):
+        step = self.size // self.count if self.count else 0
+        return [self.element.decode(raw[i * step:(i + 1) * step]) for i in range(self.count)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Struct:
+    name: str
+    size: int
+    members: tuple[tuple[str, int, object], ...]  # (name, byte offset, codec)
+    union: bool = False
+
+    def encode(self, value, where: str) -> bytes:
+        if not isinstance(value, dict):
+            raise EncodeError(f"{where}: want an object with fields of struct {self.name}, not {value!r}")
+        known = {name: (offset, codec) for name, offset, codec in self.members}
+        for name in value:
+            if name not in known:
+                raise EncodeError(f"{where}.{name}: struct {self.name} has no field '{name}' "
+                                  f"(has: {', '.join(known)})")
+        if self.union and len(value) > 1:
+            raise EncodeError(f"{where}: union {self.name} takes one member, not {len(value)}")
+        out = bytearray(self.size)
+        for name, field in value.items():
+            offset, codec = known[name]
+            raw = codec.encode(field, f"{where}.{name}")
+            out[offset:offset + len(raw)] = raw
+        return bytes(out)
+
+    def decode(self, raw: bytes):
+        return {name: codec.decode(raw[offset:offset + codec.size]) for name, offset, codec in self.members
+                if not name.startswith("pad") and name}
+
+
+class Types:
+    """The codecs of a BTF's types (a bpflab.libbpf.btf.Btf)."""
+
+    def __init__(self, btf):
+        self._btf = btf
+        self._cache: dict[int, object] = {}
+
+    def codec(self, type_id: int):
+        if type_id not in self._cache:
+            self._cache[type_id] = self._build(type_id)
+        return self._cache[type_id]
+
+    def _build(self, type_id: int):
+        btf = self._btf
+        t = btf._type(type_id)
+        kind, vlen, name = (t.info >> 24) & 0x1F, t.info & 0xFFFF, btf.name_of(type_id)
+        base = btf._address(type_id) + 12  # what follows struct btf_type
+        if kind in QUALIFIERS:
+            return self.codec(t.size)
+        if kind == KIND_TYPEDEF:
+            if name in BIG_ENDIAN_TYPEDEFS:
+                return Int(name, BIG_ENDIAN_TYPEDEFS[name], big_endian=True)
+            return self.codec(t.size)
+        if kind == KIND_INT:
+            (encoding,) = struct.unpack("<I", btf._bytes(base, 4))
+            if encoding & 0xFF != 8 * t.size or (encoding >> 16) & 0xFF:
+                raise EncodeError(f"{name}: bitfield integers are not supported")
+            return Int(name, t.size, signed=bool((encoding >> 24) & 1))
+        if kind in (KIND_ENUM, KIND_ENUM64):
+            step = 8 if kind == KIND_ENUM else 12
+            values = {}
+            for i in range(vlen):
+                name_off, lo = struct.unpack_from("<Ii", btf._bytes(base + i * step, 8))
+                values[_lib.btf__name_by_offset(btf._ptr, name_off).decode()] = lo
+            return Enum(name or "enum", t.size, values)
+        if kind == KIND_ARRAY:
+            element, _index, count = struct.unpack("<III", btf._bytes(base, 12))
+            codec = self.codec(element)
+            return Array(codec, count, codec.size * count)
+        if kind in (KIND_STRUCT, KIND_UNION):
+            members = []
+            kind_flag = t.info >> 31
+            for i in range(vlen):
+                name_off, member_type, offset = struct.unpack("<III", btf._bytes(base + 12 * i, 12))
+                if kind_flag and offset >> 24:
+                    raise EncodeError(f"struct {name}: bitfields are not supported")
+                bits = offset & 0xFFFFFF if kind_flag else offset
+                members.append((_lib.btf__name_by_offset(btf._ptr, name_off).decode(), bits // 8,
+                                self.codec(member_type)))
+            return Struct(name or "(anonymous)", t.size, tuple(members), union=kind == KIND_UNION)
+        raise EncodeError(f"{name or 'type'}: BTF kind {kind} has no plain value")
+
+
+def _map_codecs(obj, name: str):
+    bmap = obj.map(name)
+    if not (bmap.btf_key_type_id and bmap.btf_value_type_id):
+        raise EncodeError(f"map {name}: declared without BTF key and value types (use __type(key, ...) and "
+                          "__type(value, ...)), so its fields have no names")
+    return bmap, obj.btf.codec(bmap.btf_key_type_id), obj.btf.codec(bmap.btf_value_type_id)
+
+
+def fill_map(obj, name: str, entries: list) -> int:
+    """Put `entries` ([{"key": ..., "value": ...}, ...], the shape of
+    `bpftool map dump -j`'s formatted part) into map `name` of a loaded
+    BpfObject; keys and values are encoded through the object's BTF. All
+    entries are encoded before any is written. Returns how many."""
+    bmap, key_codec, value_codec = _map_codecs(obj, name)
+    if not isinstance(entries, list):
+        raise EncodeError(f"map {name}: want a list of {{\"key\": ..., \"value\": ...}}, not {type(entries).__name__}")
+    encoded = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != {"key", "value"}:
+            raise EncodeError(f"map {name}, entry {i}: want {{\"key\": ..., \"value\": ...}}, not {entry!r}")
+        encoded.append((key_codec.encode(entry["key"], f"map {name}, entry {i}, key"),
+                        value_codec.encode(entry["value"], f"map {name}, entry {i}, value")))
+    for key, value in encoded:
+        bmap.update_raw(key, value)
+    return len(encoded)
+
+
+def dump_map(obj, name: str) -> list[dict]:
+    """Map `name`'s entries decoded through the BTF, the shape fill_map
+    takes (a per-CPU map's value: one per CPU)."""
+    bmap, key_codec, value_codec = _map_codecs(obj, name)
+    out = []
+    for key, values in bmap.items_raw():
+        decoded = [value_codec.decode(v) for v in values]
+        out.append({"key": key_codec.decode(key), "value": decoded if bmap.percpu else decoded[0]})
+    return out
+
+
+def addresses_and_ports(codec, raw: bytes) -> tuple[set[str], set[int]]:
+    """The IPv4 addresses (__be32 fields) and ports (__be16 fields) in a
+    value of `codec`'s type: what a program's maps say it acts on."""
+    addresses, ports = set(), set()
+
+    def walk(c, data: bytes) -> None:
+        if isinstance(c, Int) and c.big_endian:
+            value = c.decode(data)
+            (addresses.add(value) if c.size == 4 else ports.add(value) if c.size == 2 else None)
+        elif isinstance(c, Struct):
+            for _name, offset, member in c.members:
+                walk(member, data[offset:offset + member.size])
+        elif isinstance(c, Array) and c.count:
+            step = c.size // c.count
+            for i in range(c.count):
+                walk(c.element, data[i * step:(i + 1) * step])
+
+    walk(codec, raw)
+    return addresses, ports

@@ -1,0 +1,215 @@
+"""The `bpflab` command: test anyone's XDP or tc program.
+
+    bpflab run OBJ --pcap IN [--out OUT.pcapng] [--prog NAME] [--map NAME=FILE.json] [--json]
+    bpflab csum OBJ [--prog NAME] [--examples N] [--seed S] [--map NAME=FILE.json] [--out-dir DIR]
+    bpflab verifier DIR [--clang CLANG]
+    bpflab include-dir
+
+A program that asks the kernel's routing (bpf_fib_lookup) runs in a network
+namespace that has the routes: --netns NS [--ifindex N], or --lab TOPOLOGY
+(a lab bpflab builds for the run: dnat, pair; NODE:IFACE default lb:eth0,
+right:eth0).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound, ifindex
+from bpflab.libbpf import BpfError
+from bpflab.libbpf.btf_codec import EncodeError
+from bpflab.loaders.cli import EXIT_USAGE, OneLineParser, describe, positive_int
+from bpflab.tool.target import Target, TargetError
+
+EXIT_BAD_CHECKSUM, EXIT_NOTHING_CHECKED = 1, 3
+LAB_DEFAULTS = {"dnat": ("lb", "eth0"), "pair": ("right", "eth0")}
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("obj", metavar="OBJ", type=Path, help="the BPF object (clang -target bpf -g)")
+    p.add_argument("--prog", metavar="NAME", help="the XDP or tc program (default: the only one)")
+    p.add_argument("--map", action="append", default=[], metavar="NAME=FILE.json",
+                   help='fill map NAME first: a JSON list of {"key": ..., "value": ...} by field name (repeatable)')
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--netns", metavar="NS", help="run inside this network namespace (for the FIB)")
+    where.add_argument("--lab", metavar="TOPOLOGY[:NODE:IFACE]",
+                       help="build this lab topology and run in NODE, as if frames arrived on IFACE")
+    p.add_argument("--ifindex", type=int, metavar="N", help="the ingress interface frames arrive on (XDP)")
+
+
+@contextlib.contextmanager
+def opened_target(args):
+    """(the target, the lab's (ingress endpoint, its peer) or None), inside
+    --netns or a lab built for the run."""
+    lab, ends = None, None
+    netns, index = args.netns, args.ifindex
+    try:
+        if args.lab:
+            from bpflab.lab import TOPOLOGIES, build
+
+            name, _, where = args.lab.partition(":")
+            if name not in TOPOLOGIES:
+                raise TargetError(f"--lab {name}: no such topology (has: {', '.join(sorted(TOPOLOGIES))})")
+            node, _, iface = where.partition(":") if where else ("", "", "")
+            node, iface = node or LAB_DEFAULTS.get(name, ("", ""))[0], iface or LAB_DEFAULTS.get(name, ("", ""))[1]
+            lab = build(TOPOLOGIES[name]())
+            netns = lab.netns(node)
+            index = index or ifindex(iface, netns)
+            ends = (lab.endpoint(node, iface), lab.topology.peer(node, iface))
+        with Target(args.obj, prog=args.prog, maps=args.map, netns=netns, ifindex=index) as target:
+            yield target, ends
+    finally:
+        if lab is not None:
+            lab.teardown()
+
+
+def cmd_run(args) -> int:
+    from bpflab.tool.replay import read_frames, replay, write_pcapng
+
+    frames = read_frames(args.pcap)
+    with opened_target(args) as (target, _ends):
+        results = replay(target, frames)
+    for r in results:
+        print(json.dumps(r.as_json()) if args.json else r.line())
+    verdicts = Counter(r.verdict for r in results)
+    bad = sum(1 for r in results if r.checksums not in ("ok", "unchanged", "-") and not r.checksums.startswith("ok "))
+    summary = (f"{len(results)} frames: " + ", ".join(f"{n} {v}" for v, n in verdicts.most_common())
+               + f"; {sum(1 for r in results if r.changed)} changed, {bad} with a bad checksum")
+    print(summary, file=sys.stderr)
+    if args.out:
+        write_pcapng(args.out, results)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_BAD_CHECKSUM if bad else 0
+
+
+def cmd_csum(args) -> int:
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    from bpflab.tool.csum import check, pool_from_maps
+    from bpflab.tool.edges import Pool
+
+    # Hypothesis keeps a directory (.hypothesis) in the working directory: a
+    # command must not leave one in the user's.
+    home = tempfile.TemporaryDirectory(prefix="bpflab-csum-")
+    set_hypothesis_home_dir(home.name)
+
+    with opened_target(args) as (target, ends):
+        pool = Pool()
+        if ends is not None:  # frames come from the ingress interface's peer
+            me, peer = ends
+            pool = Pool(src_mac=peer.mac, dst_mac=me.mac, sources=(peer.ip,))
+        pool = pool_from_maps(target, pool)
+        kind = f"{target.program.name} ({target.kind})"
+        print(f"bpflab csum {args.obj}: program {kind}, {args.examples} frames aimed at {', '.join(pool.destinations)}"
+              f" ports {', '.join(map(str, pool.ports))}", flush=True)
+        report = check(target, examples=args.examples, seed=args.seed, pool=pool)
+    print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{'checked':>9}")
+    for edge, c in report.edges.items():
+        print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{c.checked:>9}")
+    if report.failure is not None:
+        return report_failure(report, args)
+    if report.checked == 0:
+        print(f"{report.frames} frames, none changed by the program: its checksums were checked for nothing. "
+              "Fill the maps that steer it (--map) or aim at what it acts on.", file=sys.stderr)
+        return EXIT_NOTHING_CHECKED
+    print(f"{report.frames} frames, {report.changed} changed by the program, {report.checked} checked: "
+          "every checksum right.")
+    return 0
+
+
+def report_failure(report, args) -> int:
+    import scapy.layers.inet  # noqa: F401 - binds IP, TCP, UDP, ICMP under Ether
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    f = report.failure
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wrpcap(str(out_dir / "csum-failure-input.pcap"), [Ether(f.case.frame)])
+    wrpcap(str(out_dir / "csum-failure-output.pcap"), [Ether(f.output)])
+    print(f"FAILED: the program ({f.verdict}) sent a frame with {f} (edge {f.case.edge})")
+    for problem in f.problems:
+        print(f"  field: {problem.layer} checksum; expected 0x{problem.expected:04x}, actual 0x{problem.actual:04x}")
+    print(f"  smallest failing input found ({len(f.case.frame)} bytes): {Ether(f.case.frame).summary()}")
+    print(f"    {f.case.frame.hex()}")
+    print(f"  written: {out_dir / 'csum-failure-input.pcap'}, {out_dir / 'csum-failure-output.pcap'}")
+    print(f"{report.frames} frames before the failure, {report.changed} changed, {report.checked} checked.")
+    return EXIT_BAD_CHECKSUM
+
+
+def cmd_verifier(args) -> int:
+    from bpflab.tool.verifier import CorpusError, run_corpus
+
+    try:
+        return run_corpus(Path(args.dir), clang=args.clang)
+    except CorpusError as exc:
+        raise TargetError(str(exc)) from None
+
+
+def cmd_include_dir(_args) -> int:
+    from bpflab.tool.verifier import INCLUDE_DIR
+
+    print(INCLUDE_DIR)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="bpflab", description="Test your own XDP or tc program: replay captures, check "
+                                                 "checksums at the edges, fill maps from JSON, verifier corpora.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="every frame of a pcap/pcapng through the program",
+                         description="Every frame of a pcap or pcapng through the program (BPF_PROG_TEST_RUN): one "
+                                     "line per frame with its verdict, the header fields it changed and whether the "
+                                     "checksums it sent are right.")
+    add_target_args(run)
+    run.add_argument("--pcap", required=True, metavar="IN", help="the frames (pcap or pcapng, Ethernet)")
+    run.add_argument("--out", metavar="OUT.pcapng", help="write what the program sent, each with its verdict as a comment")
+    run.add_argument("--json", action="store_true", help="one JSON object per frame")
+    run.set_defaults(func=cmd_run)
+    csum = sub.add_parser("csum", help="check the program's checksums on frames aimed at the edges",
+                          description="Frames aimed at the edges of one's complement checksums through the program; "
+                                      "every frame it changes must carry right IPv4, TCP, UDP and ICMP checksums. "
+                                      "Exit 1 with the smallest failing input (written as pcap), 3 if the program "
+                                      "changed no frame (nothing was checked), 0 otherwise.")
+    add_target_args(csum)
+    csum.add_argument("--examples", type=positive_int, default=1000, metavar="N", help="frames to try (default 1000)")
+    csum.add_argument("--seed", type=int, metavar="S", help="a random seed (default: the same frames every run)")
+    csum.add_argument("--out-dir", default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
+    csum.set_defaults(func=cmd_csum)
+    ver = sub.add_parser("verifier", help="the annotated verifier-rejection corpus of a directory",
+                         description="Build every DIR/*.bpf.c (with `bpflab include-dir` on the include path), load "
+                                     "each program alone and compare with its __failure/__success/__msg/__regex "
+                                     "annotations.")
+    ver.add_argument("dir", metavar="DIR")
+    ver.add_argument("--clang", default="clang", help="the compiler (default clang)")
+    ver.set_defaults(func=cmd_verifier)
+    inc = sub.add_parser("include-dir", help="where <bpflab/annotations.h> is, for -I",
+                         description="Print the directory to pass to clang with -I for <bpflab/annotations.h>.")
+    inc.set_defaults(func=cmd_include_dir)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    args = parser().parse_args(argv)
+    # libbpf's own diagnostics go to the "libbpf" logger; what matters of
+    # them (a verifier's log, libbpf's reason) is in the errors we report.
+    logging.getLogger("libbpf").setLevel(logging.CRITICAL)
+    try:
+        return args.func(args)
+    except (TargetError, EncodeError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
+        print(f"bpflab {args.command}: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""An annotated verifier-rejection corpus, for any directory of *.bpf.c:
+read each program's expectations from its BTF decl tags
+(<bpflab/annotations.h>: __failure, __success, __msg, __regex,
+__msg_kernel, __regex_kernel), load the program alone, and match the
+verifier's log against the expected messages in order (`bpflab verifier DIR`)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bpflab.host import kernel
+from bpflab.libbpf import BpfError, BpfObject, VerifierError
+from bpflab.libbpf.btf import Btf
+
+TAG = "bpflab:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Expect:
+    kind: str  # "msg" or "regex"
+    text: str
+
+    def find(self, log: str, start: int) -> tuple[int, int] | None:
+        if self.kind == "msg":
+            at = log.find(self.text, start)
+            return None if at < 0 else (at, at + len(self.text))
+        m = re.compile(self.text).search(log, start)
+        return None if m is None else m.span()
+
+
+@dataclasses.dataclass
+class Case:
+    obj: Path
+    program: str
+    outcome: str  # "failure" or "success"
+    expects: list[Expect]
+
+    @property
+    def id(self) -> str:
+        return f"{self.obj.stem.removesuffix('.bpf')}/{self.program}"
+
+
+def in_range(spec: str, version: tuple[int, ...]) -> bool:
+    """spec: comma-separated bounds like ">=6.1,<6.8"."""
+    for bound in spec.split(","):
+        op, ver = re.match(r"(>=|<=|<|>|==)(\d+\.\d+)", bound.strip()).groups()
+        v = tuple(int(x) for x in ver.split("."))
+        if not {"<": version < v, "<=": version <= v, ">": version > v, ">=": version >= v, "==": version == v}[op]:
+            return False
+    return True
+
+
+def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
+    version = version or kernel.version()
+    btf = Btf.from_elf(obj)
+    try:
+        tags = btf.decl_tags()
+    finally:
+        btf.close()
+    cases: dict[str, Case] = {}
+    for func, tag in tags:
+        if not tag.startswith(TAG):
+            continue
+        body = tag[len(TAG):]
+        case = cases.setdefault(func, Case(obj, func, "", []))
+        if body in ("failure", "success"):
+            case.outcome = body
+            continue
+        key, _, text = body.partition("=")
+        kind, _, span = key.partition("@")
+        if span and not in_range(span, version):
+            continue
+        case.expects.append(Expect(kind, text))
+    return list(cases.values())
+
+
+@dataclasses.dataclass
+class Outcome:
+    accepted: bool
+    log: str  # the verifier's log, or libbpf's when it refused the object itself
+
+
+def load_alone(case: Case) -> Outcome:
+    """Load only case.program from its object."""
+    try:
+        with BpfObject(case.obj, load=False) as obj:
+            for name, prog in obj.programs.items():
+                prog.set_autoload(name == case.program)
+            obj.load()
+        return Outcome(True, "")
+    except VerifierError as exc:
+        return Outcome(False, exc.log)
+    except BpfError as exc:
+        return Outcome(False, "\n".join(exc.libbpf_log) or str(exc))
+
+
+def match(log: str, expects: list[Expect]) -> tuple[bool, str]:
+    """Whether every expectation matches, in order; and a report that shows
+    the whole log with each expectation marked found or MISSING."""
+    marks, pos, ok = [], 0, True
+    for e in expects:
+        span = e.find(log, pos)
+        if span is None:
+            ok = False
+            marks.append(f"  MISSING  {e.kind}: {e.text!r} (searched from offset {pos})")
+        else:
+            marks.append(f"  found    {e.kind}: {e.text!r} at offset {span[0]}")
+            pos = span[1]
+    report = "expected, in order:\n" + "\n".join(marks) + "\n--- log ---\n" + log
+    return ok, report
+
+
+def problems_in(obj: Path) -> list[str]:
+    """Every way the programs of `obj` disagree with their annotations."""
+    problems = []
+    for case in cases_in(obj):
+        if case.outcome not in ("failure", "success"):
+            problems.append(f"{case.id}: neither __failure nor __success")
+            continue
+        outcome = load_alone(case)
+        if case.outcome == "success":
+            if not outcome.accepted:
+                problems.append(f"{case.id} must load (it is the corrected twin) but was rejected:\n{outcome.log}")
+            continue
+        if outcome.accepted:
+            problems.append(f"{case.id} must be rejected but the verifier accepted it")
+            continue
+        ok, report = match(outcome.log, case.expects)
+        if not ok:
+            problems.append(f"{case.id} was rejected, but not with the expected messages:\n{report}")
+    return problems
+
+
+class CorpusError(Exception):
+    """The corpus cannot be checked (nothing in it, or it does not build)."""
+
+
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "include"
+
+
+def build(source: Path, out_dir: Path, clang: str = "clang") -> Path:
+    """clang -target bpf, BTF on, <bpflab/annotations.h> on the include path."""
+    arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    obj = out_dir / source.name.replace(".bpf.c", ".bpf.o")
+    cmd = [clang, "-target", "bpf", "-O2", "-g", f"-D__TARGET_ARCH_{arch}",
+           f"-I/usr/include/{os.uname().machine}-linux-gnu", f"-I{INCLUDE_DIR}", f"-I{source.parent}",
+           "-c", str(source), "-o", str(obj)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CorpusError(f"compiler {clang} not found") from None
+    if result.returncode != 0:
+        first = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr.strip())
+        raise CorpusError(f"{source.name} does not build: {first}")
+    return obj
+
+
+def run_corpus(directory: Path, clang: str = "clang") -> int:
+    """Build and check every DIR/*.bpf.c; print each program's result.
+    0: all as annotated; 1: some are not (the reports say how)."""
+    sources = sorted(directory.glob("*.bpf.c"))
+    if not sources:
+        raise CorpusError(f"no *.bpf.c in {directory}")
+    failed, checked = 0, 0
+    with tempfile.TemporaryDirectory(prefix="bpflab-verifier-") as tmp:
+        for source in sources:
+            obj = build(source, Path(tmp), clang)
+            cases = cases_in(obj)
+            if not cases:
+                print(f"{source.name}: no __failure/__success program (skipped)")
+                continue
+            problems = problems_in(obj)
+            checked += len(cases)
+            failed += len(problems)
+            for case in cases:
+                bad = [p for p in problems if p.startswith(case.id)]
+                print(f"{case.id:<40} {case.outcome:<8} {'as annotated' if not bad else 'NOT as annotated'}")
+            for problem in problems:
+                print("  " + problem.replace("\n", "\n  "))
+    if checked == 0:
+        raise CorpusError(f"no program in {directory} carries __failure or __success")
+    print(f"{checked} programs, {checked - failed} as annotated, {failed} not ({clang}, kernel "
+          f"{'.'.join(map(str, kernel.version()))})")
+    return 1 if failed else 0

@@ -47,9 +47,9 @@ def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (),
                timeout: float = 120) -> subprocess.CompletedProcess:
     """pytest in a process of its own (a scenario the suite must pass or
     fail). Plugins are not autoloaded (that alone costs a second a run):
-    pytest-timeout always, the lab's plugin and `plugins` as asked."""
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout",
-            *(a for p in plugins for a in ("-p", p)), *args]
+    pytest-timeout and the lab's plugin always, `plugins` as asked."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout", "-p",
+            "bpflab.lab.pytest_plugin", *(a for p in plugins for a in ("-p", p)), *args]
     proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                  env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                       SCENARIO_ENV: "1", **(env or {})})

@@ -33,7 +33,7 @@ def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
         "def test_future(): pass\n"
         "@pytest.mark.since_kernel('3.0', 'an old feature')\n"
         "def test_old(): assert False, 'runs, so a missing old feature fails'\n")
-    result = run_pytest("-rs", "-q", str(tmp_path), f"--rootdir={tmp_path}", plugins=("bpflab.lab.pytest_plugin",))
+    result = run_pytest("-rs", "-q", str(tmp_path), f"--rootdir={tmp_path}")
     assert "1 failed, 1 skipped" in result.stdout
     assert "needs a future feature, which kernels before 99.0 lack" in result.stdout
 
@@ -55,7 +55,7 @@ def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
         "import time, pytest\n"
         "@pytest.mark.timeout(0.5)\n"
         "def test_hangs(): time.sleep(1000)\n")
-    result = run_pytest("-q", str(tmp_path), f"--rootdir={tmp_path}", plugins=("bpflab.lab.pytest_plugin",),
+    result = run_pytest("-q", str(tmp_path), f"--rootdir={tmp_path}",
                         env={"BPFLAB_TIME_SCALE": "2"})
     assert "1 failed" in result.stdout
     assert "Timeout (>1.0s) from pytest-timeout" in result.stdout

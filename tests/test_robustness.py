@@ -201,7 +201,7 @@ def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
         "def test_leaks():\n"
         "    lab = builder.build(pair())\n"
         "    lab.keep()  # outlives its process: never torn down\n")
-    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}", plugins=("bpflab.lab.pytest_plugin",))
+    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}")
     assert result.returncode == 1, result.stdout
     assert "bpflab leak guard: the suite left the host changed:" in result.stdout
     leaked = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("namespace /run/netns/")]

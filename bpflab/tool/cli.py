@@ -89,15 +89,22 @@ def cmd_run(args) -> int:
 def cmd_csum(args) -> int:
     import tempfile
 
-    from hypothesis.configuration import set_hypothesis_home_dir
-
-    from bpflab.tool.csum import check, pool_from_maps
-    from bpflab.tool.edges import Pool
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
     # Hypothesis keeps a directory (.hypothesis) in the working directory: a
     # command must not leave one in the user's.
-    home = tempfile.TemporaryDirectory(prefix="bpflab-csum-")
-    set_hypothesis_home_dir(home.name)
+    previous = storage_directory(intent_to_write=False).home_directory
+    with tempfile.TemporaryDirectory(prefix="bpflab-csum-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            return csum(args)
+        finally:
+            set_hypothesis_home_dir(previous)
+
+
+def csum(args) -> int:
+    from bpflab.tool.csum import check, pool_from_maps
+    from bpflab.tool.edges import Pool
 
     with opened_target(args) as (target, ends):
         pool = Pool()
@@ -204,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("libbpf").setLevel(logging.CRITICAL)
     try:
         return args.func(args)
-    except (TargetError, EncodeError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
+    except (TargetError, EncodeError) as exc:
+        print(f"bpflab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
         print(f"bpflab {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

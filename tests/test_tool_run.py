@@ -1,0 +1,108 @@
+"""`bpflab run`: every frame of a capture through any program (XDP or tc),
+with its verdict, the fields it changed and the checksums it sent, and a
+pcapng of what it sent with each verdict as a comment."""
+import json
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Ether
+from scapy.utils import rdpcap, wrpcap, wrpcapng
+
+from bpflab.lab.checksums import verify_frame
+from bpflab.loaders.objects import object_path
+from bpflab.tool.cli import main
+from tests.xdp_dnat_frames import BACKEND_IP, CLIENT_IP, HTTP, VIP, backend_frame, client_frame, rewritten
+
+pytestmark = pytest.mark.kernel
+SERVICES = [{"key": {"vip": VIP, "port": 80, "proto": 6}, "value": {"ip": BACKEND_IP, "port": 8080}}]
+
+
+@pytest.fixture
+def capture(tmp_path):
+    frames = [client_frame(TCP(sport=40000, dport=80, flags="S")),          # a service: rewritten
+              client_frame(UDP(sport=5000, dport=53), payload=b"query"),    # not a service
+              Ether(src="02:00:00:00:02:02", dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=VIP),
+              Ether(src="02:00:00:00:02:02") / IPv6() / UDP()]
+    wrpcap(str(tmp_path / "in.pcap"), frames)
+    wrpcapng(str(tmp_path / "in.pcapng"), frames)
+    (tmp_path / "services.json").write_text(json.dumps(SERVICES))
+    return tmp_path, [bytes(f) for f in frames]
+
+
+def run(capsys, *args):
+    code = main(["run", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
+    tmp, frames = capture
+    code, out, err = run(capsys, object_path("xdp_dnat"), "--prog", "xdp_dnat", "--lab", "dnat",
+                         "--map", f"services={tmp / 'services.json'}", "--pcap", tmp / f"in.{kind}")
+    assert code == 0, err
+    lines = out.splitlines()
+    want = Ether(rewritten(frames[0], HTTP))  # the model's output
+    old, new = Ether(frames[0]), want
+    assert lines[0] == (
+        "    0  XDP_REDIRECT    Ether.dst 02:00:00:00:02:01 -> 02:00:00:00:03:05; "
+        "Ether.src 02:00:00:00:02:02 -> 02:00:00:00:03:01; "
+        f"IP.chksum 0x{old[IP].chksum:04x} -> 0x{new[IP].chksum:04x}; IP.dst {VIP} -> {BACKEND_IP}; "
+        f"TCP.dport 80 -> 8080; TCP.chksum 0x{old[TCP].chksum:04x} -> 0x{new[TCP].chksum:04x}  [checksums: ok]")
+    assert lines[1:] == ["    1  XDP_PASS        unchanged  [checksums: unchanged]",
+                         "    2  XDP_PASS        unchanged  [checksums: unchanged]",
+                         "    3  XDP_PASS        unchanged  [checksums: unchanged]"]
+    assert err.strip() == "4 frames: 3 XDP_PASS, 1 XDP_REDIRECT; 1 changed, 0 with a bad checksum"
+
+
+def test_json_and_what_the_program_sent_as_pcapng(capsys, capture):
+    tmp, frames = capture
+    code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "xdp_dnat", "--lab", "dnat",
+                       "--map", f"services={tmp / 'services.json'}", "--pcap", tmp / "in.pcap", "--json",
+                       "--out", tmp / "out.pcapng")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["index"], r["verdict"], r["checksums"]) for r in rows] == [
+        (0, "XDP_REDIRECT", "ok"), (1, "XDP_PASS", "unchanged"), (2, "XDP_PASS", "unchanged"),
+        (3, "XDP_PASS", "unchanged")]
+    assert "TCP.dport 80 -> 8080" in rows[0]["changed"]
+    sent = rdpcap(str(tmp / "out.pcapng"))
+    assert [p.comments for p in sent][:2] == [[b"bpflab run: frame 0, XDP_REDIRECT; checksums ok"],
+                                              [b"bpflab run: frame 1, XDP_PASS; checksums unchanged"]]
+    assert verify_frame(bytes(sent[0])).ok and bytes(sent[1]) == frames[1]
+
+
+def test_a_tc_program_with_its_maps_from_json(capsys, tmp_path):
+    """dnat_return (sched_cls): a backend's reply comes back from the VIP."""
+    (tmp_path / "reverse.json").write_text(json.dumps([
+        {"key": {"vip": BACKEND_IP, "port": 8080, "proto": 6}, "value": {"vip": VIP, "port": 80, "proto": 6}}]))
+    (tmp_path / "config.json").write_text(json.dumps([{"key": 0, "value": {"service_ifindex": 7}}]))
+    wrpcap(str(tmp_path / "replies.pcap"), [backend_frame(TCP(sport=8080, dport=40000, flags="SA"))])
+    code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "dnat_return", "--map",
+                       f"service_by_backend={tmp_path / 'reverse.json'}", "--map", f"dnat_config={tmp_path / 'config.json'}",
+                       "--pcap", tmp_path / "replies.pcap")
+    assert code == 0
+    assert out.startswith("    0  TC_ACT_REDIRECT ")
+    assert f"IP.src {BACKEND_IP} -> {VIP}" in out and "TCP.sport 8080 -> 80" in out and "[checksums: ok]" in out
+    assert CLIENT_IP not in out  # the destination stays
+
+
+def test_a_bad_checksum_in_what_the_program_sent_exits_1(capsys, tmp_path):
+    from bpflab.loaders.objects import BUILD_DIR
+
+    wrpcap(str(tmp_path / "in.pcap"), [client_frame(TCP(sport=40000, dport=80, flags="S"))])
+    code, out, err = run(capsys, BUILD_DIR / "tests" / "nat_forgets_pseudo_header.bpf.o", "--pcap", tmp_path / "in.pcap")
+    assert code == 1
+    assert "XDP_TX" in out and "[checksums: TCP checksum 0x" in out and ", expected 0x" in out
+    assert err.strip().endswith("1 changed, 1 with a bad checksum")
+
+
+@pytest.mark.parametrize("what,message", [("missing", "capture {tmp}/missing.pcap not found"),
+                                          ("notpcap", "{tmp}/notpcap: not a pcap or pcapng file")])
+def test_a_capture_that_is_not_one_is_one_line(capsys, tmp_path, what, message):
+    (tmp_path / "notpcap").write_text("hello")
+    path = tmp_path / ("missing.pcap" if what == "missing" else "notpcap")
+    code, _, err = run(capsys, object_path("hello"), "--pcap", path)
+    assert code == 2
+    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err

@@ -78,10 +78,19 @@ def l4_offset(frame: bytes) -> int:
     return off + (frame[off] & 0xF) * 4
 
 
+CHECKSUM_AT = {TCP: 16, UDP: 6, ICMP: 2}  # where each L4 header keeps its checksum
+
+
 def l4_checksum_at(frame: bytes) -> int:
-    """Where the TCP/UDP checksum field of a frame is."""
+    """Where the TCP/UDP/ICMP checksum field of a frame is."""
     off = ip_offset(frame)
-    return l4_offset(frame) + (16 if frame[off + 9] == TCP else 6)
+    return l4_offset(frame) + CHECKSUM_AT[frame[off + 9]]
+
+
+def payload_offset(frame: bytes) -> int:
+    """Where the L4 payload starts (after TCP options, the UDP or ICMP echo header)."""
+    off, l4 = ip_offset(frame), l4_offset(frame)
+    return l4 + ((frame[l4 + 12] >> 4) * 4 if frame[off + 9] == TCP else 8)
 
 
 def _recompute(frame: bytearray, off: int) -> None:
@@ -92,8 +101,12 @@ def _recompute(frame: bytearray, off: int) -> None:
     frame[off + 10:off + 12] = struct.pack("!H", checksum(bytes(frame[off:off + ihl])))
     proto, tot_len = frame[off + 9], struct.unpack_from("!H", frame, off + 2)[0]
     l4, end = off + ihl, off + tot_len
-    where = {TCP: 16, UDP: 6}.get(proto)
+    where = CHECKSUM_AT.get(proto)
     if where is None or struct.unpack_from("!H", frame, off + 6)[0] & 0x3FFF:
+        return
+    if proto == ICMP:  # over the message alone, no pseudo-header
+        frame[l4 + 2:l4 + 4] = b"\0\0"
+        frame[l4 + 2:l4 + 4] = struct.pack("!H", checksum(bytes(frame[l4:end])))
         return
     if proto == UDP:
         if struct.unpack_from("!H", frame, l4 + 6)[0] == 0:
@@ -154,13 +167,14 @@ def steer(frame: bytes, at: int, field: int, target: int, *, start: int, end: in
 
 
 def steer_l4_checksum(frame: bytes, target: int) -> bytes:
-    """The TCP/UDP frame with the first two payload bytes chosen so that
-    its (valid) L4 checksum is `target`."""
+    """The TCP/UDP/ICMP frame with the first two payload bytes chosen so
+    that its (valid) L4 checksum is `target`."""
     off, l4 = ip_offset(frame), l4_offset(frame)
     proto, tot_len = frame[off + 9], struct.unpack_from("!H", frame, off + 2)[0]
-    header = ((frame[l4 + 12] >> 4) * 4) if proto == TCP else 8
-    pseudo = pseudo_header_sum(frame[off + 12:off + 16], frame[off + 16:off + 20], proto, tot_len - (l4 - off))
-    return steer(frame, l4 + header, l4_checksum_at(frame), target, start=l4, end=off + tot_len, pseudo=pseudo)
+    pseudo = 0 if proto == ICMP else pseudo_header_sum(frame[off + 12:off + 16], frame[off + 16:off + 20], proto,
+                                                        tot_len - (l4 - off))
+    return steer(frame, payload_offset(frame), l4_checksum_at(frame), target, start=l4, end=off + tot_len,
+                 pseudo=pseudo)
 
 
 def steer_ip_checksum(frame: bytes, target: int) -> bytes:

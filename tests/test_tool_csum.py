@@ -14,6 +14,7 @@ from scapy.utils import rdpcap
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.tool.cli import main
 from bpflab.tool.csum import check
+from bpflab.tool.edges import EDGES, RESULT_EDGES, shares
 from bpflab.tool.target import Target, TargetError
 
 pytestmark = pytest.mark.kernel
@@ -75,6 +76,26 @@ def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path):
     last = result.stdout.splitlines()[-1]
     assert last.startswith("300 frames, ") and last.endswith("checked: every checksum right.")
     assert list(tmp_path.iterdir()) == [tmp_path / "services.json"]  # nothing left behind in the working directory
+
+
+def test_json_says_the_same_as_the_table(tmp_path):
+    result = bpflab("csum", str(nat("updates_udp_zero")), "--examples", str(EXAMPLES), "--out-dir", str(tmp_path),
+                    "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    (problem,) = report["failure"]["problems"]
+    assert problem["field"] == "UDP checksum" and problem["actual"] != problem["expected"]
+    assert bytes.fromhex(report["failure"]["input"])[42 - 2:42] == b"\0\0"  # its UDP checksum was 0
+    assert report["frames"] == sum(e["frames"] for e in report["edges"].values())
+    assert {"destination": "10.96.0.10", "port": 53, "protocol": 17} in report["targets"]
+    assert report["written"] == [str(tmp_path / "csum-failure-input.pcap"), str(tmp_path / "csum-failure-output.pcap")]
+
+
+def test_every_edge_gets_its_share_of_the_frames():
+    with Target(nat("correct")) as target:
+        report = check(target, examples=170)
+    assert {e: c.frames for e, c in report.edges.items()} == shares(170)
+    assert shares(170) == {e: 20 if e in RESULT_EDGES else 10 for e in EDGES}
 
 
 def test_a_program_that_changes_nothing_was_checked_for_nothing(capsys):

@@ -1,7 +1,7 @@
 """The `bpflab` command: test anyone's XDP or tc program.
 
     bpflab run OBJ --pcap IN [--out OUT.pcapng] [--prog NAME] [--map NAME=FILE.json] [--json]
-    bpflab csum OBJ [--prog NAME] [--examples N] [--seed S] [--map NAME=FILE.json] [--out-dir DIR]
+    bpflab csum OBJ [--prog NAME] [--examples N] [--seed S] [--map NAME=FILE.json] [--out-dir DIR] [--json]
     bpflab verifier DIR [--clang CLANG]
     bpflab include-dir
 
@@ -113,9 +113,21 @@ def csum(args) -> int:
             pool = Pool(src_mac=peer.mac, dst_mac=me.mac, sources=(peer.ip,))
         pool = pool_from_maps(target, pool)
         kind = f"{target.program.name} ({target.kind})"
-        print(f"bpflab csum {args.obj}: program {kind}, {args.examples} frames aimed at {', '.join(pool.destinations)}"
-              f" ports {', '.join(map(str, pool.ports))}", flush=True)
+        if not args.json:
+            print(f"bpflab csum {args.obj}: program {kind}, {args.examples} frames aimed at "
+                  f"{', '.join(pool.destinations)} ports {', '.join(map(str, pool.ports))}", flush=True)
         report = check(target, examples=args.examples, seed=args.seed, pool=pool)
+    if args.json:
+        written = write_failure_pcaps(report.failure, args.out_dir) if report.failure is not None else []
+        print(json.dumps({"object": str(args.obj), "program": target.program.name, **report.as_json(),
+                          "written": written}))
+        if report.failure is not None:
+            return EXIT_BAD_CHECKSUM
+        return EXIT_NOTHING_CHECKED if report.checked == 0 else 0
+    names = {6: "TCP", 17: "UDP", 1: "ICMP"}
+    acts_on = ", ".join(f"{dst}:{port}/{names[proto]}" if port else f"{dst} {names[proto]}"
+                        for dst, port, proto in report.targets)
+    print(f"  probes changed: {acts_on or 'none (frames go to the whole pool)'}")
     print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{'checked':>9}")
     for edge, c in report.edges.items():
         print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{c.checked:>9}")
@@ -130,22 +142,31 @@ def csum(args) -> int:
     return 0
 
 
-def report_failure(report, args) -> int:
-    import scapy.layers.inet  # noqa: F401 - binds IP, TCP, UDP, ICMP under Ether
+def write_failure_pcaps(failure, out_dir: str) -> list[str]:
+    """The failing input and what the program sent, as pcaps: their paths."""
     from scapy.layers.l2 import Ether
     from scapy.utils import wrpcap
 
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "csum-failure-input.pcap", out / "csum-failure-output.pcap"]
+    for path, frame in zip(paths, (failure.case.frame, failure.output), strict=True):
+        wrpcap(str(path), [Ether(frame)])
+    return [str(p) for p in paths]
+
+
+def report_failure(report, args) -> int:
+    import scapy.layers.inet  # noqa: F401 - binds IP, TCP, UDP, ICMP under Ether
+    from scapy.layers.l2 import Ether
+
     f = report.failure
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    wrpcap(str(out_dir / "csum-failure-input.pcap"), [Ether(f.case.frame)])
-    wrpcap(str(out_dir / "csum-failure-output.pcap"), [Ether(f.output)])
+    written = write_failure_pcaps(f, args.out_dir)
     print(f"FAILED: the program ({f.verdict}) sent a frame with {f} (edge {f.case.edge})")
     for problem in f.problems:
         print(f"  field: {problem.layer} checksum; expected 0x{problem.expected:04x}, actual 0x{problem.actual:04x}")
     print(f"  smallest failing input found ({len(f.case.frame)} bytes): {Ether(f.case.frame).summary()}")
     print(f"    {f.case.frame.hex()}")
-    print(f"  written: {out_dir / 'csum-failure-input.pcap'}, {out_dir / 'csum-failure-output.pcap'}")
+    print(f"  written: {', '.join(written)}")
     print(f"{report.frames} frames before the failure, {report.changed} changed, {report.checked} checked.")
     return EXIT_BAD_CHECKSUM
 
@@ -188,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     csum.add_argument("--examples", type=positive_int, default=1000, metavar="N", help="frames to try (default 1000)")
     csum.add_argument("--seed", type=int, metavar="S", help="a random seed (default: the same frames every run)")
     csum.add_argument("--out-dir", default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
+    csum.add_argument("--json", action="store_true", help="the report as one JSON object (same exit codes)")
     csum.set_defaults(func=cmd_csum)
     ver = sub.add_parser("verifier", help="the annotated verifier-rejection corpus of a directory",
                          description="Build every DIR/*.bpf.c (with `bpflab include-dir` on the include path), load "

@@ -11,7 +11,7 @@ from hypothesis import seed as with_seed
 
 from bpflab.lab.checksums import Finding, verify_frame
 from bpflab.libbpf.btf_codec import addresses_and_ports
-from bpflab.tool.edges import EDGES, Case, Pool, cases, discover
+from bpflab.tool.edges import EDGES, Case, Pool, cases, discover, shares
 from bpflab.tool.target import Target
 
 
@@ -52,6 +52,17 @@ class Report:
     def checked(self) -> int:
         return sum(e.checked for e in self.edges.values())
 
+    def as_json(self) -> dict:
+        failure = None
+        if self.failure is not None:
+            f = self.failure
+            failure = {"edge": f.case.edge, "verdict": f.verdict, "input": f.case.frame.hex(), "output": f.output.hex(),
+                       "problems": [{"field": f"{p.layer} checksum", "expected": p.expected, "actual": p.actual}
+                                    for p in f.problems]}
+        return {"frames": self.frames, "changed": self.changed, "checked": self.checked,
+                "targets": [{"destination": d, "port": port, "protocol": proto} for d, port, proto in self.targets],
+                "edges": {edge: dataclasses.asdict(c) for edge, c in self.edges.items()}, "failure": failure}
+
 
 def pool_from_maps(target: Target, base: Pool) -> Pool:
     """Destinations and ports to aim at, read from what the maps hold
@@ -74,8 +85,9 @@ def pool_from_maps(target: Target, base: Pool) -> Pool:
 
 
 def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool: Pool | None = None) -> Report:
+    """Run `examples` frames, each edge its share (edges.shares), through the
+    program; stop at the first edge with a failure, shrunk to its smallest."""
     counts = {edge: EdgeCount() for edge in EDGES}
-    failed: list[Failure] = []
 
     def run(frame: bytes) -> bytes:
         try:
@@ -83,16 +95,26 @@ def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool
         except OSError:
             return frame
 
-    pool = pool or Pool()
+    pool = pool or pool_from_maps(target, Pool())
     pool = dataclasses.replace(pool, targets=discover(pool, run))
+    for edge, share in shares(examples).items():
+        if share:
+            failure = _check_edge(target, edge, share, seed, pool, run, counts[edge])
+            if failure is not None:
+                return Report(counts, failure, pool.targets)
+    return Report(counts, None, pool.targets)
 
-    @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
+
+def _check_edge(target: Target, edge: str, share: int, seed: int | None, pool: Pool, run, count: EdgeCount
+                ) -> Failure | None:
+    failed: list[Failure] = []
+
+    @settings(max_examples=share, database=None, deadline=None, derandomize=seed is None,
               phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
-    @given(case=cases(pool, run))
+    @given(case=cases(pool, run, edge))
     def each(case: Case) -> None:
         outcome = target.run(case.frame)
         counting = not failed  # shrinking re-runs cases: count the search only
-        count = counts[case.edge]
         if counting:
             count.frames += 1
             count.aimed += case.aimed
@@ -111,5 +133,5 @@ def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool
     try:
         test()
     except Failure as final:  # Hypothesis raises the smallest failing case last
-        return Report(counts, final, pool.targets)
-    return Report(counts, None, pool.targets)
+        return final
+    return None

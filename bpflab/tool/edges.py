@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from bpflab.lab import packets as P
 from bpflab.lab.checksums import ICMP, ORDERS, TCP, UDP, checksum, in_order, ip_offset, second_fold_checks
 
+# Each edge gets its own share of the frames (shares()): none is left to chance.
 EDGES = ("random", "udp_no_checksum", "l4_input_zero", "l4_input_ffff", "ip_input_zero", "odd_payload",
          "ip_options", "icmp", "vlan", "fragment", "padded_short", "l4_result_zero", "ip_result_zero",
          "second_fold")
@@ -50,15 +51,15 @@ def discover(pool: Pool, run: Callable[[bytes], bytes]) -> tuple[tuple[str, int,
     """Which (destination, port, protocol) of the pool the program changes:
     one plain frame to each, through the program."""
     found = []
+    src = pool.sources[0]
     for dst in pool.destinations:
-        for port in pool.ports:
-            for proto in (TCP, UDP):
-                src = pool.sources[0]
-                l4 = (P.tcp(src, dst, 40000, port, b"probe!", flags="S") if proto == TCP
-                      else P.udp(src, dst, 40000, port, b"probe!"))
-                frame = P.ether(pool.dst_mac, pool.src_mac) + P.ipv4(src, dst, proto, l4)
-                if run(frame) != frame:
-                    found.append((dst, port, proto))
+        probes = [(port, TCP, P.tcp(src, dst, 40000, port, b"probe!", flags="S")) for port in pool.ports]
+        probes += [(port, UDP, P.udp(src, dst, 40000, port, b"probe!")) for port in pool.ports]
+        probes.append((0, ICMP, P.icmp_echo(7, 1, b"probe!")))
+        for port, proto, l4 in probes:
+            frame = P.ether(pool.dst_mac, pool.src_mac) + P.ipv4(src, dst, proto, l4)
+            if run(frame) != frame:
+                found.append((dst, port, proto))
     return tuple(found)
 
 
@@ -70,12 +71,12 @@ class Case:
 
 
 def _destination(draw, pool: Pool, proto: int) -> tuple[str, int, int]:
-    """Where a frame goes: mostly a target the program acts on (of `proto`
-    when it has one of that protocol), else anywhere in the pool."""
-    fitting = [t for t in pool.targets if proto == ICMP or t[2] == proto] or list(pool.targets)
+    """Where a frame of `proto` goes: mostly a target the program acts on
+    (of that protocol if it has one), else anywhere in the pool."""
+    fitting = [t for t in pool.targets if t[2] == proto]
     if fitting and draw(st.integers(0, 9)) < 9:
-        dst, port, target_proto = draw(st.sampled_from(fitting))
-        return dst, port, proto if proto == ICMP else target_proto
+        dst, port, _ = draw(st.sampled_from(fitting))
+        return dst, port or draw(st.sampled_from(pool.ports)), proto
     return draw(st.sampled_from(pool.destinations)), draw(st.sampled_from(pool.ports)), proto
 
 
@@ -142,9 +143,8 @@ def _aim_at_result(draw, edge: str, frame: bytes, run: Callable[[bytes], bytes])
     correct = P.rewrite(out)  # the output a correct program would send: its checksums recomputed
     if edge == "l4_result_zero":
         steered = _with_l4_checksum(correct, 0, proto)
-        at = P.l4_offset(frame) + ((frame[P.l4_offset(frame) + 12] >> 4) * 4 if proto == TCP else 8)
-        aimed = P.rewrite(frame[:at] + steered[at:at + 2] + frame[at + 2:])
-        return Case(edge, aimed)
+        at = P.payload_offset(frame)
+        return Case(edge, P.rewrite(frame[:at] + steered[at:at + 2] + frame[at + 2:]))
     if edge == "ip_result_zero":
         steered = P.steer_ip_checksum(correct, 0)
         return Case(edge, P.rewrite(frame[:off + 4] + steered[off + 4:off + 6] + frame[off + 6:]))
@@ -152,9 +152,10 @@ def _aim_at_result(draw, edge: str, frame: bytes, run: Callable[[bytes], bytes])
     order = draw(st.sampled_from(ORDERS))
     ip_old, ip_new = _changed_words(frame[off:off + ihl], out[off:off + ihl], skip={10})
     l4_at, l4_end = off + ihl, off + struct.unpack_from("!H", frame, off + 2)[0]
-    where = {TCP: 16, UDP: 6}[proto]
+    where = P.CHECKSUM_AT[proto]
     l4_old, l4_new = _changed_words(frame[l4_at:l4_end], out[l4_at:l4_end], skip={where})
-    addr_old, addr_new = _changed_words(frame[off + 12:off + 20], out[off + 12:off + 20], skip=set())
+    addr_old, addr_new = ((), ()) if proto == ICMP else \
+        _changed_words(frame[off + 12:off + 20], out[off + 12:off + 20], skip=set())  # the pseudo-header
     choices = []
     if ip_old:
         choices.append(("ip", second_fold_checks(*in_order(order, ip_old, ip_new))))
@@ -172,14 +173,24 @@ def _aim_at_result(draw, edge: str, frame: bytes, run: Callable[[bytes], bytes])
     return Case(edge, _with_l4_checksum(frame, target, proto))
 
 
+def shares(examples: int) -> dict[str, int]:
+    """How many of `examples` frames each edge gets: equal shares, result
+    edges twice (their aim needs the probe's output), the rest to random."""
+    weights = {edge: 2 if edge in RESULT_EDGES else 1 for edge in EDGES}
+    each = examples // sum(weights.values())
+    split = {edge: each * weight for edge, weight in weights.items()}
+    split["random"] += examples - sum(split.values())
+    return split
+
+
 @st.composite
-def cases(draw, pool: Pool, run: Callable[[bytes], bytes]) -> Case:
-    """One frame aimed at one edge; `run(frame) -> the program's output frame`."""
-    edge = draw(st.sampled_from(EDGES + RESULT_EDGES))  # result edges twice: they need the probe's aim
-    proto = draw(st.sampled_from([TCP, UDP]))
+def cases(draw, pool: Pool, run: Callable[[bytes], bytes], edge: str) -> Case:
+    """One frame aimed at `edge`; `run(frame) -> the program's output frame`."""
+    # The protocols the program was seen to act on (all three if none).
+    proto = draw(st.sampled_from(sorted({t[2] for t in pool.targets}) or [TCP, UDP, ICMP]))
     if edge == "udp_no_checksum":
         return Case(edge, _l4_frame(draw, pool, UDP, no_checksum=True))
-    if edge == "l4_input_zero":
+    if edge == "l4_input_zero":  # TCP or ICMP 0x0000; UDP: computes to 0, sent 0xFFFF
         return Case(edge, _with_l4_checksum(_l4_frame(draw, pool, proto), 0, proto))
     if edge == "l4_input_ffff":
         return Case(edge, _with_l4_checksum(_l4_frame(draw, pool, TCP), 0xFFFF, TCP))
@@ -190,7 +201,7 @@ def cases(draw, pool: Pool, run: Callable[[bytes], bytes]) -> Case:
     if edge == "ip_options":
         return Case(edge, _l4_frame(draw, pool, proto, ihl=draw(st.sampled_from(range(6, 16)))))
     if edge == "icmp":
-        return Case(edge, _l4_frame(draw, pool, ICMP))
+        return Case(edge, _l4_frame(draw, pool, ICMP))  # whatever the program acts on, ICMP too
     if edge == "vlan":
         return Case(edge, _l4_frame(draw, pool, proto, vlan=draw(st.integers(1, 4094))))
     if edge == "fragment":
@@ -201,7 +212,12 @@ def cases(draw, pool: Pool, run: Callable[[bytes], bytes]) -> Case:
         # 60-byte frame whose padding still holds what looked like the rest.
         frame = bytearray(_l4_frame(draw, pool, proto, payload_len=2, ihl=5).ljust(60, b"\0"))
         off = ip_offset(bytes(frame))
-        frame[off + 2:off + 4] = struct.pack("!H", draw(st.sampled_from([20, 24, 28, 30])))
+        tot_len = draw(st.sampled_from([20, 24, 28, 30]))
+        frame[off + 2:off + 4] = struct.pack("!H", tot_len)
+        if P.CHECKSUM_AT[frame[off + 9]] + 2 <= tot_len - 20:
+            # The L4 checksum field is inside the packet: make it valid for
+            # the shortened packet, so a correct program's output is valid.
+            return Case(edge, P.rewrite(bytes(frame)))
         frame[off + 10:off + 12] = b"\0\0"
         frame[off + 10:off + 12] = struct.pack("!H", checksum(bytes(frame[off:off + 20])))
         return Case(edge, bytes(frame))

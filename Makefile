@@ -4,6 +4,7 @@
 #   make clean      remove build output
 #   CLANG=clang-19 make   use another clang
 #   make SRC=DIR BUILD=OUT   programs and shared headers from DIR (nox -s mutants)
+#   make EXAMPLES=DIR        examples/NAME/NAME.bpf.c from DIR (nox -s mutants)
 CLANG ?= clang
 BUILD ?= build
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -24,6 +25,11 @@ TEST_OBJECTS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(TEST_SOURC
 # User-space helpers of the tests (e.g. a two-CPU race driver for test-run).
 TEST_TOOLS := $(BUILD)/tests/race_test_run
 
+# examples/NAME/NAME.bpf.c: programs of their own kind, tested through the public API.
+EXAMPLES ?= examples
+EXAMPLE_SOURCES := $(wildcard $(EXAMPLES)/*/*.bpf.c)
+EXAMPLE_OBJECTS := $(patsubst %.bpf.c,$(BUILD)/examples/%.bpf.o,$(notdir $(EXAMPLE_SOURCES)))
+
 BENCH_SOURCES := $(wildcard bench/bpf/*.bpf.c)
 BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
 
@@ -33,7 +39,7 @@ VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(EXAMPLE_OBJECTS)
 
 verifier: $(VERIFIER_OBJECTS)
 
@@ -51,10 +57,14 @@ $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) $(wildcard tests/bpf/*.h) |
 $(BUILD)/tests/%: tests/%.c | $(BUILD)/tests
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lbpf -lpthread
 
+.SECONDEXPANSION:
+$(BUILD)/examples/%.bpf.o: $(EXAMPLES)/$$*/$$*.bpf.c | $(BUILD)/examples
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 $(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD) $(BUILD)/verifier $(BUILD)/tests $(BUILD)/bench:
+$(BUILD) $(BUILD)/verifier $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples:
 	mkdir -p $@
 
 clean:

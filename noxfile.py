@@ -71,7 +71,8 @@ def lint(session):
     """ruff, with the layering rule (each layer's ruff.toml bans what lies
     above it), and the wheel: it must install nothing but the bpflab package."""
     session.install("ruff")
-    session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "noxfile.py", "conftest.py")
+    session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "examples", "noxfile.py",
+                "conftest.py")
     with tempfile.TemporaryDirectory() as wheels:
         session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".")
         (wheel,) = Path(wheels).glob("bpflab-*.whl")
@@ -83,7 +84,7 @@ def lint(session):
 
 @nox.session
 def mutants(session):
-    """Mutation testing of bpf/ (tests/mutants.py): -- -k ID, -- --list."""
+    """Mutation testing of bpf/ and examples/ (tests/mutants.py): -- -k ID, -- --list."""
     require_kernel(session)
     install(session)
     session.run("python", "-m", "tests.mutants", *session.posargs)

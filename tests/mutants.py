@@ -1,4 +1,4 @@
-"""Mutation testing of bpf/: break one rule at a time on purpose, rebuild,
+"""Mutation testing of bpf/ and examples/: break one rule at a time on purpose, rebuild,
 run the suite, and see it fail. A mutation the suite survives is a real bug
 the suite would let through, unless it is listed in EQUIVALENT with the
 reason it cannot change any behaviour.
@@ -31,14 +31,14 @@ from bpflab.host.paths import REPO_ROOT
 FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_xdp_dnat.py", "tests/test_packet_counter.py",
          "tests/test_connection_tracker.py", "tests/test_packet_inspect.py", "tests/test_mytcpdump.py",
          "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_xdp_dnat_lab.py",
-         "tests/test_xdp_dnat_service.py"]
+         "tests/test_xdp_dnat_service.py", "examples/xdp_pong/test_xdp_pong.py"]
 RUN_TIMEOUT_S = 600
 
 
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     id: str
-    file: str  # under bpf/
+    file: str  # under bpf/, or examples/NAME/NAME.bpf.c
     old: str
     new: str
     breaks: str  # the rule it breaks, for people
@@ -149,18 +149,27 @@ MUTATIONS = [
       "bpf_l4_csum_replace(skb, check_off, old_port, old_port,", "the L4 checksum follows the port"),
     M("ret-not-redirected", "xdp_dnat.bpf.c", "	return bpf_redirect_neigh(cfg->service_ifindex, NULL, 0, 0);",
       "	return TC_ACT_OK;", "replies leave through the clients' interface"),
+    # examples/xdp_pong (its tests use only the public API)
+    M("pong-minus-zero", "examples/xdp_pong/xdp_pong.bpf.c", "		if (zero_rest)\n			check = 0xffff;\n", "",
+      "an all-zero echo message's checksum is 0xFFFF, not 0x0000"),
+    M("pong-ttl-checksum-kept", "examples/xdp_pong/xdp_pong.bpf.c",
+      "	iph->check = csum_replace(iph->check, old_word, new_word);",
+      "	iph->check = csum_replace(iph->check, new_word, new_word);",
+      "the IPv4 header checksum follows the TTL"),
+    M("pong-any-address", "examples/xdp_pong/xdp_pong.bpf.c", "		return XDP_PASS;\n\n	/* type 8", "		{}\n\n	/* type 8",
+      "only the listed addresses are answered"),
 ]
 
 # Mutations no test can kill because they change no behaviour, with why.
 EQUIVALENT: dict[str, str] = {}
 
 
-def apply(mutation: Mutation, src: Path) -> None:
-    path = src / mutation.file
+def apply(mutation: Mutation, work: Path) -> None:
+    path = work / mutation.file if mutation.file.startswith("examples/") else work / "bpf" / mutation.file
     text = path.read_text()
     if text.count(mutation.old) != 1:
         raise SystemExit(f"mutation {mutation.id}: its text occurs {text.count(mutation.old)} times in "
-                         f"bpf/{mutation.file}, not once: update tests/mutants.py")
+                         f"{mutation.file}, not once: update tests/mutants.py")
     path.write_text(text.replace(mutation.old, mutation.new))
 
 
@@ -172,24 +181,30 @@ def first_failure(output: str) -> str:
 
 
 def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
-    src, build = work / "bpf", work / "build"
+    src, examples, build = work / "bpf", work / "examples", work / "build"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "bpf", src)  # copy2 keeps times: make rebuilds what the mutation touches
+    shutil.copytree(REPO_ROOT / "examples", examples)
     shutil.copytree(REPO_ROOT / "build", build)
-    apply(mutation, src)
+    apply(mutation, work)
     started = time.monotonic()
-    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}"], cwd=REPO_ROOT, capture_output=True, text=True)
+    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}", f"EXAMPLES={examples}"], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
     if made.returncode != 0:
         return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],
                 "seconds": round(time.monotonic() - started, 1)}
-    tests = FIRST + sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests").glob("test_*.py")
+    # An example's own tests first when the mutation is in the example.
+    own = [str(Path(mutation.file).parent / f"test_{Path(mutation.file).name.removesuffix('.bpf.c')}.py")] \
+        if mutation.file.startswith("examples/") else []
+    tests = own + [t for t in FIRST if t not in own] + sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests").glob("test_*.py")
                            if str(p.relative_to(REPO_ROOT)) not in FIRST)
     try:
         # Serial: with xdist, -x lets each worker finish its queue first.
         run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0",
                               *pytest_args, *tests], cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                             env={**os.environ, "BPFLAB_BUILD_DIR": str(build)})
+                             env={**os.environ, "BPFLAB_BUILD_DIR": str(build),
+                                  "XDP_PONG_OBJ": str(build / "examples/xdp_pong.bpf.o")})
         output, code = run.stdout + run.stderr, run.returncode
     except subprocess.TimeoutExpired as exc:
         output, code = str(exc.stdout or ""), -1

@@ -22,12 +22,15 @@ FORBIDDEN = [
     ("lab/x.py", "from bpflab.bench import testrun"),
     ("tests/x.py", "from lab import builder"),
     ("bench/x.py", "import loaders.cli"),
+    ("examples/x/test_x.py", "from bpflab.lab.packets import rewrite"),
+    ("examples/x/test_x.py", "from bpflab.libbpf.btf_codec import fill_map"),
 ]
 ALLOWED = [
     ("bpflab/host/x.py", "from bpflab.libbpf import BpfObject"),
     ("loaders/x.py", "from bpflab.host.netns import entered"),
     ("lab/x.py", "from bpflab.loaders.cli import OneLineParser"),
     ("tests/x.py", "from bpflab.lab import builder"),
+    ("examples/x/test_x.py", "from bpflab.testing import Target, fill_map"),
 ]
 
 

@@ -6,7 +6,11 @@
     nox -s verifier   only the verifier-rejection suite (clang and clang-19)
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
+    nox -s installed  the wheel in a fresh virtualenv, used from outside the repository as a newcomer would
 """
+import json
+import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -80,6 +84,63 @@ def lint(session):
         if top != ["bpflab", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"]:
             session.error(f"the wheel installs more than the bpflab package: {top}")
         session.log(f"{wheel.name} installs only: {', '.join(top)}")
+
+
+@nox.session
+def installed(session):
+    """bpflab as someone outside this repository gets it (README: Test your
+    own program): the wheel, installed into a fresh virtualenv with pytest;
+    in a directory outside the repository, examples/xdp_pong built with clang
+    and `bpflab include-dir`, then bpflab csum, bpflab run, bpflab verifier and
+    the example's own pytest file (the fixtures come from the installed
+    plugin). Each result is checked, not just its exit code."""
+    require_kernel(session)
+    repo = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="bpflab-installed-") as tmp:
+        tmp = Path(tmp)
+        session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "wheel"), ".")
+        (wheel,) = (tmp / "wheel").glob("bpflab-*.whl")
+        session.run("python", "-m", "venv", str(tmp / "venv"))
+        bin_ = tmp / "venv" / "bin"
+        session.run(str(bin_ / "pip"), "install", "-q", str(wheel), "pytest", "pytest-timeout", external=True)
+        work = tmp / "mine"
+        shutil.copytree(repo / "examples" / "xdp_pong", work)
+        session.chdir(work)
+        env = {"PYTHONPATH": "", "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+        def run(command, *args, **kwargs) -> str:  # the virtualenv's own commands, not nox's
+            command = str(bin_ / command) if (bin_ / command).exists() else command
+            return session.run(command, *args, external=True, silent=True, env=env, **kwargs) or ""
+
+        where = run("python", "-c", "import bpflab; print(bpflab.__file__)").strip()
+        include = run("bpflab", "include-dir").strip()
+        for path in (where, include):
+            if not path.startswith(str(tmp / "venv")):
+                session.error(f"{path} is not from the installed wheel")
+        run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", f"-I{include}",
+            "-c", "xdp_pong.bpf.c", "-o", "xdp_pong.bpf.o")
+        (work / "pong.json").write_text(json.dumps([{"key": "10.11.0.2", "value": 1}]))
+
+        report = json.loads(run("bpflab", "csum", "xdp_pong.bpf.o", "--map", "pong_addrs=pong.json", "--json"))
+        if report["failure"] is not None or not report["checked"]:
+            session.error(f"bpflab csum: {report}")
+        session.log(f"bpflab csum: {report['frames']} frames, {report['changed']} changed, "
+                    f"{report['checked']} checked, no failure")
+
+        run("python", "-c", "from scapy.all import Ether, IP, ICMP, UDP, wrpcap; wrpcap('requests.pcap', ["
+            "Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.11.0.1', dst='10.11.0.2')/ICMP(type=8, id=1, seq=1)/b'ping', "
+            "Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.11.0.1', dst='10.11.0.2')/UDP(dport=7)])")
+        lines = run("bpflab", "run", "xdp_pong.bpf.o", "--map", "pong_addrs=pong.json", "--pcap", "requests.pcap",
+                    "--out", "replies.pcapng", "--json").splitlines()
+        frames = [json.loads(line) for line in lines if line.startswith("{")]
+        if [(f["verdict"], f["checksums"]) for f in frames] != [("XDP_TX", "ok"), ("XDP_PASS", "unchanged")] \
+                or not (work / "replies.pcapng").stat().st_size:
+            session.error(f"bpflab run: {frames}")
+        session.log(f"bpflab run: {frames}")
+
+        run("bpflab", "verifier", "must_reject")
+        session.run(str(bin_ / "pytest"), "-q", "-p", "no:cacheprovider", "test_xdp_pong.py", external=True,
+                    env={**env, "XDP_PONG_OBJ": str(work / "xdp_pong.bpf.o")})
 
 
 @nox.session

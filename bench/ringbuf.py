@@ -19,7 +19,7 @@ BATCH = 20_000
 
 
 def measure(seconds: float = SECONDS) -> dict:
-    frame = bytes(Ether() / IP(src="10.0.1.2", dst="10.96.0.10") / UDP(sport=4000, dport=53) / bytes(18))
+    frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.1.2", dst="10.96.0.10") / UDP(sport=4000, dport=53) / bytes(18))
     with BpfObject(object_path("mytcpdump"), load=False) as obj:
         ring_sizer(DEFAULT_RING_BYTES)(obj)
         obj.load()

@@ -12,6 +12,8 @@ assert_frame_arrives), the checksum rule and pcaps of failing tests.
 
     with Target("build/mine.bpf.o") as target:      # BPF_PROG_TEST_RUN, exact output
         outcome = target.run(frame)                  # outcome.verdict, outcome.data
+
+    assert corpus_problems("must_reject/") == []     # __failure/__msg as annotated
 """
 from bpflab.lab import TOPOLOGIES, Endpoint, Lab, Link, Neighbour, Route, Topology, build, dnat, pair
 from bpflab.lab.checksums import BadChecksum, assert_checksums, verify_frame
@@ -22,9 +24,10 @@ from bpflab.libbpf.btf_codec import EncodeError, dump_map, fill_map
 from bpflab.loaders.any_program import AnyProgram
 from bpflab.tool.csum import check as check_checksums
 from bpflab.tool.target import Outcome, Target
+from bpflab.tool.verifier import CorpusError, corpus_problems
 
 __all__ = [
-    "TOPOLOGIES", "AnyProgram", "BadChecksum", "BpfObject", "Endpoint", "EncodeError", "Lab", "Link", "Neighbour",
-    "Outcome", "Route", "Target", "Topology", "assert_checksums", "build", "check_checksums", "dnat", "dump_map",
+    "TOPOLOGIES", "AnyProgram", "BadChecksum", "BpfObject", "CorpusError", "Endpoint", "EncodeError", "Lab", "Link", "Neighbour",
+    "Outcome", "Route", "Target", "Topology", "assert_checksums", "build", "check_checksums", "corpus_problems", "dnat", "dump_map",
     "fill_map", "pair", "rewrite", "towards_peer", "verify_frame",
 ]

@@ -148,10 +148,10 @@ def test_assert_checksums_names_the_frame_the_field_and_both_values():
 
 
 @pytest.mark.parametrize("frame,reason", [
-    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP() / b"x"), "a fragment"),
-    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / b"gre"), "IP protocol 47"),
-    (bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:40], "beyond the frame"),
-    (bytes(Ether(type=0x86DD) / (b"\x60" * 40)), "not IPv4"),
+    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP() / b"x"), "a fragment"),
+    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / b"gre"), "IP protocol 47"),
+    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:40], "beyond the frame"),
+    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x86DD) / (b"\x60" * 40)), "not IPv4"),
 ])
 def test_what_cannot_be_judged_is_said(frame, reason):
     verdict = verify_frame(frame)

@@ -27,7 +27,7 @@ def unique_frame(lab, size: int):
 
 def test_object_loads_and_test_run_passes_the_frame_unchanged():
     with BpfObject(object_path("hello")) as obj:
-        frame = bytes(Ether() / IP() / UDP() / b"hello")
+        frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP() / b"hello")
         result = obj.program("hello").test_run(frame)
     assert result.retval == XDP_PASS
     assert result.data == frame

@@ -23,7 +23,7 @@ def capture(tmp_path):
     frames = [client_frame(TCP(sport=40000, dport=80, flags="S")),          # a service: rewritten
               client_frame(UDP(sport=5000, dport=53), payload=b"query"),    # not a service
               Ether(src="02:00:00:00:02:02", dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=VIP),
-              Ether(src="02:00:00:00:02:02") / IPv6() / UDP()]
+              Ether(src="02:00:00:00:02:02", dst="02:00:00:00:01:01") / IPv6() / UDP()]
     wrpcap(str(tmp_path / "in.pcap"), frames)
     wrpcapng(str(tmp_path / "in.pcapng"), frames)
     (tmp_path / "services.json").write_text(json.dumps(SERVICES))

@@ -122,7 +122,7 @@ def test_fragments_of_a_reply_pass_untouched(runner):
 
     packet = IP(src=BACKEND_IP, dst=CLIENT_IP, id=5) / UDP(sport=5353, dport=40000) / bytes(1800)
     for frag in fragment(packet, 1000):
-        frame = bytes(Ether() / frag)
+        frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / frag)
         result = runner.run(frame)
         assert (result.retval, result.data) == (TC_ACT_OK, frame)
 

@@ -159,6 +159,20 @@ def build(source: Path, out_dir: Path, clang: str = "clang") -> Path:
     return obj
 
 
+def corpus_problems(directory: str | os.PathLike, clang: str = "clang") -> list[str]:
+    """Build every DIR/*.bpf.c and return every way its programs disagree
+    with their annotations (empty: all as annotated); from Python, what
+    `bpflab verifier DIR` checks."""
+    sources = sorted(Path(directory).glob("*.bpf.c"))
+    if not sources:
+        raise CorpusError(f"no *.bpf.c in {directory}")
+    with tempfile.TemporaryDirectory(prefix="bpflab-verifier-") as tmp:
+        objects = [build(source, Path(tmp), clang) for source in sources]
+        if not any(cases_in(obj) for obj in objects):
+            raise CorpusError(f"no program in {directory} carries __failure or __success")
+        return [problem for obj in objects for problem in problems_in(obj)]
+
+
 def run_corpus(directory: Path, clang: str = "clang") -> int:
     """Build and check every DIR/*.bpf.c; print each program's result.
     0: all as annotated; 1: some are not (the reports say how)."""

@@ -9,7 +9,15 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 
-from bpflab.testing import AnyProgram, Target, assert_checksums, check_checksums, fill_map, towards_peer
+from bpflab.testing import (
+    AnyProgram,
+    Target,
+    assert_checksums,
+    check_checksums,
+    corpus_problems,
+    fill_map,
+    towards_peer,
+)
 
 OBJ = Path(os.environ.get("XDP_PONG_OBJ", Path(__file__).resolve().parents[2] / "build/examples/xdp_pong.bpf.o"))
 ME, PEER = "10.11.0.2", "10.11.0.1"
@@ -49,8 +57,8 @@ def test_an_echo_request_is_answered_exactly(pong):
 
 
 @pytest.mark.parametrize("frame", [request(dst="10.11.0.99"), request(code=1),
-                                   bytes(Ether() / IP(src=PEER, dst=ME) / ICMP(type=0)),
-                                   bytes(Ether() / IP(src=PEER, dst=ME) / UDP(dport=7))],
+                                   bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=PEER, dst=ME) / ICMP(type=0)),
+                                   bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=PEER, dst=ME) / UDP(dport=7))],
                          ids=["not my address", "code 1", "a reply", "udp"])
 def test_everything_else_passes_untouched(pong, frame):
     assert (pong.run(frame).verdict, pong.run(frame).data) == ("XDP_PASS", frame)
@@ -71,3 +79,8 @@ def test_ping_across_the_lab_is_answered_by_xdp(pair_lab, attach):
     assert sum(prog.dump("pong_replies")[0]["value"]) == 3
     assert pair_lab.snmp("right")["Icmp"]["InEchos"] == 0
     assert towards_peer(pair_lab.topology, "left")[IP].dst == ME
+
+
+def test_the_verifier_still_rejects_the_mistakes():
+    """must_reject/: an unchecked read the verifier refuses, and its twin it accepts."""
+    assert corpus_problems(Path(__file__).with_name("must_reject")) == []

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the full privileged test suite on this machine's
-# kernel, then bpflab as a user outside the repository gets it (nox -s
-# installed: the wheel in a fresh virtualenv), then a CI-sized part of it (the verifier suite, the libbpf binding
-# with XDP attach in a lab, and the test-run, fuzzing and lab tests of hello,
-# packet_inspect, packet_counter, connection_tracker and mytcpdump) on
-# Debian's 6.1 kernel in a VM. Extra arguments go to pytest (host run only).
+# kernel; then bpflab as someone outside the repository gets it (nox -s
+# installed: the wheel in a fresh virtualenv); then a CI-sized part of the
+# suite (the verifier suite, the libbpf binding with XDP attach in a lab, and
+# the test-run, fuzzing and lab tests of hello, packet_inspect,
+# packet_counter, connection_tracker and mytcpdump) on Debian's 6.1 kernel in
+# a VM. Extra arguments go to pytest (host run only, nothing else runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -225,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         with tempfile.TemporaryDirectory() as tmp:
             for m in chosen:
-                shutil.copytree(REPO_ROOT / "bpf", Path(tmp) / m.id)
+                shutil.copytree(REPO_ROOT / "bpf", Path(tmp) / m.id / "bpf")
+                shutil.copytree(REPO_ROOT / "examples", Path(tmp) / m.id / "examples")
                 apply(m, Path(tmp) / m.id)  # each applies cleanly, or this says which does not
-                print(f"{m.id:<38} bpf/{m.file:<24} {m.breaks}")
+                where = m.file if m.file.startswith("examples/") else f"bpf/{m.file}"
+                print(f"{m.id:<38} {where:<36} {m.breaks}")
         return 0
     if not chosen:
         p.error(f"no mutation id contains {args.keyword!r}")

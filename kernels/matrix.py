@@ -1,7 +1,11 @@
 """Boot each requested kernel and run the suite inside; report which kernel
-each result came from. The exit status is the worst of all."""
+each result came from, as a table, a JUnit XML file per kernel and
+build/kernel-matrix.json. The exit status is the worst of all."""
 from __future__ import annotations
 
+import base64
+import datetime
+import json
 import os
 import shlex
 import shutil
@@ -9,10 +13,12 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bpflab.host.paths import REPO_ROOT
-from bpflab.kernels.fetch import KernelNotFound, fetch
+from bpflab.kernels.fetch import Archive, KernelNotFound, fetch
+from bpflab.kernels.results import KernelResult, counts_from_junit
 
 # A VM that has not finished in time is stopped and counted as a failure, so a
 # hang inside a guest cannot eat a CI job's time limit (CI sets a tighter one).
@@ -36,9 +42,8 @@ def time_scale() -> int:
 def cached_dirs() -> list[str]:
     """What the suite reads in the guest, to be served from the cached root:
     the system (clang, bpftool, libbpf), the Python the venv points at, the
-    repository (with its venvs) and the apt lists (kernels.fetch), which
-    virtme-ng hides under a tmpfs."""
-    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(REPO_ROOT), "/var/lib/apt/lists"]
+    repository (with its venvs)."""
+    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(REPO_ROOT)]
     return [d for i, d in enumerate(dirs) if not any(d.startswith(p + "/") or d == p for p in dirs[:i])]
 
 
@@ -55,71 +60,156 @@ def vng_command(image: Path, script: str, memory: str = "3G") -> list[str]:
     return cmd
 
 
-def run_on(version: str, pytest_args: list[str]) -> tuple[int, str, float]:
-    """(exit status, last line of pytest's output, seconds) for one kernel."""
+RESULTS = REPO_ROOT / "build" / "kernel-matrix"
+HOST = "host"
+# --kernel matrix: six kernel lines, from Debian 11's to the newest Debian's
+# archive offers (the same list as .github/workflows/kernels.yml).
+MATRIX_KERNELS = ("5.10", "6.1", "6.12", HOST, "7.2", "newest")  # --kernel host: the suite on this machine's kernel, reported like the others
+GUEST_JUNIT = "/tmp/bpflab-junit.xml"  # the guest's /tmp is its own tmpfs
+_print_lock = threading.Lock()
+
+
+def say(version: str, line: str) -> None:
+    with _print_lock:
+        print(f"[kernel {version}] {line}", flush=True)
+
+
+def pytest_command(pytest_args: list[str], junit: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
+            "-o", "junit_family=xunit1", *pytest_args]
+
+
+def run_on_host(pytest_args: list[str]) -> KernelResult:
+    start = time.monotonic()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    junit = RESULTS / f"junit-{HOST}.xml"
+    junit.unlink(missing_ok=True)
+    proc = subprocess.Popen(pytest_command(pytest_args, str(junit)), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        say(HOST, line.rstrip("\n"))
+    status = proc.wait()
+    return finish(HOST, os.uname().release, status, junit if junit.exists() else None, time.monotonic() - start, "")
+
+
+def run_on(version: str, pytest_args: list[str], archive: Archive | None = None) -> KernelResult:
+    """Boot `version` and run pytest inside; its JUnit XML comes back through
+    the console (base64 on one marked line), since the guest's root is
+    read-only."""
+    if version == HOST:
+        return run_on_host(pytest_args)
     start = time.monotonic()
     try:
-        image = fetch(version)
+        image = fetch(version, archive)
     except (KernelNotFound, subprocess.CalledProcessError) as exc:
-        print(f"[kernel {version}] cannot fetch: {exc}", flush=True)
-        return 2, "not fetched", time.monotonic() - start
+        say(version, f"cannot fetch: {exc}")
+        return finish(version, "", 2, None, time.monotonic() - start, f"not fetched: {exc}")
     # --exec runs under dash; the project's own interpreter by absolute path.
-    inner = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args])
+    inner = " ".join(shlex.quote(a) for a in pytest_command(pytest_args, GUEST_JUNIT))
     setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO_ROOT / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
                                                 *cached_dirs()])
-    script = (f"{setup} && cd {shlex.quote(str(REPO_ROOT))} && PYTHONDONTWRITEBYTECODE=1 "
-              f"BPFLAB_TIME_SCALE={time_scale()} BPFLAB_EMULATED={0 if has_hardware_virt() else 1} {inner}; "
-              "echo bpflab-exit=$?")
-    print(f"[kernel {version}] booting {image} ...", flush=True)
+    script = (f"{setup} && cd {shlex.quote(str(REPO_ROOT))} && echo bpflab-uname=$(uname -r) && "
+              f"PYTHONDONTWRITEBYTECODE=1 BPFLAB_TIME_SCALE={time_scale()} "
+              f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
+              f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
+    say(version, f"booting {image} ...")
     proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
                                                                   f"/sbin:{os.environ.get('PATH', '')}"})
-    status, summary = 2, "no result (the VM did not finish)"
+    status, release, junit_xml = 2, "", None
     timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
     timer.start()
     for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
         line = line.rstrip("\n")
         if line.startswith("bpflab-exit="):
             status = int(line.split("=")[1])
-            continue
-        print(f"[kernel {version}] {line}", flush=True)
-        if " passed" in line or " failed" in line or " error" in line:
-            summary = line.strip("= ")
+        elif line.startswith("bpflab-uname="):
+            release = line.split("=", 1)[1].strip()
+        elif line.startswith("bpflab-junit="):
+            junit_xml = base64.b64decode(line.split("=", 1)[1])
+        else:
+            say(version, line)
     proc.wait()
     timer.cancel()
-    if proc.returncode == -9:
-        summary = f"stopped after {VM_TIMEOUT_S} s"
-    return status, summary, time.monotonic() - start
+    note = f"stopped after {VM_TIMEOUT_S} s" if proc.returncode == -9 else ""
+    junit = None
+    if junit_xml is not None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        junit = RESULTS / f"junit-{version}.xml"
+        junit.write_bytes(junit_xml)
+    return finish(version, release or image.name.removeprefix("vmlinuz-"), status, junit,
+                  time.monotonic() - start, note or ("" if junit else "no JUnit result (the VM did not finish)"))
 
 
-def main(versions: list[str], pytest_args: list[str]) -> int:
-    results = {v: run_on(v, pytest_args) for v in versions}
-    print("\nkernel matrix:")
-    for version, (status, summary, seconds) in results.items():
-        verdict = "PASS" if status == 0 else "FAIL"
-        print(f"  {version:<8} {verdict}  {summary}  ({seconds:.0f} s)")
-    return max(status for status, _, _ in results.values())
+def finish(version: str, release: str, status: int, junit: Path | None, seconds: float, note: str) -> KernelResult:
+    counts = counts_from_junit(junit, suite_name=f"kernel-{release or version}") if junit else None
+    return KernelResult(version=version, release=release, status=status, seconds=round(seconds, 1),
+                        junit=str(junit.relative_to(REPO_ROOT)) if junit else None, note=note,
+                        **(counts or {}))
+
+
+def default_jobs() -> int:
+    """VMs at once that fit: two vCPUs and 3 GiB each."""
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min((os.cpu_count() or 1) // 2, int(mem_gib // 4)))
+
+
+def main(versions: list[str], pytest_args: list[str], jobs: int | None = None) -> int:
+    jobs = jobs or default_jobs()
+    started = datetime.datetime.now(datetime.UTC)
+    wall = time.monotonic()
+    archive = Archive()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(lambda v: run_on(v, pytest_args, archive), versions))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {"date": started.isoformat(timespec="seconds"), "host_kernel": os.uname().release, "jobs": jobs,
+              "emulated": not has_hardware_virt(), "pytest_args": pytest_args,
+              "seconds": round(time.monotonic() - wall, 1), "kernels": [r.as_json() for r in results]}
+    out = RESULTS.parent / "kernel-matrix.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nkernel matrix ({jobs} at once, {report['seconds']:.0f} s in all; {out.relative_to(REPO_ROOT)}):")
+    for r in results:
+        print("  " + r.line())
+        for reason, n in r.skipped_reasons.items():
+            print(f"      skipped {n}: {reason}")
+    return max(r.status for r in results)
 
 
 def split_kernels(args: list[str]) -> tuple[list[str], list[str]]:
     """--kernel VERSION / --kernel=VERSION (repeatable) out of the pytest arguments."""
-    versions, rest, args = [], [], list(args)
+    versions, _, rest = split_matrix_args(args)
+    return versions, rest
+
+
+def split_matrix_args(args: list[str]) -> tuple[list[str], int | None, list[str]]:
+    """(--kernel versions, -j N / --jobs N, the rest: pytest's)."""
+    versions, jobs, rest, args = [], None, [], list(args)
     while args:
         arg = args.pop(0)
-        if arg == "--kernel":
+        if arg in ("--kernel", "--jobs"):
             if not args:
-                raise ValueError("--kernel needs a version, e.g. --kernel 6.1")
-            versions.append(args.pop(0))
-        elif arg.startswith("--kernel="):
-            versions.append(arg.split("=", 1)[1])
+                raise ValueError(f"{arg} needs a value, e.g. {arg} {'6.1' if arg == '--kernel' else '2'}")
+            value = args.pop(0)
+        elif arg.startswith(("--kernel=", "--jobs=")):
+            arg, value = arg.split("=", 1)
+        elif arg == "-j" or (arg.startswith("-j") and arg[2:].isdigit()):
+            arg, value = "--jobs", arg[2:] or (args.pop(0) if args else "")
         else:
             rest.append(arg)
-    return versions, rest
+            continue
+        if arg == "--kernel":
+            versions.extend(MATRIX_KERNELS if value == "matrix" else [value])
+        elif not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--jobs {value!r}: a number of VMs at once, 1 or more")
+        else:
+            jobs = int(value)
+    return versions, jobs, rest
 
 
 if __name__ == "__main__":
     try:
-        kernels, pytest_args = split_kernels(sys.argv[1:])
+        kernels, jobs, pytest_args = split_matrix_args(sys.argv[1:])
     except ValueError as exc:
-        sys.exit(f"python -m bpflab.kernels.matrix: error: {exc}")
-    sys.exit(main(kernels, pytest_args))
+        print(f"python -m bpflab.kernels.matrix: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(kernels, pytest_args, jobs))

@@ -29,8 +29,8 @@ def pytest_configure(config):
     for marker in (
         "kernel: needs root and BPF (loads programs, builds namespaces); missing privileges or BTF fail the "
         "test, never skip it",
-        "since_kernel(version, feature): needs a kernel feature that appeared in that version: skipped, with the "
-        "reason, only on older kernels",
+        "since_kernel(version, feature) or since_kernel(name): needs a kernel feature that appeared in that "
+        "version (name: one of bpflab.host.kernel.FEATURES): skipped, with the reason, only on older kernels",
         "expect_bad_checksums(reason): the test's labs may see bad checksums (the checksum rule is off)",
     ):
         config.addinivalue_line("markers", marker)
@@ -74,15 +74,25 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
 
 
+def skip_below(version: str, feature: str) -> None:
+    """Skip the test, saying why, only where the kernel is older than the
+    feature; on a kernel that should have it, a missing feature fails the
+    test (cilium/ebpf's rule)."""
+    if kernel.version() < tuple(int(x) for x in version.split(".")):
+        pytest.skip(f"needs {feature}, which kernels before {version} lack (this is {os.uname().release})")
+
+
+def skip_without(feature: str) -> None:
+    """skip_below for a feature bpflab.host.kernel.FEATURES names: for
+    fixtures that need it, so every test using them says so."""
+    skip_below(*kernel.FEATURES[feature])
+
+
 def pytest_runtest_setup(item):
     since = item.get_closest_marker("since_kernel")
     if since:
-        # Skip only where the kernel is older than the feature; on a kernel
-        # that should have it, a missing feature fails the test (cilium/ebpf's rule).
-        version, feature = since.args
-        wanted = tuple(int(x) for x in version.split("."))
-        if kernel.version() < wanted:
-            pytest.skip(f"needs {feature}, which kernels before {version} lack (this is {os.uname().release})")
+        # since_kernel("6.6", "tcx links"), or since_kernel("tcx") for a known feature
+        skip_below(*(since.args if len(since.args) == 2 else kernel.FEATURES[since.args[0]]))
     if item.get_closest_marker("kernel"):
         problems = kernel.problems()
         if problems:

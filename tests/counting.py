@@ -8,8 +8,6 @@ import json
 import socket
 import subprocess
 
-import pytest
-
 from bpflab.host.waits import patience
 from bpflab.libbpf import possible_cpus
 from bpflab.loaders.objects import BUILD_DIR
@@ -32,13 +30,17 @@ def run_all(obj, name, frames):
     prog = obj.program(name)
     for label, frame in frames:
         if len(frame) < 14:
-            # The kernel refuses test-run frames shorter than an Ethernet
-            # header (EINVAL); no such frame reaches XDP from a NIC either.
-            with pytest.raises(OSError) as info:
-                prog.test_run(frame)
-            assert info.value.errno == errno.EINVAL
-            continue
-        result = prog.test_run(frame)
+            # Newer kernels refuse test-run frames shorter than an Ethernet
+            # header (EINVAL; no such frame reaches XDP from a NIC either);
+            # 5.10 runs the program on them, which must then pass them as
+            # they are.
+            try:
+                result = prog.test_run(frame)
+            except OSError as exc:
+                assert exc.errno == errno.EINVAL, f"{label}: {exc}"
+                continue
+        else:
+            result = prog.test_run(frame)
         assert (result.action, result.data) == ("XDP_PASS", frame), f"{label}: changed or not passed"
 
 

@@ -4,26 +4,80 @@
 import pytest
 
 from bpflab.host.waits import patience
-from bpflab.kernels.fetch import KernelNotFound, package_for, pick_package
+from bpflab.kernels.fetch import Archive, KernelNotFound, parse_depends, pick_package
+from bpflab.kernels.results import KernelResult, counts_from_junit
 from tests.clitools import run_pytest
 
 
 def test_kernel_arguments_are_split_from_pytest_arguments():
-    from bpflab.kernels.matrix import split_kernels
+    from bpflab.kernels.matrix import split_kernels, split_matrix_args
 
     assert split_kernels(["--kernel", "6.1", "-k", "dnat", "--kernel=6.12"]) == (["6.1", "6.12"], ["-k", "dnat"])
     assert split_kernels(["-n", "2"]) == ([], ["-n", "2"])
-    with pytest.raises(ValueError):
-        split_kernels(["--kernel"])
+    assert split_matrix_args(["--kernel", "5.10", "-j", "3", "-n", "2", "--kernel", "host"]) == \
+        (["5.10", "host"], 3, ["-n", "2"])
+    assert split_matrix_args(["-j2", "--jobs=4", "-q"]) == ([], 4, ["-q"])
+    for bad in (["--kernel"], ["-j", "0"], ["--jobs", "many"]):
+        with pytest.raises(ValueError):
+            split_matrix_args(bad)
 
 
-def test_debian_kernel_packages_are_found():
-    assert package_for("6.1").startswith("linux-image-6.1.")
-    names = ["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-10-amd64", "linux-image-6.1.0-10-cloud-amd64",
-             "linux-image-6.1.0-10-rt-amd64", "linux-image-6.1.0-11-amd64-unsigned", "linux-image-6.12.1-amd64"]
-    assert pick_package("6.1", names) == "linux-image-6.1.0-10-amd64"
-    with pytest.raises(KernelNotFound):
-        pick_package("1.2", names)
+# From Debian's archive (bullseye to experimental, 2026-11-27): kernels of a
+# line, other flavours, a release candidate's unversioned name, split packages.
+ARCHIVE = ["linux-image-5.10.0-45-amd64", "linux-image-5.10.0-46-amd64", "linux-image-5.10.0-46-rt-amd64",
+           "linux-image-6.1.0-0.deb11.52-amd64", "linux-image-6.1.0-56-amd64", "linux-image-6.1.0-56-cloud-amd64",
+           "linux-image-6.1.0-57-amd64-unsigned", "linux-image-6.12.118+deb13-amd64", "linux-image-6.12.9-amd64",
+           "linux-image-7.2.13+deb14-amd64", "linux-image-7.3-amd64", "linux-image-7.3.4+deb13-amd64",
+           "linux-image-amd64"]
+
+
+def test_the_newest_plain_image_of_a_line_is_chosen():
+    assert pick_package("5.10", ARCHIVE) == "linux-image-5.10.0-46-amd64"
+    assert pick_package("6.1", ARCHIVE) == "linux-image-6.1.0-56-amd64"
+    assert pick_package("6.12", ARCHIVE) == "linux-image-6.12.118+deb13-amd64"
+    assert pick_package("newest", ARCHIVE) == "linux-image-7.3.4+deb13-amd64"
+    with pytest.raises(KernelNotFound, match=r"no linux-image package for kernel 6.2 .*has: 5.10, 6.1, 6.12, 7.2, 7.3"):
+        pick_package("6.2", ARCHIVE)
+
+
+def test_a_split_kernel_brings_its_binary_and_modules():
+    show = ("Package: linux-image-7.3.4+deb13-amd64\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2) | "
+            "linux-initramfs-tool, linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 "
+            "(= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)\n")
+    assert parse_depends(show) == ["linux-binary-7.3.4+deb13-amd64", "linux-modules-7.3.4+deb13-amd64"]
+    assert parse_depends("Package: linux-image-5.10.0-46-amd64\nDepends: kmod, linux-base (>= 4.3~)\n") == []
+
+
+def test_the_private_apt_configuration_touches_nothing_of_the_machines(tmp_path):
+    archive = Archive(tmp_path)
+    options = " ".join(archive.options())
+    assert f"Dir::Etc::SourceList={tmp_path}/sources.list" in options
+    assert "Dir::Etc::SourceParts=/dev/null" in options
+    assert f"Dir::State::Lists={tmp_path}/lists" in options and f"Dir::Cache={tmp_path}/cache" in options
+    suites = [line.split()[3] for line in archive.sources_text().splitlines()]
+    assert {"bullseye", "bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid",
+            "experimental"} <= set(suites)
+
+
+def test_results_are_read_from_junit(tmp_path):
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="4">'
+        '<testcase classname="tests.test_a" name="test_ok" time="0.1"/>'
+        '<testcase classname="tests.test_a" name="test_old" time="0"><skipped type="pytest.skip" '
+        'message="tests/test_a.py:9: needs tcx links, which kernels before 6.6 lack">x</skipped></testcase>'
+        '<testcase classname="tests.test_b" name="test_bad" time="0.2"><failure message="assert 1 == 2">'
+        'x</failure></testcase><testcase classname="tests.test_b" name="test_err" time="0"><error message="e"/>'
+        '</testcase></testsuite></testsuites>')
+    counts = counts_from_junit(junit, suite_name="kernel-5.10.0-46-amd64")
+    assert counts == {"passed": 1, "failed": 1, "errors": 1, "skipped": 1,
+                      "skipped_reasons": {"needs tcx links, which kernels before 6.6 lack": 1},
+                      "failures": ["tests.test_b::test_bad", "tests.test_b::test_err"]}
+    assert 'name="kernel-5.10.0-46-amd64"' in junit.read_text()
+    line = KernelResult(version="5.10", release="5.10.0-46-amd64", status=1, seconds=312.4,
+                        junit=str(junit), **counts).line()
+    assert line.split() == ["5.10", "5.10.0-46-amd64", "FAIL", "1", "passed,", "1", "skipped,", "1", "failed,", "1",
+                            "errors", "(312", "s)"]
 
 
 def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):

@@ -105,7 +105,7 @@ def reply_comes_back(lab) -> bool:
         return bool(cap.wait(1, timeout=1))
 
 
-@pytest.mark.since_kernel("6.6", "tcx links (older kernels keep a classic tc filter after SIGKILL)")
+@pytest.mark.since_kernel("tcx")  # older kernels keep a classic tc filter after SIGKILL
 def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab):
     lb = dnat_lab.netns("lb")
     proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb)

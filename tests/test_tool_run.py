@@ -36,6 +36,7 @@ def run(capsys, *args):
     return code, out.out, out.err
 
 
+@pytest.mark.since_kernel("xdp_test_run_ctx")  # the FIB needs the ingress interface
 @pytest.mark.parametrize("kind", ["pcap", "pcapng"])
 def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
     tmp, frames = capture
@@ -56,6 +57,7 @@ def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
     assert err.strip() == "4 frames: 3 XDP_PASS, 1 XDP_REDIRECT; 1 changed, 0 with a bad checksum"
 
 
+@pytest.mark.since_kernel("xdp_test_run_ctx")  # the FIB needs the ingress interface
 def test_json_and_what_the_program_sent_as_pcapng(capsys, capture):
     tmp, frames = capture
     code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "xdp_dnat", "--lab", "dnat",

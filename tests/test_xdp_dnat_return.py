@@ -24,7 +24,7 @@ from tests.xdp_dnat_frames import (
 )
 
 pytestmark = pytest.mark.kernel
-CHECKSUM_COMPLETE = kernel.version() >= (6, 11)
+CHECKSUM_COMPLETE = kernel.has("skb_checksum_complete_test_run")
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_fragments_of_a_reply_pass_untouched(runner):
         assert (result.retval, result.data) == (TC_ACT_OK, frame)
 
 
-@pytest.mark.since_kernel("6.11", "BPF_F_TEST_SKB_CHECKSUM_COMPLETE (test-run checks skb->csum)")
+@pytest.mark.since_kernel("skb_checksum_complete_test_run")
 def test_the_kernel_catches_a_stale_skb_csum():
     """The oracle itself: a program that changes a byte without telling
     skb->csum is refused with EBADMSG in CHECKSUM_COMPLETE mode."""

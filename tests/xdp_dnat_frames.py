@@ -13,6 +13,7 @@ from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
 from bpflab.lab import packets
+from bpflab.lab.pytest_plugin import skip_without
 from bpflab.lab.topology import BACKEND_IP, VIP, dnat
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.libbpf.testrun import BPF_F_TEST_SKB_CHECKSUM_COMPLETE  # 6.11+
@@ -76,6 +77,7 @@ class DnatRunner:
 
 @contextlib.contextmanager
 def dnat_runner(lab, services=(HTTP, DNS)):
+    skip_without("xdp_test_run_ctx")  # bpf_fib_lookup needs the ingress interface
     with BpfObject(object_path("xdp_dnat")) as obj:
         runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"))
         for s in services:

@@ -21,3 +21,30 @@ def problems() -> list[str]:
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         found.append("the kernel has no BTF (/sys/kernel/btf/vmlinux): the suite needs a BTF-enabled kernel")
     return found
+
+
+class MissingFeature(RuntimeError):
+    """The running kernel is older than a feature bpflab needs for this."""
+
+
+# Kernel features some tests and commands need, with the release that brought
+# them (the commit that did, where it matters). `since_kernel` markers and
+# `require` use these, so one place says which kernel has what.
+FEATURES: dict[str, tuple[str, str]] = {
+    "xdp_test_run_ctx": ("5.15", "XDP test-run with an input xdp_md (ingress_ifindex; commit 47316f4a3053)"),
+    "xdp_live_frames": ("5.18", "XDP test-run in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES)"),
+    "tcx": ("6.6", "tcx links"),
+    "skb_checksum_complete_test_run": ("6.11", "BPF_F_TEST_SKB_CHECKSUM_COMPLETE (test-run checks skb->csum)"),
+}
+
+
+def has(feature: str, release: str | None = None) -> bool:
+    since, _ = FEATURES[feature]
+    return version(release) >= tuple(int(x) for x in since.split("."))
+
+
+def require(feature: str) -> None:
+    """Raise MissingFeature, saying what and since when, on older kernels."""
+    if not has(feature):
+        since, what = FEATURES[feature]
+        raise MissingFeature(f"this kernel ({os.uname().release}) lacks {what}, which came in {since}")

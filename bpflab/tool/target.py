@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from bpflab.host import kernel
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Program, xdp_md
 from bpflab.libbpf.btf_codec import fill_map
@@ -56,6 +57,10 @@ class Target:
             if self.kind is None:
                 raise TargetError(f"program '{self.program.name}' is neither XDP nor tc (sched_cls): "
                                   "nothing to run frames through")
+            if self.kind == "xdp" and ifindex and not kernel.has("xdp_test_run_ctx"):
+                since, what = kernel.FEATURES["xdp_test_run_ctx"]
+                raise TargetError(f"--ifindex: this kernel ({os.uname().release}) lacks {what}, which came in "
+                                  f"{since}: run without an ingress interface, or on a newer kernel")
             for spec in maps:
                 name, entries = load_map_file(spec)
                 if name not in self.obj.maps:

@@ -35,13 +35,18 @@ BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOU
 
 VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
 VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
+# The corpus by clang-19 too (the suite checks both compilers' output), built
+# here so that a VM of the kernel matrix finds it ready instead of running
+# clang under emulation.
+VERIFIER_CLANG_19 ?= clang-19
+VERIFIER_OBJECTS_19 := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier-clang-19/%.bpf.o,$(VERIFIER_SOURCES))
 
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(EXAMPLE_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(EXAMPLE_OBJECTS)
 
-verifier: $(VERIFIER_OBJECTS)
+verifier: $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19)
 
 $(PROGRAMS): %: $(BUILD)/%.bpf.o
 
@@ -50,6 +55,9 @@ $(BUILD)/%.bpf.o: $(SRC)/%.bpf.c $(HEADERS) | $(BUILD)
 
 $(BUILD)/verifier/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/verifier-clang-19/%.bpf.o: bpf/verifier/%.bpf.c $(HEADERS) | $(BUILD)/verifier-clang-19
+	$(VERIFIER_CLANG_19) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(HEADERS) $(wildcard tests/bpf/*.h) | $(BUILD)/tests
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -64,7 +72,7 @@ $(BUILD)/examples/%.bpf.o: $(EXAMPLES)/$$*/$$*.bpf.c | $(BUILD)/examples
 $(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD) $(BUILD)/verifier $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples:
+$(BUILD) $(BUILD)/verifier $(BUILD)/verifier-clang-19 $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples:
 	mkdir -p $@
 
 clean:

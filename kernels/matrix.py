@@ -144,8 +144,13 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None)
 def finish(version: str, release: str, status: int, junit: Path | None, seconds: float, note: str) -> KernelResult:
     counts = counts_from_junit(junit, suite_name=f"kernel-{release or version}") if junit else None
     return KernelResult(version=version, release=release, status=status, seconds=round(seconds, 1),
-                        junit=str(junit.relative_to(REPO_ROOT)) if junit else None, note=note,
+                        junit=shown(junit) if junit else None, note=note,
                         **(counts or {}))
+
+
+def shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository when inside."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def default_jobs() -> int:
@@ -167,7 +172,7 @@ def main(versions: list[str], pytest_args: list[str], jobs: int | None = None) -
               "seconds": round(time.monotonic() - wall, 1), "kernels": [r.as_json() for r in results]}
     out = RESULTS.parent / "kernel-matrix.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nkernel matrix ({jobs} at once, {report['seconds']:.0f} s in all; {out.relative_to(REPO_ROOT)}):")
+    print(f"\nkernel matrix ({jobs} at once, {report['seconds']:.0f} s in all; {shown(out)}):")
     for r in results:
         print("  " + r.line())
         for reason, n in r.skipped_reasons.items():

@@ -113,3 +113,23 @@ def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
                         env={"BPFLAB_TIME_SCALE": "2"})
     assert "1 failed" in result.stdout
     assert "Timeout (>1.0s) from pytest-timeout" in result.stdout
+
+
+def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, monkeypatch, capsys):
+    """--kernel host runs pytest here, and its results take the same way as a
+    VM's: a JUnit file named for the kernel, a line in kernel-matrix.json."""
+    import json
+    import os
+
+    from bpflab.kernels import matrix
+
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
+    status = matrix.main(["host"], ["-q", "-p", "no:xdist", "tests/test_registry.py"], jobs=1)
+    assert status == 0
+    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+    (line,) = report["kernels"]
+    assert (line["version"], line["release"], line["status"]) == ("host", os.uname().release, 0)
+    assert (line["passed"], line["failed"], line["skipped"]) == (2, 0, 0)
+    junit = (tmp_path / "kernel-matrix" / "junit-host.xml").read_text()
+    assert f'name="kernel-{os.uname().release}"' in junit
+    assert "host " in capsys.readouterr().out.split("kernel matrix (")[1]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
-from bpflab.host import leftovers, netns, owners
+from bpflab.host import kernel, leftovers, netns, owners
 from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
@@ -20,6 +21,7 @@ from bpflab.host.waits import read_line
 from bpflab.lab import counters, process, traffic
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import Endpoint, Topology
+from bpflab.libbpf import xdp
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 
@@ -154,6 +156,14 @@ def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
             if end.gro is not None:
                 features.features["rx-gro"].enable = end.gro
             ethtool.set_features(end.ifname, features)
+    if end.gro and not kernel.has("veth_gro_napi"):
+        # Before 5.13 GRO alone does not make a veth take frames native XDP
+        # redirects into its peer: an XDP program on it does (a pass-through one).
+        fd = xdp.pass_program()
+        try:
+            xdp.attach_legacy(fd, idx, "native")
+        finally:
+            os.close(fd)
 
 
 def _write_sysctl(key: str, value: str) -> None:

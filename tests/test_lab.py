@@ -231,3 +231,31 @@ def test_assert_frame_arrives_checks_the_fields_it_is_given(pair_lab, assert_fra
     with pytest.raises(AssertionError, match="IP.ttl: expected 1, got 64"):
         assert_frame_arrives(pair_lab, frame, src=("left", "eth0"), dst=("right", "eth0"),
                              match=lambda p: UDP in p and p[UDP].dport == 7, expect={"IP.ttl": 1})
+
+
+@pytest.mark.kernel
+def test_before_5_13_a_veth_that_takes_redirects_gets_a_pass_program(monkeypatch):
+    """On kernels without veth GRO NAPI (older than 5.13) the builder puts a
+    pass-through XDP program on every endpoint with GRO on (the backend's
+    eth0 of dnat), so native XDP can redirect into it; newer kernels get none.
+    Here the older kernel is pretended, and native redirect still delivers."""
+    from bpflab.host import kernel
+    from bpflab.host.netns import entered
+    from bpflab.libbpf import xdp
+    from bpflab.loaders.xdp_dnat import XdpDnat
+    from tests.test_xdp_dnat_lab import SERVICES, frames_for, inject
+
+    with builder.build(dnat()) as lab:  # this kernel's own behaviour: nothing attached
+        with entered(lab.netns("backend")):
+            assert xdp.query(lab.ifindex("backend", "eth0")).prog_id == 0
+    real_has = kernel.has
+    monkeypatch.setattr(kernel, "has", lambda feature, release=None: feature != "veth_gro_napi"
+                        and real_has(feature, release))
+    with builder.build(dnat()) as lab:
+        with entered(lab.netns("backend")):
+            assert xdp.query(lab.ifindex("backend", "eth0")).mode == "native"
+        with entered(lab.netns("client")):
+            assert xdp.query(lab.ifindex("client", "eth0")).prog_id == 0  # GRO not asked for there
+        with XdpDnat("eth0", netns=lab.netns("lb"), mode="native", services=SERVICES, return_path=False):
+            sent = frames_for(lab)
+            assert len(inject(lab, sent, len(sent))) == len(sent)  # redirected into the veth with the program

@@ -31,7 +31,10 @@ class MissingFeature(RuntimeError):
 # them (the commit that did, where it matters). `since_kernel` markers and
 # `require` use these, so one place says which kernel has what.
 FEATURES: dict[str, tuple[str, str]] = {
+    "veth_gro_napi": ("5.13", "a veth that takes frames XDP redirects into its peer with GRO on and no XDP "
+                              "program (commit d3256efd8e8b)"),
     "xdp_test_run_ctx": ("5.15", "XDP test-run with an input xdp_md (ingress_ifindex; commit 47316f4a3053)"),
+    "xdp_test_run_frags": ("5.18", "XDP test-run of frames larger than a page (frags)"),
     "xdp_live_frames": ("5.18", "XDP test-run in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES)"),
     "tcx": ("6.6", "tcx links"),
     "skb_checksum_complete_test_run": ("6.11", "BPF_F_TEST_SKB_CHECKSUM_COMPLETE (test-run checks skb->csum)"),

@@ -138,6 +138,7 @@ bpf_obj_pin = _proto("bpf_obj_pin", c_int, c_int, c_char_p)
 bpf_obj_get_info_by_fd = _proto("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, POINTER(c_uint32))
 libbpf_num_possible_cpus = _proto("libbpf_num_possible_cpus", c_int)
 
+bpf_prog_load = _proto("bpf_prog_load", c_int, c_int, c_char_p, c_char_p, c_void_p, c_size_t, c_void_p)
 bpf_link_create = _proto("bpf_link_create", c_int, c_int, c_int, c_int, POINTER(bpf_link_create_opts))
 bpf_xdp_attach = _proto("bpf_xdp_attach", c_int, c_int, c_int, c_uint32, c_void_p)
 bpf_xdp_detach = _proto("bpf_xdp_detach", c_int, c_int, c_uint32, c_void_p)

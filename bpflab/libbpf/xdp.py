@@ -93,6 +93,23 @@ def attach_legacy(prog_fd: int, ifindex: int, mode: str) -> None:
         raise BpfError(-ret, f"XDP (netlink) attach to ifindex {ifindex}")
 
 
+PROG_TYPE_XDP = 6
+XDP_PASS = 2
+
+
+def pass_program() -> int:
+    """The fd of an XDP program of two instructions (r0 = XDP_PASS; exit),
+    loaded with libbpf's bpf_prog_load: what a veth needs on older kernels
+    to take frames redirected into it. The caller closes the fd."""
+    mov_r0_imm = (0xB7).to_bytes(1, "little") + bytes(3) + XDP_PASS.to_bytes(4, "little")  # BPF_ALU64|BPF_MOV|BPF_K
+    exit_ = (0x95).to_bytes(1, "little") + bytes(7)  # BPF_JMP|BPF_EXIT
+    insns = ctypes.create_string_buffer(mov_r0_imm + exit_, 16)
+    fd = _lib.bpf_prog_load(PROG_TYPE_XDP, b"bpflab_pass", b"GPL", ctypes.cast(insns, ctypes.c_void_p), 2, None)
+    if fd < 0:
+        raise BpfError(-fd, "loading an XDP pass program")
+    return fd
+
+
 def detach_any(ifindex: int) -> XdpState:
     """Remove whatever XDP program is on the interface (for --force): a
     legacy netlink attachment is detached, a link owned elsewhere is

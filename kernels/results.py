@@ -23,6 +23,7 @@ class KernelResult:
     skipped: int = 0
     skipped_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
     failures: list[str] = dataclasses.field(default_factory=list)
+    pytest_args: list[str] = dataclasses.field(default_factory=list)  # what ran there
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -133,3 +133,12 @@ def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, monkeypatch
     junit = (tmp_path / "kernel-matrix" / "junit-host.xml").read_text()
     assert f'name="kernel-{os.uname().release}"' in junit
     assert "host " in capsys.readouterr().out.split("kernel matrix (")[1]
+
+
+def test_a_vm_runs_the_kernel_tests_unless_told_otherwise():
+    from bpflab.kernels.matrix import vm_args
+
+    assert vm_args(["-n", "2"]) == ["-n", "2", "-m", "kernel"]
+    assert vm_args(["-m", "verifier", "-q"]) == ["-m", "verifier", "-q"]
+    assert vm_args(["-mnot kernel"]) == ["-mnot kernel"]
+    assert vm_args(["--maxfail", "1"]) == ["--maxfail", "1", "-m", "kernel"]

@@ -42,3 +42,16 @@ def compile_bpf(tmp_path: Path, body: str, name: str = "snippet", clang: str = "
     subprocess.run(["make", "-s", f"SRC={src_dir}", f"BUILD={out}", f"CLANG={clang}", name],
                    cwd=REPO_ROOT, check=True, capture_output=True, text=True)
     return out / f"{name}.bpf.o"
+
+
+def unchecked_read_message(register: str = r"R\d") -> str:
+    """The verifier's last word on a packet read without a bounds check, as
+    the running kernel words it (the same ranges as
+    bpf/verifier/packet_bounds.bpf.c): measured on 6.18 and before, and on
+    7.2 and 7.3. `register` is a name ("R1") or a regex."""
+    from bpflab.host import kernel
+    from bpflab.tool.verifier import in_range
+
+    wording = "offset is outside of the packet" if in_range("<7.2", kernel.version()) else \
+        "min value is outside of the allowed memory range"
+    return f"{register} {wording}"

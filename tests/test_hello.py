@@ -98,7 +98,7 @@ def test_cli_object_missing(pair_lab, tmp_path):
 
 
 def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
-    from tests.bpfsrc import compile_bpf
+    from tests.bpfsrc import compile_bpf, unchecked_read_message
 
     obj = compile_bpf(tmp_path, """
         SEC("xdp") int hello(struct xdp_md *ctx)
@@ -108,5 +108,5 @@ def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
         }
     """, name="hello")
     result = run_loader("hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
-    assert_one_line_error(result, "verifier rejected program 'hello': R1 offset is outside of the packet")
+    assert_one_line_error(result, f"verifier rejected program 'hello': {unchecked_read_message('R1')}")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0

@@ -18,6 +18,8 @@ class BpfError(OSError):
         self.what = what
 
 
+# Kernels from 7.3 follow the classic log with a report that starts so.
+_DIAGNOSIS = re.compile(r"^Verification failed: (.*)$", re.MULTILINE)
 _LOG_TRAILER = re.compile(r"^(processed \d+ insns|verification time|stack depth|-- END PROG LOAD LOG --)")
 
 
@@ -32,11 +34,25 @@ class VerifierError(BpfError):
 
     @property
     def message(self) -> str:
-        """The verifier's own conclusion: the last line before its statistics."""
-        lines = [line for line in self.log.splitlines() if line.strip()]
+        """The verifier's own conclusion: the last line before its statistics,
+        or before the diagnostic report newer kernels add (7.3 and later:
+        "Verification failed: ...", Reason, At, Suggestion), so a program
+        is described by the same line on every kernel that words it alike."""
+        lines = [line for line in self._classic_log().splitlines() if line.strip()]
         while lines and _LOG_TRAILER.match(lines[-1]):
             lines.pop()
         return lines[-1].strip() if lines else "(the kernel gave no verifier log)"
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The headline of the kernel's diagnostic report ("Memory Safety:
+        Access outside bounds"), on kernels that write one; None before."""
+        match = _DIAGNOSIS.search(self.log)
+        return match.group(1).strip() if match else None
+
+    def _classic_log(self) -> str:
+        match = _DIAGNOSIS.search(self.log)
+        return self.log[:match.start()] if match else self.log
 
     def __str__(self) -> str:
         return f"verifier rejected program '{self.program}': {self.message}"

@@ -17,6 +17,8 @@ from bpflab.libbpf import BpfError, BpfObject, VerifierError
 from bpflab.libbpf.btf import Btf
 
 TAG = "bpflab:"
+_BOUND = r"(?:>=|<=|==|<|>)\d+\.\d+"
+_EXPECT_TAG = re.compile(rf"(msg|regex)(?:@({_BOUND}(?:,{_BOUND})*))?=(.*)", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +72,11 @@ def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
         if body in ("failure", "success"):
             case.outcome = body
             continue
-        key, _, text = body.partition("=")
-        kind, _, span = key.partition("@")
+        # kind[@range]=text; a range has "=" of its own (">=6.1,<6.8").
+        tagged = _EXPECT_TAG.match(body)
+        if tagged is None:
+            raise ValueError(f"{obj.name}: {func}: cannot read the annotation {body!r}")
+        kind, span, text = tagged.groups()
         if span and not in_range(span, version):
             continue
         case.expects.append(Expect(kind, text))

@@ -11,10 +11,11 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # Debian keeps asm/types.h under the multiarch include directory, which
 # clang -target bpf does not search by itself.
 MULTIARCH := $(shell uname -m)-linux-gnu
+# Before BPF_CFLAGS: `:=` expands $(SRC) where it stands.
+SRC ?= bpf
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-D__TARGET_ARCH_$(ARCH) -I/usr/include/$(MULTIARCH) -I$(SRC) -Ibpf -Ibpflab/include
 
-SRC ?= bpf
 SOURCES := $(wildcard $(SRC)/*.bpf.c)
 PROGRAMS := $(patsubst $(SRC)/%.bpf.c,%,$(SOURCES))
 OBJECTS := $(patsubst %,$(BUILD)/%.bpf.o,$(PROGRAMS))
@@ -32,6 +33,8 @@ EXAMPLE_OBJECTS := $(patsubst %.bpf.c,$(BUILD)/examples/%.bpf.o,$(notdir $(EXAMP
 
 BENCH_SOURCES := $(wildcard bench/bpf/*.bpf.c)
 BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
+# The C reference consumer the ring benchmark compares Python's with.
+BENCH_TOOLS := $(BUILD)/bench/ring_count
 
 VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
 VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
@@ -44,7 +47,7 @@ VERIFIER_OBJECTS_19 := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier-clang-1
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(EXAMPLE_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(BENCH_TOOLS) $(EXAMPLE_OBJECTS)
 
 verifier: $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19)
 
@@ -71,6 +74,9 @@ $(BUILD)/examples/%.bpf.o: $(EXAMPLES)/$$*/$$*.bpf.c | $(BUILD)/examples
 
 $(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/%: bench/c/%.c | $(BUILD)/bench
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lbpf
 
 $(BUILD) $(BUILD)/verifier $(BUILD)/verifier-clang-19 $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples:
 	mkdir -p $@

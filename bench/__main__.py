@@ -13,26 +13,63 @@ from bpflab.bench import datapath, ringbuf, suite, testrun, topology
 from bpflab.loaders.objects import BUILD_DIR
 
 
+def goals(results: dict) -> list[dict]:
+    """Issue 19's goals, each as measured in this run: value, target, met."""
+    ns, mpps = results["test_run_ns"], results["lab_mpps"]
+    out = [
+        ("xdp_dnat per packet <= 4x the empty baseline", ns["xdp_dnat"] / ns["baseline"], "<=", 4.0, "x"),
+        ("xdp_dnat per packet <= 1.3x the floor", ns["xdp_dnat"] / ns["floor_dnat"], "<=", 1.3, "x"),
+        ("lab: XDP native >= 5x nftables DNAT", mpps["xdp_native"]["median_mpps"] / mpps["nft_dnat"]["median_mpps"],
+         ">=", 5.0, "x"),
+        ("Python ring consumer >= 1M events/s", results["ringbuf_events_per_s"]["events_per_s"], ">=", 1_000_000,
+         " ev/s"),
+        (f"0 drops at {results['offered_rate_drops']['offered_per_s']:,} events/s offered",
+         results["offered_rate_drops"]["dropped"], "<=", 0, " dropped"),
+        ("mytcpdump --json > file keeps up with 300k events/s",
+         results["cli_json_events_per_s"]["events_per_s"] if results["cli_json_events_per_s"]["dropped"] == 0 else 0,
+         ">=", 300_000 * 0.98, " ev/s"),
+    ]
+    if "suite_s" in results:
+        out.append(("host suite <= 60 s at -n 2", results["suite_s"]["n2_s"], "<=", 60, " s"))
+    return [{"goal": goal, "value": round(value, 2), "target": target, "met": value <= target if op == "<=" else
+             value >= target, "unit": unit.strip()} for goal, value, op, target, unit in out]
+
+
 def table(results: dict) -> str:
     lines = [f"bpflab benchmarks, {results['date']}, kernel {results['kernel']}, {results['cpus']} CPUs", ""]
     base = results["test_run_ns"]["baseline"]
-    lines.append(f"{'test_run_ns (ns per packet)':<34}{'ns':>8}{'x baseline':>12}")
+    floor = results["test_run_ns"]["floor_dnat"]
+    lines.append(f"{'test_run_ns (ns per packet)':<34}{'ns':>8}{'x baseline':>12}{'x floor':>9}")
     for name, ns in results["test_run_ns"].items():
-        lines.append(f"  {name:<32}{ns:>8}{ns / base:>12.1f}")
+        lines.append(f"  {name:<32}{ns:>8}{ns / base:>12.1f}{ns / floor:>9.2f}")
     lines.append("")
-    lines.append(f"{'lab_mpps (UDP, client->VIP->backend)':<38}{'Mpps':>8}{'spread %':>10}{'x nft':>8}")
+    lines.append(f"{'lab_mpps (UDP, client->VIP->backend)':<38}{'Mpps':>8}{'spread %':>10}{'x nft':>8}"
+                 f"{'delivered %':>13}")
     nft = results["lab_mpps"]["nft_dnat"]["median_mpps"]
     for name, r in results["lab_mpps"].items():
-        lines.append(f"  {name:<36}{r['median_mpps']:>8.3f}{r['spread_pct']:>10.1f}{r['median_mpps'] / nft:>8.2f}")
-    rb = results["ringbuf_events_per_s"]
-    lines += ["", f"ringbuf_events_per_s (Python mytcpdump consumer): {rb['events_per_s']} events/s, "
-                  f"{rb['dropped']} of {rb['produced']} dropped (ring {rb['ring_bytes'] // 1024} KiB)"]
+        lines.append(f"  {name:<36}{r['median_mpps']:>8.3f}{r['spread_pct']:>10.1f}{r['median_mpps'] / nft:>8.2f}"
+                     f"{r['delivered_pct']:>13.1f}")
+    rb, c = results["ringbuf_events_per_s"], results["c_consumer_events_per_s"]
+    offered, cli = results["offered_rate_drops"], results["cli_json_events_per_s"]
+    lines += ["", "ring consumers (mytcpdump's program, test-run producer):",
+              f"  Python, mapped ring, batches:   {rb['events_per_s']:>11,} events/s "
+              f"({rb['dropped']:,} of {rb['produced']:,} dropped: the producer is faster)",
+              f"  C, libbpf ring_buffer__poll:    {c['events_per_s']:>11,} events/s "
+              f"({c['dropped']:,} of {c['produced']:,} dropped)",
+              f"  Python at {offered['offered_per_s']:,}/s offered:    {offered['dropped']:>11,} dropped of "
+              f"{offered['produced']:,}",
+              f"  mytcpdump --json > file:        {cli['events_per_s']:>11,} events/s written "
+              f"({cli['written']:,} of {cli['sent']:,} at {cli['offered_per_s']:,}/s offered, {cli['dropped']} dropped)"]
     topo = results["topology_ms"]
     lines.append(f"topology_ms (dnat, median of {topo['runs']}): build {topo['build_median_ms']} ms, "
                  f"teardown {topo['teardown_median_ms']} ms")
     if "suite_s" in results:
         lines.append(f"suite_s (kernel suite wall time): -n 1 {results['suite_s']['n1_s']} s, "
                      f"-n 2 {results['suite_s']['n2_s']} s")
+    lines += ["", "goals (issue 19), this run:"]
+    for g in results["goals"]:
+        target = f"{g['target']:,}" if isinstance(g["target"], int) else f"{g['target']}"
+        lines.append(f"  {'✓' if g['met'] else '✗'} {g['goal']}: {g['value']:,}{g['unit']} (target {target})")
     return "\n".join(lines)
 
 
@@ -50,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "test_run_ns": testrun.measure(),
         "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in ("xdp_native", "xdp_generic",
-                                                                               "nft_dnat")},
-        "ringbuf_events_per_s": ringbuf.measure(),
+                                                                               "nft_dnat", "generator")},
+        **ringbuf.measure(),
         "topology_ms": topology.measure(),
     }
     if args.suite:
         results["suite_s"] = suite.measure()
+    results["goals"] = goals(results)
     BUILD_DIR.mkdir(exist_ok=True)
     (BUILD_DIR / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

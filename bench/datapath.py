@@ -1,5 +1,7 @@
 """lab_mpps: one UDP flow client -> VIP -> backend through the dnat lab, for
-XDP DNAT in native and generic mode and for an nftables DNAT rule.
+XDP DNAT in native and generic mode and for an nftables DNAT rule; and the
+generator's own ceiling (the sink at the lb's first interface, no datapath),
+so a figure close to it is known to be limited by the generator.
 
 The generator is BPF_PROG_TEST_RUN in live-frames mode, run by one thread
 inside the client namespace: the kernel sends frames out of the client's
@@ -71,9 +73,16 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
     try:
         gen = BpfObject(BUILD_DIR / "bench" / "gen.bpf.o")
         sink = BpfObject(BUILD_DIR / "bench" / "sink.bpf.o")
-        sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("backend"), "native")
         datapath = None
-        if mode == "xdp_native":
+        if mode == "generator":
+            # The generator's own ceiling: the sink drops at the lb's first
+            # interface, so no datapath runs at all.
+            sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("lb"), "native")
+        else:
+            sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("backend"), "native")
+        if mode == "generator":
+            pass
+        elif mode == "xdp_native":
             datapath = XdpDnat("eth0", netns=lab.netns("lb"), mode="native", services=[SERVICE], return_path=False)
         else:
             # Frames sent into a veth by XDP need NAPI on the receiving end:

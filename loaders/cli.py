@@ -174,21 +174,25 @@ DROP_REPORT_EVERY_S = 5.0
 
 
 def stream_events(prog, args) -> int:
-    """Print each event (a line or JSON); report ring-full drops on stderr
-    whenever they grew, at most every few seconds, and at exit."""
-    import json
+    """Print each event (a line or JSON), a batch of lines per write; report
+    ring-full drops on stderr whenever they grew, at most every few seconds,
+    and at exit."""
     import time
 
     prog_name = prog.name
     say_attached(prog)
     seen, reported_drops, next_report = 0, 0, time.monotonic() + DROP_REPORT_EVERY_S
     try:
-        for event in _forever(prog.stream):
-            if event is None:
+        for batch in _forever(prog.stream):
+            if batch is None:
                 check_interface(prog)
             else:
-                print(json.dumps(event.as_json()) if args.json else event.line(), flush=True)
-                seen += 1
+                lines = prog.format_batch(batch, args.json)
+                if args.count is not None:
+                    lines = lines[:args.count - seen]
+                sys.stdout.write("\n".join(lines) + "\n")
+                sys.stdout.flush()
+                seen += len(lines)
                 if args.count is not None and seen >= args.count:
                     break
             if time.monotonic() >= next_report:
@@ -205,13 +209,13 @@ def stream_events(prog, args) -> int:
 
 
 def _forever(stream):
-    """Events as they come, with a None at least every second so the caller
-    can do periodic work while the link is quiet."""
+    """Batches of records as they come, with a None at least every second
+    so the caller can do periodic work while the link is quiet."""
     while True:
         got = False
-        for event in stream.events(timeout=1.0):
+        for batch in stream.batches(timeout=1.0):
             got = True
-            yield event
+            yield batch
         if not got:
             yield None
 

@@ -1,6 +1,7 @@
-"""Events from a ring buffer, decoded through a ctypes mirror that is
-checked against the object's BTF, plus the program's count of events that
-found the ring full."""
+"""Events from a ring buffer, read a batch at a time from the ring's mapped
+pages (bpflab.libbpf.ringmap) into numpy arrays laid out as a ctypes mirror
+that is checked against the object's BTF, plus the program's count of
+events that found the ring full."""
 from __future__ import annotations
 
 import collections
@@ -9,51 +10,63 @@ import time
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
-from bpflab.libbpf import BpfObject, RingBuffer
-from bpflab.libbpf.btf import LayoutMismatch, check_mirror
+import numpy as np
+
+from bpflab.libbpf import BpfObject
+from bpflab.libbpf.btf import check_mirror
+from bpflab.libbpf.ringmap import MappedRing
 from bpflab.loaders.base import Loader
 
 
 class EventStream:
-    HIGH_WATER = 4096  # decoded events held before the ring is left alone
+    """Every committed record leaves the ring as soon as it is read (the
+    ring is never left full because the reader is behind on decoding);
+    decoded events not handed out yet wait in order in `_pending`."""
 
     def __init__(self, obj: BpfObject, ring: str, drops: str, mirror: type[ctypes.Structure], c_name: str,
                  decode: Callable):
         check_mirror(obj.btf, c_name, mirror)  # a mismatch is loud, never garbage
         self._mirror, self._decode = mirror, decode
-        self._queue: collections.deque = collections.deque()
+        self._pending: collections.deque = collections.deque()
         self._drops = obj.map(drops).bind(ctypes.c_uint32, ctypes.c_uint64)
-        self._ring = RingBuffer(obj.map(ring), self._on_record)
+        self._ring = MappedRing(obj.map(ring), np.dtype(mirror))
 
-    def _on_record(self, raw: bytes) -> bool:
-        if len(raw) != ctypes.sizeof(self._mirror):
-            raise LayoutMismatch(f"ring record of {len(raw)} bytes, {self._mirror.__name__} is "
-                                 f"{ctypes.sizeof(self._mirror)}")
-        self._queue.append(self._decode(self._mirror.from_buffer_copy(raw)))
-        return len(self._queue) >= self.HIGH_WATER  # pause: let the reader catch up
+    def batches(self, timeout: float | None = None) -> Iterator[np.ndarray]:
+        """Records as they arrive, one numpy array (the mirror's layout) per
+        read; stops after `timeout` seconds without one (None: never)."""
+        last = time.monotonic()
+        while True:
+            batch = self._ring.read()
+            if len(batch):
+                yield batch
+                last = time.monotonic()
+                continue
+            if timeout is not None and time.monotonic() - last >= timeout:
+                return
+            self._ring.wait(0.1 if timeout is None else max(0.001, min(0.1, last + timeout - time.monotonic())))
+
+    def decoded(self, batch: np.ndarray) -> list:
+        """A batch as the loader's event objects, in order."""
+        raw, size = batch.tobytes(), batch.dtype.itemsize
+        return [self._decode(self._mirror.from_buffer_copy(raw, offset)) for offset in range(0, len(raw), size)]
 
     def events(self, timeout: float | None = None) -> Iterator:
         """Events as they arrive; stops after `timeout` seconds without one
-        (None: never)."""
-        last = time.monotonic()
-        while True:
-            while self._queue:
-                yield self._queue.popleft()
-                last = time.monotonic()
-            if timeout is not None and time.monotonic() - last >= timeout:
-                return
-            wait_ms = 100 if timeout is None else max(1, min(100, int((last + timeout - time.monotonic()) * 1000)))
-            self._ring.poll(wait_ms)
+        (None: never). Events a caller did not take stay for the next call."""
+        while self._pending:
+            yield self._pending.popleft()
+        for batch in self.batches(timeout):
+            self._pending.extend(self.decoded(batch))
+            while self._pending:
+                yield self._pending.popleft()
 
     def drain(self) -> list:
         """Every event already in the ring, without waiting."""
-        out = []
-        while True:
-            self._ring.consume()
-            out += self._queue
-            self._queue.clear()
-            if not self._ring.paused:
-                return out
+        out = list(self._pending)
+        self._pending.clear()
+        while len(batch := self._ring.read()):
+            out += self.decoded(batch)
+        return out
 
     def drops(self) -> int:
         """Events the program could not emit because the ring was full."""
@@ -92,6 +105,14 @@ class StreamingLoader(Loader):
     def events(self, timeout: float | None = None) -> Iterator:
         """Events as plain objects, as they arrive."""
         return self.stream.events(timeout)
+
+    def format_batch(self, records: np.ndarray, as_json: bool) -> list[str]:
+        """The lines (or JSON lines) a batch of records prints as; loaders
+        that stream fast override it with one that builds no event objects."""
+        import json
+
+        events = self.stream.decoded(records)
+        return [json.dumps(e.as_json()) for e in events] if as_json else [e.line() for e in events]
 
     def teardown(self) -> None:
         if self.stream is not None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import json
 import socket
 import sys
+
+import numpy as np
 
 from bpflab.libbpf import BpfObject
 from bpflab.loaders import cli
@@ -67,6 +70,80 @@ def decode(ev: PacketEvent) -> Event:
     )
 
 
+def _host_order(column: np.ndarray, big_endian: str) -> list[int]:
+    """A __be16/__be32 column (read as native integers) as host numbers."""
+    return np.ascontiguousarray(column).view(big_endian).tolist()
+
+
+def decode_columns(records: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch of packet_event records decoded whole: host-order numbers,
+    ports -1 where the event has none (Event's None), flags as booleans."""
+    flags = records["flags"]
+    ports = (flags & MTD_F_PORTS) != 0
+
+    def host(column, big_endian):
+        return np.ascontiguousarray(column).view(big_endian).astype(np.int64)
+
+    return {"proto": records["protocol"].astype(np.int64), "src": host(records["saddr"], ">u4"),
+            "sport": np.where(ports, host(records["sport"], ">u2"), -1), "dst": host(records["daddr"], ">u4"),
+            "dport": np.where(ports, host(records["dport"], ">u2"), -1), "len": records["len"].astype(np.int64),
+            "fragment": (flags & MTD_F_FRAGMENT) != 0, "l4_truncated": (flags & MTD_F_L4_TRUNCATED) != 0}
+
+
+class _Names:
+    """Dotted quads and protocol names, each formatted once: a capture sees
+    few distinct addresses, and a dict lookup is far cheaper than inet_ntoa."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self):
+        self.ips: dict[int, str] = {}
+        self.protos: dict[int, tuple[str, str]] = {}
+
+    def ip(self, host_order: int) -> str:
+        text = self.ips.get(host_order)
+        if text is None:
+            if len(self.ips) >= self.LIMIT:
+                self.ips.clear()
+            text = self.ips[host_order] = socket.inet_ntoa(host_order.to_bytes(4, "big"))
+        return text
+
+    def proto(self, number: int) -> tuple[str, str]:
+        """(name, name as a JSON string)."""
+        if number not in self.protos:
+            name = protocol_name(number)
+            self.protos[number] = (name, json.dumps(name))
+        return self.protos[number]
+
+
+def format_batch(records: np.ndarray, as_json: bool, names: _Names | None = None) -> list[str]:
+    """A batch of packet_event records as the lines Event.line() or
+    json.dumps(Event.as_json()) would print, without an object per event:
+    columns come out of numpy whole, and only the line is built per event."""
+    names = names or _Names()
+    flags = records["flags"].tolist()
+    rows = zip(records["protocol"].tolist(), _host_order(records["saddr"], ">u4"), _host_order(records["sport"], ">u2"),
+               _host_order(records["daddr"], ">u4"), _host_order(records["dport"], ">u2"), records["len"].tolist(),
+               flags, strict=True)
+    ip, proto = names.ip, names.proto
+    lines = []
+    append = lines.append
+    for number, saddr, sport, daddr, dport, length, flag in rows:
+        ports = flag & MTD_F_PORTS
+        name, name_json = proto(number)
+        if as_json:
+            append(f'{{"proto": {number}, "src": "{ip(saddr)}", "sport": {sport if ports else "null"}, '
+                   f'"dst": "{ip(daddr)}", "dport": {dport if ports else "null"}, "len": {length}, '
+                   f'"fragment": {"true" if flag & MTD_F_FRAGMENT else "false"}, '
+                   f'"l4_truncated": {"true" if flag & MTD_F_L4_TRUNCATED else "false"}, "proto_name": {name_json}}}')
+        else:
+            src, dst = (f"{ip(saddr)}:{sport}", f"{ip(daddr)}:{dport}") if ports else (ip(saddr), ip(daddr))
+            notes = ((" [fragment]" if flag & MTD_F_FRAGMENT else "")
+                     + (" [truncated L4 header]" if flag & MTD_F_L4_TRUNCATED else "")) if flag & (MTD_F_FRAGMENT | MTD_F_L4_TRUNCATED) else ""
+            append(f"{name} {src} -> {dst} len={length}{notes}")
+    return lines
+
+
 def ring_sizer(ring_bytes: int):
     def resize(obj: BpfObject) -> None:
         obj.map("mytcpdump_events").set_max_entries(ring_bytes)
@@ -87,6 +164,11 @@ class MyTcpdump(StreamingLoader):
 
     def configure(self, obj: BpfObject) -> None:
         ring_sizer(self.ring_bytes)(obj)
+
+    def format_batch(self, records: np.ndarray, as_json: bool) -> list[str]:
+        if not hasattr(self, "_names"):
+            self._names = _Names()
+        return format_batch(records, as_json, self._names)
 
 
 open_stream = MyTcpdump.stream_of

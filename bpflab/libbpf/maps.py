@@ -77,6 +77,16 @@ class Map:
         return m
 
     @property
+    def id(self) -> int:
+        """The kernel's id of the map (another process opens it by this)."""
+        info = bpf_map_info_head()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        ret = _lib.bpf_obj_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(size))
+        if ret < 0:
+            raise BpfError(-ret, f"cannot read map info of '{self.name}'")
+        return info.id
+
+    @property
     def fd(self) -> int:
         if self._fd < 0:
             raise BpfError(9, f"map '{self.name}' is not loaded or already closed")

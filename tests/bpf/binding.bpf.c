@@ -40,6 +40,14 @@ struct {
 	__uint(max_entries, 4096);
 } events SEC(".maps");
 
+/* Records the ring had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} events_lost SEC(".maps");
+
 SEC("xdp")
 int binding_prog(struct xdp_md *ctx)
 {
@@ -73,7 +81,16 @@ int binding_prog(struct xdp_md *ctx)
 		ev->first_word = 0;
 		if (data + 4 <= data_end)
 			ev->first_word = *(__u32 *)data;
-		bpf_ringbuf_submit(ev, 0);
+		/* Frames starting with 0xfe are discarded after their
+		 * reservation, so readers meet a discarded record. */
+		if (data + 1 <= data_end && *(__u8 *)data == 0xfe)
+			bpf_ringbuf_discard(ev, 0);
+		else
+			bpf_ringbuf_submit(ev, 0);
+	} else {
+		count = bpf_map_lookup_elem(&events_lost, &zero);
+		if (count)
+			__sync_fetch_and_add(count, 1);
 	}
 	/* Frames starting with 0xff are dropped, so tests see both verdicts. */
 	if (data + 1 <= data_end && *(__u8 *)data == 0xff)

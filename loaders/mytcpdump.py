@@ -22,7 +22,9 @@ from bpflab.loaders.events import StreamingLoader
 from bpflab.loaders.protocols import ip_str, protocol_name
 
 MTD_F_PORTS, MTD_F_FRAGMENT, MTD_F_L4_TRUNCATED = 1, 2, 4
-DEFAULT_RING_BYTES = 256 * 1024
+# 128k events: a burst of 20 ms at 6 Mpps fits while the reader sleeps
+# (a reader woken by a full ring has already lost events).
+DEFAULT_RING_BYTES = 4 << 20
 
 
 class PacketEvent(ctypes.Structure):

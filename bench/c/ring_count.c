@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The C reference for the ring consumer benchmark: libbpf's
  * ring_buffer__poll with a callback that only counts, on the ring map with
- * the given id, for the given seconds. Prints {"consumed": N, "seconds": S}.
+ * the given id, for the given seconds; or, with "drain", what is in the
+ * ring now, once (ring_buffer__consume). Prints {"consumed": N, "seconds": S}.
  *
  *     ring_count MAP_ID SECONDS
+ *     ring_count MAP_ID drain
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -40,7 +42,7 @@ int main(int argc, char **argv)
 	int fd, err;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: ring_count MAP_ID SECONDS\n");
+		fprintf(stderr, "usage: ring_count MAP_ID SECONDS|drain\n");
 		return 2;
 	}
 	fd = bpf_map_get_fd_by_id(atoi(argv[1]));
@@ -52,6 +54,16 @@ int main(int argc, char **argv)
 	if (!rb) {
 		fprintf(stderr, "ring_count: ring_buffer__new: %s\n", strerror(errno));
 		return 2;
+	}
+	if (!strcmp(argv[2], "drain")) {
+		start = now();
+		err = ring_buffer__consume(rb);
+		if (err < 0) {
+			fprintf(stderr, "ring_count: ring_buffer__consume: %s\n", strerror(-err));
+			return 1;
+		}
+		printf("{\"consumed\": %llu, \"seconds\": %.6f}\n", consumed, now() - start);
+		return 0;
 	}
 	seconds = atof(argv[2]);
 	/* Ready: the benchmark starts producing once it reads this line. */

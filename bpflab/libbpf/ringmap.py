@@ -102,7 +102,9 @@ class MappedRing:
                 break
             start = consumer & self._mask
             records = self._data[start:start + count * self.stride].view(self._record_dtype)
-            lengths = records["len"]
+            # One snapshot of the headers: a producer may commit a record
+            # between two reads of its header (BUSY, then not).
+            lengths = records["len"].copy()
             odd = np.flatnonzero(lengths != self.sample_bytes)
             good = count if odd.size == 0 else int(odd[0])
             if good:

@@ -182,17 +182,35 @@ def main(versions: list[str], pytest_args: list[str], jobs: int | None = None) -
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(lambda v: run_on(v, pytest_args, archive), versions))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    report = {"date": started.isoformat(timespec="seconds"), "host_kernel": os.uname().release, "jobs": jobs,
-              "emulated": not has_hardware_virt(), "pytest_args": pytest_args,
-              "seconds": round(time.monotonic() - wall, 1), "kernels": [r.as_json() for r in results]}
+    date = started.isoformat(timespec="seconds")
     out = RESULTS.parent / "kernel-matrix.json"
+    earlier = earlier_results(out, {r.version for r in results})
+    report = {"date": date, "host_kernel": os.uname().release, "jobs": jobs,
+              "emulated": not has_hardware_virt(), "pytest_args": pytest_args,
+              "seconds": round(time.monotonic() - wall, 1),
+              "kernels": earlier + [{**r.as_json(), "date": date} for r in results]}
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nkernel matrix ({jobs} at once, {report['seconds']:.0f} s in all; {shown(out)}):")
     for r in results:
         print("  " + r.line())
         for reason, n in r.skipped_reasons.items():
             print(f"      skipped {n}: {reason}")
+    for line in earlier:
+        print(f"  (kept from {line['date']}: {line['version']} {line['release']}, {line['passed']} passed, "
+              f"{line['skipped']} skipped, {line['failed'] + line['errors']} failed)")
     return max(r.status for r in results)
+
+
+def earlier_results(report: Path, rerun: set[str]) -> list[dict]:
+    """The kernels an earlier run wrote into the report and this one did not
+    run again, each with the date it ran: one kernel per invocation (a CI
+    job, a kernel run again after a fix) still adds up to one matrix."""
+    try:
+        kernels = json.loads(report.read_text()).get("kernels", [])
+    except (FileNotFoundError, ValueError):
+        return []
+    previous_date = json.loads(report.read_text()).get("date", "")
+    return [{**k, "date": k.get("date", previous_date)} for k in kernels if k.get("version") not in rerun]
 
 
 def split_kernels(args: list[str]) -> tuple[list[str], list[str]]:

@@ -135,6 +135,22 @@ def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, monkeypatch
     assert "host " in capsys.readouterr().out.split("kernel matrix (")[1]
 
 
+def test_kernels_of_earlier_runs_stay_in_the_json_until_run_again(tmp_path, monkeypatch):
+    import json
+
+    from bpflab.kernels import matrix
+
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
+    earlier = {"date": "2026-11-26T10:00:00+00:00", "kernels": [
+        {"version": "5.10", "release": "5.10.0-46-amd64", "passed": 236, "skipped": 52, "failed": 0, "errors": 0},
+        {"version": "host", "release": "old", "passed": 1, "skipped": 0, "failed": 5, "errors": 0}]}
+    (tmp_path / "kernel-matrix.json").write_text(json.dumps(earlier))
+    assert matrix.main(["host"], ["-q", "-p", "no:xdist", "tests/test_registry.py"], jobs=1) == 0
+    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+    assert [(k["version"], k["passed"], k["date"]) for k in report["kernels"]] == [
+        ("5.10", 236, "2026-11-26T10:00:00+00:00"), ("host", 2, report["date"])]
+
+
 def test_a_vm_runs_the_kernel_tests_unless_told_otherwise():
     from bpflab.kernels.matrix import vm_args
 

@@ -163,9 +163,15 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     wait_until(lambda: has_exited(server), timeout=5, what="the dead owner's server to die with it")
     assert not has_exited(escaped)
     swept = leftovers.sweep(owned_only=True)  # dead loader instances belong to tests running beside this one
-    removed = [Path(left.where).name for left in swept if left.kind in ("namespace", "pin directory")]
-    assert [left.where for left in swept if left.kind == "process" and left.owner == proc.pid] == [str(escaped)]
-    assert sorted(removed) == sorted([f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix])
+    # A dead owner's leftovers are anyone's to sweep: a child pytest session
+    # started by a test running beside this one sweeps at its start and may
+    # take some or all of them first (seen on 6.1 under emulation). What this
+    # sweep reports must be the dead owner's, and nothing of it may remain.
+    mine = [left for left in swept if left.owner == proc.pid]
+    removed = [Path(left.where).name for left in mine if left.kind in ("namespace", "pin directory")]
+    assert [left.where for left in mine if left.kind == "process"] in ([str(escaped)], [])
+    assert set(removed) <= {f"{prefix}-client", f"{prefix}-lb", f"{prefix}-backend", prefix}
+    assert len(mine) == len(removed) + len([m for m in mine if m.kind == "process"]), mine
     assert owned_entries(proc.pid) == []
     assert has_exited(escaped)  # killed and waited for, not merely signalled
     # This test's own lab, whose owner is alive, is untouched.

@@ -76,15 +76,19 @@ class Map:
         m._owns_fd = True
         return m
 
-    @property
-    def id(self) -> int:
-        """The kernel's id of the map (another process opens it by this)."""
+    def info(self) -> bpf_map_info_head:
+        """What the kernel says of the map now (its id, its size after any resize)."""
         info = bpf_map_info_head()
         size = ctypes.c_uint32(ctypes.sizeof(info))
         ret = _lib.bpf_obj_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(size))
         if ret < 0:
             raise BpfError(-ret, f"cannot read map info of '{self.name}'")
-        return info.id
+        return info
+
+    @property
+    def id(self) -> int:
+        """The kernel's id of the map (another process opens it by this)."""
+        return self.info().id
 
     @property
     def fd(self) -> int:

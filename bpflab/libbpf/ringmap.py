@@ -17,7 +17,6 @@ sample, padded to 8 bytes.
 """
 from __future__ import annotations
 
-import ctypes
 import mmap
 import select
 
@@ -25,8 +24,7 @@ import numpy as np
 
 from . import _lib
 from .btf import LayoutMismatch
-from .errors import BpfError
-from .maps import Map, bpf_map_info_head
+from .maps import Map
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -39,16 +37,6 @@ class RecordSizeMismatch(LayoutMismatch):
 
 def record_stride(sample_bytes: int) -> int:
     return (HEADER_BYTES + sample_bytes + 7) & ~7
-
-
-def ring_bytes(ring_map: Map) -> int:
-    """The data area's size as the kernel has it (after any resize)."""
-    info = bpf_map_info_head()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    ret = _lib.bpf_obj_get_info_by_fd(ring_map.fd, ctypes.byref(info), ctypes.byref(size))
-    if ret < 0:
-        raise BpfError(-ret, f"cannot read map info of '{ring_map.name}'")
-    return info.max_entries
 
 
 class MappedRing:
@@ -65,7 +53,7 @@ class MappedRing:
         self.name = ring_map.name
         self.sample_bytes = sample_dtype.itemsize
         self.stride = record_stride(self.sample_bytes)
-        self.size = ring_bytes(ring_map)
+        self.size = ring_map.info().max_entries  # the data area, as the kernel has it
         self._mask = self.size - 1
         page = mmap.PAGESIZE
         fd = ring_map.fd

@@ -21,7 +21,8 @@ from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.registry import PROGRAMS
-from bpflab.loaders.services import Service, ServiceTable
+from bpflab.loaders.service_table import DnatMaps, ServiceTable
+from bpflab.loaders.services import Service
 from bpflab.loaders.xdp_dnat import read_verdicts
 
 REPEAT = 200_000
@@ -46,9 +47,9 @@ def per_packet_ns(obj: BpfObject, program: str, frame: bytes, ctx=None, netns=No
 
 
 def add_services(obj: BpfObject) -> None:
-    table = ServiceTable(obj.map("services"), None)
-    table.add(Service(VIP, 80, "tcp", BACKEND_IP, 8080))
-    table.add(Service(BACKEND_IP, 8080, "tcp", BACKEND_IP, 8080))  # see the module docstring
+    table = ServiceTable(DnatMaps.of(obj))
+    table.add(Service.to(VIP, 80, "tcp", BACKEND_IP, 8080))
+    table.add(Service.to(BACKEND_IP, 8080, "tcp", BACKEND_IP, 8080))  # see the module docstring
 
 
 def check_redirects(obj: BpfObject, program: str, frame: bytes, ctx, lab) -> None:

@@ -2,13 +2,18 @@
 /* xdp_dnat: the kernel-side core of a Kubernetes Service.
  *
  * TCP/UDP packets to a service {VIP, port, protocol} get their destination
- * address and port rewritten to the service's backend, with the IPv4 and
- * TCP/UDP checksums updated incrementally. The egress interface and both
- * MAC addresses come from the kernel's routing and neighbour tables
- * (bpf_fib_lookup), never from constants. Everything else passes untouched.
+ * address and port rewritten to one of the service's backends, with the
+ * IPv4 and TCP/UDP checksums updated incrementally. A new flow's backend
+ * comes from the service's Maglev table (indexed by a hash of the 5-tuple);
+ * the flow is then pinned to it in an LRU connection map, so a later table
+ * change never moves it. The egress interface and both MAC addresses come
+ * from the kernel's routing and neighbour tables (bpf_fib_lookup), never
+ * from constants. Everything else passes untouched.
  */
 #include "parsing_helpers.h"
 #include "csum.h"
+#include "flow_hash.h"
+#include "btf_export.h"
 #include "xdp_dnat.h"
 
 #include <linux/pkt_cls.h>
@@ -16,22 +21,63 @@
 
 #define AF_INET 2
 #define MAX_SERVICES 1024
+#define MAX_BACKENDS 4096
+#define MAX_FLOWS 65536
 
+/* Without it the tables' struct would be a forward declaration in BTF,
+ * which libbpf cannot size. */
+BTF_EXPORT_STRUCT(maglev_table);
+
+/* The template of every service's table: one element, the whole table. */
+struct maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct maglev_table);
+};
+
+/* service -> its Maglev table. User space builds a new table in a new
+ * inner map and swaps it in with one update: a packet sees the old table
+ * or the new one, never a mix. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
 	__uint(max_entries, MAX_SERVICES);
 	__type(key, struct service_key);
-	__type(value, struct backend);
+	__array(values, struct maglev_inner);
 } services SEC(".maps");
 
-/* {backend, port, proto} -> the service it serves, for the return path;
- * the loader keeps it in step with `services`. */
+/* Backend slots, indexed by the numbers the tables hold. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_SERVICES);
-	__type(key, struct service_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend);
+} backends SEC(".maps");
+
+/* Packets sent to each backend slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} backend_packets SEC(".maps");
+
+/* client -> VIP flow -> its backend slot: established flows stay put. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+} dnat_flows SEC(".maps");
+
+/* backend -> client flow -> the service the client addressed: the return
+ * path is keyed by the connection, so one backend may serve many services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, struct flow_key);
 	__type(value, struct service_key);
-} service_by_backend SEC(".maps");
+} dnat_replies SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -77,6 +123,34 @@ static __always_inline void rewrite_destination(struct iphdr *iph, __sum16 *l4_c
 	*l4_dport = be->port;
 }
 
+/* The backend slot `id` if it still belongs to `svc` (a slot freed, or
+ * reused by another service, since a flow was pinned to it is no answer). */
+static __always_inline struct backend *live_backend(__u32 id, const struct service_key *svc)
+{
+	struct backend *be = bpf_map_lookup_elem(&backends, &id);
+
+	if (!be || !be->ip || be->service.vip != svc->vip || be->service.port != svc->port ||
+	    be->service.proto != svc->proto)
+		return NULL;
+	return be;
+}
+
+/* A new flow's backend slot from the service's Maglev table, or -1. */
+static __always_inline long maglev_pick(void *table_map, const struct flow_key *flow)
+{
+	struct maglev_table *table;
+	__u32 zero = 0, i;
+
+	table = bpf_map_lookup_elem(table_map, &zero);
+	if (!table || !table->size)
+		return -1;
+	i = flow_hash_3words(flow->saddr, flow->daddr, ((__u32)flow->sport << 16) | flow->dport, flow->proto) %
+	    table->size;
+	if (i >= MAGLEV_MAX_SIZE)
+		return -1;
+	return table->slot[i];
+}
+
 SEC("xdp")
 int xdp_dnat(struct xdp_md *ctx)
 {
@@ -84,16 +158,21 @@ int xdp_dnat(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
 	struct service_key key = {};
+	struct flow_key flow = {}, reply = {};
 	struct bpf_fib_lookup fib = {};
-	struct backend *be;
+	struct backend *be = NULL;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct tcphdr *tcp;
 	struct udphdr *udp;
+	void *table_map;
 	__sum16 *l4_check;
 	__be16 *l4_dport;
 	__be16 l4_sport;
-	int proto, rc;
+	__u32 *pinned, id;
+	__u64 *sent;
+	long picked;
+	int proto, rc, new_flow = 0;
 
 	proto = parse_ethhdr(&nh, data_end, &eth);
 	if (proto < 0)
@@ -129,9 +208,32 @@ int xdp_dnat(struct xdp_md *ctx)
 	key.vip = iph->daddr;
 	key.port = *l4_dport;
 	key.proto = proto;
-	be = bpf_map_lookup_elem(&services, &key);
-	if (!be)
+	table_map = bpf_map_lookup_elem(&services, &key);
+	if (!table_map)
 		return count(DNAT_NOT_SERVICE, XDP_PASS);
+
+	/* An established flow keeps its backend while the slot is live;
+	 * a new one (or one whose backend was removed) asks the table. */
+	flow.saddr = iph->saddr;
+	flow.daddr = iph->daddr;
+	flow.sport = l4_sport;
+	flow.dport = *l4_dport;
+	flow.proto = proto;
+	pinned = bpf_map_lookup_elem(&dnat_flows, &flow);
+	if (pinned) {
+		id = *pinned;
+		be = live_backend(id, &key);
+	}
+	if (!be) {
+		picked = maglev_pick(table_map, &flow);
+		if (picked < 0)
+			return count(DNAT_NO_BACKEND, XDP_DROP);
+		id = picked;
+		be = live_backend(id, &key);
+		if (!be)
+			return count(DNAT_NO_BACKEND, XDP_DROP);
+		new_flow = 1;
+	}
 
 	/* Route to the backend as the kernel would. */
 	fib.family = AF_INET;
@@ -147,7 +249,21 @@ int xdp_dnat(struct xdp_md *ctx)
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return count(DNAT_FIB_FAIL, XDP_PASS);
 
+	if (new_flow) {
+		/* Both directions of the connection, before the packet leaves:
+		 * the backend's first reply must find its way back. */
+		reply.saddr = be->ip;
+		reply.daddr = flow.saddr;
+		reply.sport = be->port;
+		reply.dport = flow.sport;
+		reply.proto = proto;
+		bpf_map_update_elem(&dnat_replies, &reply, &key, BPF_ANY);
+		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);
+	}
 	rewrite_destination(iph, l4_check, l4_dport, be, proto == IPPROTO_UDP);
+	sent = bpf_map_lookup_elem(&backend_packets, &id);
+	if (sent)
+		*sent += 1;
 	count(DNAT_REWRITTEN, 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		/* The stack forwards the rewritten packet and resolves ARP;
@@ -160,8 +276,8 @@ int xdp_dnat(struct xdp_md *ctx)
 }
 
 /* The return path, on the lb's backend-facing interfaces (tc ingress):
- * a reply from a backend gets the service's VIP and port back as its
- * source, and leaves through the interface clients reach the VIP on. The
+ * a reply of a connection the forward path opened gets the service's VIP
+ * and port back as its source, and leaves through the interface clients reach the VIP on. The
  * kernel's checksum helpers handle partial (offloaded) checksums too. */
 /* Enough for Ethernet, the largest IPv4 header and the largest TCP header. */
 #define MAX_HEADERS (ETH_HLEN + 60 + 60)
@@ -172,7 +288,7 @@ int dnat_return(struct __sk_buff *skb)
 	__u32 pull = skb->len < MAX_HEADERS ? skb->len : MAX_HEADERS;
 	void *data_end, *data;
 	struct hdr_cursor nh;
-	struct service_key key = {};
+	struct flow_key key = {};
 	struct service_key *svc;
 	struct dnat_config *cfg;
 	struct ethhdr *eth;
@@ -200,14 +316,16 @@ int dnat_return(struct __sk_buff *skb)
 	if (proto == IPPROTO_TCP) {
 		if (parse_tcphdr(&nh, data_end, iph, &tcp) < 0)
 			return TC_ACT_OK;
-		key.port = tcp->source;
+		key.sport = tcp->source;
+		key.dport = tcp->dest;
 		sport_off = (void *)&tcp->source - data;
 		check_off = (void *)&tcp->check - data;
 		l4_flags = 0;
 	} else {
 		if (parse_udphdr(&nh, data_end, iph, &udp) < 0)
 			return TC_ACT_OK;
-		key.port = udp->source;
+		key.sport = udp->source;
+		key.dport = udp->dest;
 		sport_off = (void *)&udp->source - data;
 		check_off = (void *)&udp->check - data;
 		/* leave a "no checksum" 0 alone; a computed 0 becomes 0xFFFF */
@@ -217,17 +335,19 @@ int dnat_return(struct __sk_buff *skb)
 		if (!udp->check)
 			port_store_flags = BPF_F_RECOMPUTE_CSUM;
 	}
-	key.vip = iph->saddr;
+	key.saddr = iph->saddr;
+	key.daddr = iph->daddr;
 	key.proto = proto;
-	svc = bpf_map_lookup_elem(&service_by_backend, &key);
+	/* Only replies of connections the forward path opened. */
+	svc = bpf_map_lookup_elem(&dnat_replies, &key);
 	if (!svc)
 		return TC_ACT_OK;
 	cfg = bpf_map_lookup_elem(&dnat_config, &zero);
 	if (!cfg || !cfg->service_ifindex)
 		return TC_ACT_OK;
 
-	old_ip = key.vip;
-	old_port = key.port;
+	old_ip = key.saddr;
+	old_port = key.sport;
 	/* Helpers may move packet data: from here on only offsets are used. */
 	if (bpf_l4_csum_replace(skb, check_off, old_ip, svc->vip, l4_flags | BPF_F_PSEUDO_HDR | 4) ||
 	    bpf_l4_csum_replace(skb, check_off, old_port, svc->port, l4_flags | 2) ||

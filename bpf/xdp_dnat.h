@@ -5,6 +5,11 @@
 
 #include <linux/types.h>
 
+/* The largest Maglev table (a prime; the paper's and Katran's size). A
+ * service's table may be any prime up to this; the loader's default is
+ * 16381, Cilium's. */
+#define MAGLEV_MAX_SIZE 65537
+
 /* A service: the VIP, port and protocol clients address. */
 struct service_key {
 	__be32 vip;
@@ -13,16 +18,40 @@ struct service_key {
 	__u8 pad;   /* explicit and always zero: the map hashes every byte */
 };
 
-/* Where a service's traffic goes. */
+/* A backend slot (index of the backends array): one endpoint of one
+ * service. ip 0 marks a free slot; weight 0 a draining endpoint (kept for
+ * its flows, out of the table for new ones). */
 struct backend {
 	__be32 ip;
 	__be16 port;
-	__u8 pad[2];
+	__u16 weight;
+	struct service_key service; /* the service the slot belongs to */
 };
 
-/* The return path's settings, written by the loader (one entry). */
+/* A service's Maglev lookup table: entry i holds the backend slot that
+ * flows hashing to i go to. One element of a one-element array, swapped
+ * whole through the services map-in-map, so a packet never sees half of
+ * a rebuild. */
+struct maglev_table {
+	__u32 size;     /* a prime <= MAGLEV_MAX_SIZE; 0: no backend to choose */
+	__u32 backends; /* how many backend slots the table spreads over */
+	__u16 slot[MAGLEV_MAX_SIZE];
+};
+
+/* A connection in one direction, as its packets carry it. */
+struct flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3]; /* always zero */
+};
+
+/* The instance's settings, written by the loader (one entry). */
 struct dnat_config {
 	__u32 service_ifindex; /* where clients reach the VIP: replies leave here */
+	__u32 maglev_size;     /* tables' size, for `service` changes on a running instance */
 };
 
 /* Per-verdict packet counters (indexes of the dnat_verdicts per-CPU array). */
@@ -35,6 +64,7 @@ enum dnat_verdict {
 	DNAT_FIB_NO_NEIGH,   /* rewritten but no neighbour entry yet: passed to the stack so ARP resolves */
 	DNAT_FIB_FAIL,       /* no usable route to the backend: passed untouched */
 	DNAT_REPLY_REWRITTEN,/* return path: a backend's reply rewritten back to the VIP */
+	DNAT_NO_BACKEND,     /* a service without a ready backend: dropped */
 	DNAT_VERDICT_MAX,
 };
 

@@ -1,19 +1,20 @@
-"""xdp_dnat's services: the spec people write, the ctypes mirrors of the
-map's key and value, and the table operations on a (pinned) map."""
+"""xdp_dnat's services: the specs people write and the ctypes mirrors of the
+maps' keys and values (bpf/xdp_dnat.h). The table operations on the maps
+are in loaders/service_table.py."""
 from __future__ import annotations
 
 import ctypes
 import dataclasses
-import errno
 import ipaddress
 import socket
 
-from bpflab.libbpf import BpfError, Map
-from bpflab.loaders.protocols import ip_be32, ip_str
+from bpflab.loaders.maglev import MAX_SIZE as MAGLEV_MAX_SIZE
+from bpflab.loaders.protocols import ip_be32
 
 PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 PROTO_NAMES = {v: k for k, v in PROTOS.items()}
 DEFAULT_SERVICE = "10.96.0.10:80/tcp=10.244.1.5:8080"
+MAX_WEIGHT = 65535  # struct backend's __u16
 
 
 class ServiceKey(ctypes.Structure):
@@ -22,14 +23,45 @@ class ServiceKey(ctypes.Structure):
     _fields_ = [("vip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8)]
 
 
-class Backend(ctypes.Structure):
-    """Mirror of struct backend."""
+class BackendSlot(ctypes.Structure):
+    """Mirror of struct backend: one endpoint of one service."""
 
-    _fields_ = [("ip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("pad", ctypes.c_uint8 * 2)]
+    _fields_ = [("ip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("weight", ctypes.c_uint16),
+                ("service", ServiceKey)]
+
+
+class MaglevTable(ctypes.Structure):
+    """Mirror of struct maglev_table."""
+
+    _fields_ = [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32), ("slot", ctypes.c_uint16 * MAGLEV_MAX_SIZE)]
+
+
+class FlowKey(ctypes.Structure):
+    """Mirror of struct flow_key: one direction of a connection."""
+
+    _fields_ = [("saddr", ctypes.c_uint32), ("daddr", ctypes.c_uint32), ("sport", ctypes.c_uint16),
+                ("dport", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3)]
 
 
 class SpecError(ValueError):
     """A service spec a person wrote is wrong; the message says how."""
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Endpoint:
+    """A backend of a service: where its traffic may go, and its weight."""
+
+    ip: str
+    port: int
+    weight: int = 1  # 0: draining (keeps its flows, gets no new ones)
+
+    @property
+    def name(self) -> str:
+        """What the Maglev permutation hashes: the same on every load balancer."""
+        return f"{self.ip}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.name if self.weight == 1 else f"{self.name}@{self.weight}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,28 +69,45 @@ class Service:
     vip: str
     port: int
     proto: str  # "tcp" or "udp"
-    backend_ip: str
-    backend_port: int
+    backends: tuple[Endpoint, ...]
+
+    @classmethod
+    def to(cls, vip: str, port: int, proto: str, backend_ip: str, backend_port: int) -> Service:
+        """A service with one backend (the original xdp_dnat's)."""
+        return cls(vip, port, proto, (Endpoint(backend_ip, backend_port),))
 
     def key(self) -> ServiceKey:
-        return ServiceKey(ip_be32(self.vip), socket.htons(self.port), PROTOS[self.proto])
-
-    def backend(self) -> Backend:
-        return Backend(ip_be32(self.backend_ip), socket.htons(self.backend_port))
-
-    def reverse_key(self) -> ServiceKey:
-        """The reverse map's key: replies come from {backend, port, proto}."""
-        return ServiceKey(ip_be32(self.backend_ip), socket.htons(self.backend_port), PROTOS[self.proto])
+        return service_key(self.vip, self.port, self.proto)
 
     @property
     def frontend(self) -> str:
         return f"{self.vip}:{self.port}/{self.proto}"
 
+    @property
+    def backend(self) -> Endpoint:
+        """The only backend of a one-backend service."""
+        if len(self.backends) != 1:
+            raise ValueError(f"{self.frontend} has {len(self.backends)} backends, not one")
+        return self.backends[0]
+
+    @property
+    def backend_ip(self) -> str:
+        return self.backend.ip
+
+    @property
+    def backend_port(self) -> int:
+        return self.backend.port
+
     def __str__(self) -> str:
-        return f"{self.frontend}={self.backend_ip}:{self.backend_port}"
+        return f"{self.frontend}=" + ",".join(str(b) for b in self.backends)
 
     def as_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"vip": self.vip, "port": self.port, "proto": self.proto,
+                "backends": [dataclasses.asdict(b) for b in self.backends]}
+
+
+def service_key(vip: str, port: int, proto: str) -> ServiceKey:
+    return ServiceKey(ip_be32(vip), socket.htons(port), PROTOS[proto])
 
 
 def _address(text: str, what: str, spec: str) -> str:
@@ -91,70 +140,33 @@ def parse_frontend(text: str, spec: str | None = None) -> tuple[str, int, str]:
     return _address(addr, "service", spec), _port(port, "service", spec), proto.lower()
 
 
+def parse_endpoint(text: str, spec: str | None = None) -> Endpoint:
+    """BACKEND:PORT or BACKEND:PORT@WEIGHT."""
+    spec = spec or text
+    addr_port, at, weight_text = text.partition("@")
+    addr, colon, port = addr_port.rpartition(":")
+    if not colon:
+        raise SpecError(f"missing backend port in '{spec}' (want BACKEND:PORT[@WEIGHT])")
+    weight = 1
+    if at:
+        if not weight_text.isdigit() or not 1 <= int(weight_text) <= MAX_WEIGHT:
+            raise SpecError(f"invalid weight '{weight_text}' in '{spec}' (want 1-{MAX_WEIGHT})")
+        weight = int(weight_text)
+    return Endpoint(_address(addr, "backend", spec), _port(port, "backend", spec), weight)
+
+
 def parse_service(spec: str) -> Service:
-    """VIP:PORT/PROTO=BACKEND:PORT, e.g. 10.96.0.10:80/tcp=10.244.1.5:8080."""
+    """VIP:PORT/PROTO=B1:P1[@W1],B2:P2[@W2],..., e.g.
+    10.96.0.10:80/tcp=10.244.1.5:8080,10.244.2.5:8080@2."""
     front, eq, back = spec.partition("=")
     if not eq:
-        raise SpecError(f"malformed service '{spec}' (want VIP:PORT/PROTO=BACKEND:PORT)")
+        raise SpecError(f"malformed service '{spec}' (want VIP:PORT/PROTO=BACKEND:PORT[,BACKEND:PORT...])")
     vip, port, proto = parse_frontend(front, spec)
-    addr, colon, bport = back.rpartition(":")
-    if not colon:
-        raise SpecError(f"missing backend port in '{spec}' (want BACKEND:PORT after '=')")
-    return Service(vip, port, proto, _address(addr, "backend", spec), _port(bport, "backend", spec))
-
-
-class ServiceTable:
-    """The services of one xdp_dnat instance. Every change goes through here
-    so that the reverse map of the return path stays in step: it maps
-    {backend, port, proto} back to the service, so a backend serves one
-    service at a time."""
-
-    def __init__(self, services: Map, reverse: Map | None = None):
-        self.services = services.bind(ServiceKey, Backend)
-        self.reverse = reverse.bind(ServiceKey, ServiceKey) if reverse is not None else None
-
-    def _service_of_backend(self, service: Service) -> str | None:
-        if self.reverse is None:
-            return None
-        front = self.reverse.lookup(service.reverse_key())
-        if front is None or bytes(front) == bytes(service.key()):
-            return None
-        return f"{ip_str(front.vip)}:{socket.ntohs(front.port)}/{service.proto}"
-
-    def add(self, service: Service) -> None:
-        taken = self._service_of_backend(service)
-        if taken:
-            raise SpecError(f"backend {service.backend_ip}:{service.backend_port}/{service.proto} already serves {taken}")
-        key = service.key()
-        old = self.lookup(service.vip, service.port, service.proto)
-        try:
-            self.services.update(key, service.backend())
-        except BpfError as exc:
-            if exc.errno == errno.E2BIG:
-                raise BpfError(errno.E2BIG, f"service map is full ({self.services.max_entries} services)") from None
-            raise
-        if self.reverse is not None:
-            if old is not None and bytes(old.reverse_key()) != bytes(service.reverse_key()):
-                self.reverse.delete(old.reverse_key())
-            self.reverse.update(service.reverse_key(), key)
-
-    def lookup(self, vip: str, port: int, proto: str) -> Service | None:
-        b = self.services.lookup(ServiceKey(ip_be32(vip), socket.htons(port), PROTOS[proto]))
-        return None if b is None else Service(vip, port, proto, ip_str(b.ip), socket.ntohs(b.port))
-
-    def delete(self, vip: str, port: int, proto: str) -> bool:
-        old = self.lookup(vip, port, proto)
-        if old is None:
-            return False
-        self.services.delete(old.key())
-        if self.reverse is not None:
-            self.reverse.delete(old.reverse_key())
-        return True
-
-    def list(self) -> list[Service]:
-        rows = [
-            Service(ip_str(k.vip), socket.ntohs(k.port), PROTO_NAMES.get(k.proto, str(k.proto)), ip_str(b.ip),
-                    socket.ntohs(b.port))
-            for k, b in self.services.items()
-        ]
-        return sorted(rows, key=lambda s: (socket.inet_aton(s.vip), s.port, s.proto))
+    if not back:
+        raise SpecError(f"no backend in '{spec}' (want BACKEND:PORT after '=')")
+    backends = tuple(parse_endpoint(part, spec) for part in back.split(","))
+    names = [b.name for b in backends]
+    for name in names:
+        if names.count(name) > 1:
+            raise SpecError(f"backend {name} twice in '{spec}'")
+    return Service(vip, port, proto, backends)

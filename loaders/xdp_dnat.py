@@ -1,16 +1,22 @@
 """xdp_dnat: a Service load balancer (XDP forward path + tc return path).
 
     python -m bpflab.loaders.xdp_dnat IFACE [--netns NS] [--mode native|generic]
-                               [--service VIP:PORT/PROTO=BACKEND:PORT ...] [--no-return-path]
+                               [--service VIP:PORT/PROTO=B1:P1[@W],B2:P2[@W],... ...]
+                               [--maglev-size M] [--max-flows N] [--no-return-path]
     python -m bpflab.loaders.xdp_dnat service add  IFACE [--netns NS] SPEC...
     python -m bpflab.loaders.xdp_dnat service del  IFACE [--netns NS] VIP:PORT/PROTO...
     python -m bpflab.loaders.xdp_dnat service list IFACE [--netns NS] [--json]
+    python -m bpflab.loaders.xdp_dnat backend add  IFACE [--netns NS] VIP:PORT/PROTO B:P[@W]...
+    python -m bpflab.loaders.xdp_dnat backend del  IFACE [--netns NS] VIP:PORT/PROTO B:P...
+    python -m bpflab.loaders.xdp_dnat apply        IFACE [--netns NS] -f FILE [--json]
     python -m bpflab.loaders.xdp_dnat stats        IFACE [--netns NS] [--json]
 
 Without --service the original's 10.96.0.10:80/tcp=10.244.1.5:8080 is
-installed. The return path (replies from backends back to the VIP) goes on
-the interfaces of the namespace that lead to the backends, found from the
-kernel's routes, and follows services added later.
+installed. A new flow's backend comes from the service's Maglev table; the
+flow then keeps it (an LRU connection map) until the backend is removed.
+The return path (replies from backends back to the VIP) goes on the
+interfaces of the namespace that lead to the backends, found from the
+kernel's routes, and follows backends added later.
 """
 from __future__ import annotations
 
@@ -23,20 +29,24 @@ from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
-from bpflab.loaders import cli
+from bpflab.loaders import cli, maglev
 from bpflab.loaders.base import Loader
 from bpflab.loaders.interfaces import TcAttachment
-from bpflab.loaders.services import DEFAULT_SERVICE, Backend, ServiceKey, ServiceTable, parse_frontend, parse_service
+from bpflab.loaders.service_table import MAP_NAMES, DnatConfig, DnatMaps, ServiceTable
+from bpflab.loaders.services import (
+    DEFAULT_SERVICE,
+    BackendSlot,
+    FlowKey,
+    MaglevTable,
+    ServiceKey,
+    parse_endpoint,
+    parse_frontend,
+    parse_service,
+)
 
 VERDICTS = ("rewritten", "redirected", "not_service", "malformed", "fragment", "fib_no_neigh", "fib_fail",
-            "reply_rewritten")
-PINNED_MAPS = ("services", "service_by_backend", "dnat_verdicts")
-
-
-class DnatConfig(ctypes.Structure):
-    """Mirror of struct dnat_config (bpf/xdp_dnat.h)."""
-
-    _fields_ = [("service_ifindex", ctypes.c_uint32)]
+            "reply_rewritten", "no_backend")
+PINNED_MAPS = MAP_NAMES + ("dnat_verdicts",)
 
 
 def read_verdicts(verdict_map: Map) -> dict[str, int]:
@@ -46,9 +56,10 @@ def read_verdicts(verdict_map: Map) -> dict[str, int]:
 
 def check_mirrors(obj: BpfObject) -> None:
     btf = obj.btf
-    check_mirror(btf, "service_key", ServiceKey)
-    check_mirror(btf, "backend", Backend)
-    check_mirror(btf, "dnat_config", DnatConfig)
+    for name, mirror in (("service_key", ServiceKey), ("backend", BackendSlot), ("maglev_table", MaglevTable),
+                         ("flow_key", FlowKey), ("dnat_config", DnatConfig)):
+        check_mirror(btf, name, mirror)
+
     if obj.map("dnat_verdicts").max_entries != len(VERDICTS):
         raise TypeError(f"dnat_verdicts has {obj.map('dnat_verdicts').max_entries} entries, the loader knows "
                         f"{len(VERDICTS)} verdicts: rebuild (make xdp_dnat)")
@@ -75,8 +86,12 @@ class XdpDnat(Loader):
     name = "xdp_dnat"
 
     def __init__(self, iface: str, *, netns: str | None = None, services: list | tuple = (DEFAULT_SERVICE,),
-                 return_path: bool = True, max_services: int | None = None, **kwargs):
-        self.services, self.return_path, self.max_services = list(services), return_path, max_services
+                 return_path: bool = True, max_services: int | None = None, max_backends: int | None = None,
+                 max_flows: int | None = None, maglev_size: int = maglev.DEFAULT_SIZE, **kwargs):
+        self.services, self.return_path = list(services), return_path
+        self.sizes = {"services": max_services, "backends": max_backends, "backend_packets": max_backends,
+                      "dnat_flows": max_flows, "dnat_replies": max_flows}
+        self.maglev_size = maglev.check_size(maglev_size)
         self.instance: Instance | None = None
         self.return_links: dict[str, TcAttachment] = {}
         super().__init__(iface, netns=netns, **kwargs)
@@ -84,28 +99,31 @@ class XdpDnat(Loader):
     def configure(self, obj: BpfObject) -> None:
         # One instance per interface: a second one fails before loading.
         self.instance = Instance("xdp_dnat", self.iface, self.netns)
-        if self.max_services:
-            for name in ("services", "service_by_backend"):
-                obj.map(name).set_max_entries(self.max_services)
+        for name, size in self.sizes.items():
+            if size:
+                obj.map(name).set_max_entries(size)
 
     def setup(self, obj: BpfObject) -> None:
         check_mirrors(obj)
         for name in PINNED_MAPS:
             obj.map(name).pin(self.instance.pin_path(name))
-        self.table = ServiceTable(obj.map("services"), obj.map("service_by_backend"))
+        obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(0, DnatConfig(0, self.maglev_size))
+        self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size)
         for spec in self.services:
             self.table.add(spec if not isinstance(spec, str) else parse_service(spec))
 
     def attached(self) -> None:
         config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
-        config.update(0, DnatConfig(self.ifindex))  # replies leave where clients reach the VIP
+        # replies leave where clients reach the VIP
+        config.update(0, DnatConfig(self.ifindex, self.maglev_size))
         if self.return_path:
             self.refresh_return_path()
 
     def refresh_return_path(self) -> list[str]:
         """Attach the return path to interfaces towards backends it does not
         cover yet; returns the interfaces newly attached."""
-        wanted = interfaces_towards(sorted({s.backend_ip for s in self.table.list()}), self.netns)
+        ips = {b.ip for s in self.table.list() for b in s.backends}
+        wanted = interfaces_towards(sorted(ips), self.netns)
         added = []
         for ifname in sorted(wanted - set(self.return_links)):
             prog = self.obj.program("dnat_return")
@@ -129,13 +147,22 @@ def format_verdicts(v: dict[str, int]) -> str:
     return " ".join(f"{k}={n}" for k, n in v.items())
 
 
+def format_state(state) -> str:
+    """One line per service: its backends, each with its weight (when not 1)
+    and the packets it was sent."""
+    backends = ", ".join(f"{b.endpoint}{' draining' if b.endpoint.weight == 0 else ''} ({b.packets} packets)"
+                         for b in state.backends)
+    return f"{state.service.frontend} -> {backends}" + ("" if state.table_size else "  [no ready backend: dropped]")
+
+
 def run(args) -> int:
     cli.require_root()
     cli.require_object(args.object)
     services = [parse_service(s) for s in (args.service or [DEFAULT_SERVICE])]
     with XdpDnat(args.iface, netns=args.netns, mode=args.mode, services=services,
                  return_path=not args.no_return_path, obj=args.object, force=args.force,
-                 max_services=args.max_services) as dnat:
+                 max_services=args.max_services, max_backends=args.max_backends, max_flows=args.max_flows,
+                 maglev_size=args.maglev_size) as dnat:
         cli.say_attached(dnat)
         if dnat.instance.stale:
             cli.say("xdp_dnat", "removed the pins of an earlier instance that died")
@@ -143,10 +170,11 @@ def run(args) -> int:
             cli.say("xdp_dnat", f"return path on {ifname} ({link.kind})")
         if args.no_return_path:
             cli.say("xdp_dnat", "no return path (--no-return-path)")
-        cli.say("xdp_dnat", "services:\n" + "\n".join(f"  {s.frontend} -> {s.backend_ip}:{s.backend_port}"
-                                                        for s in dnat.table.list()))
+        cli.say("xdp_dnat", f"services (Maglev tables of {dnat.maglev_size} entries):\n" + "\n".join(
+            "  " + format_state(state) for state in dnat.table.states()))
         ns = f" --netns {args.netns}" if args.netns else ""
-        cli.say("xdp_dnat", f"change them with: python -m bpflab.loaders.xdp_dnat service add|del|list {args.iface}{ns}")
+        cli.say("xdp_dnat", f"change them with: python -m bpflab.loaders.xdp_dnat service|backend|apply ... "
+                            f"{args.iface}{ns}")
         last = None
         try:
             while True:
@@ -165,10 +193,38 @@ def run(args) -> int:
     return 0
 
 
-def open_table(args) -> tuple[ServiceTable, list[Map]]:
-    pin_dir = running_pin_dir("xdp_dnat", args.iface, args.netns)
-    maps = [Map.from_pin(pin_dir / name) for name in ("services", "service_by_backend")]
-    return ServiceTable(*maps), maps
+def open_table(args) -> ServiceTable:
+    return ServiceTable(DnatMaps.pinned(running_pin_dir("xdp_dnat", args.iface, args.netns)))
+
+
+def service_command(args, table: ServiceTable) -> None:
+    if args.action == "add":
+        for s in args.parsed:
+            table.set(s)
+            print(f"added {s}")
+    elif args.action == "del":
+        for vip, port, proto in args.parsed:
+            if not table.delete(vip, port, proto):
+                raise cli.UsageError(f"no service {vip}:{port}/{proto}")
+            print(f"deleted {vip}:{port}/{proto}")
+    else:
+        states = table.states()
+        if args.json:
+            print(json.dumps([st.as_json() for st in states]))
+        else:
+            for st in states:
+                print(format_state(st))
+
+
+def backend_command(args, table: ServiceTable) -> None:
+    vip, port, proto = args.frontend
+    for ep in args.parsed:
+        if args.action == "add":
+            table.add_backend(vip, port, proto, ep)
+            print(f"added backend {ep} to {vip}:{port}/{proto}")
+        else:
+            table.delete_backend(vip, port, proto, ep.ip, ep.port)
+            print(f"deleted backend {ep.name} from {vip}:{port}/{proto}")
 
 
 def manage(args) -> int:
@@ -178,63 +234,94 @@ def manage(args) -> int:
             v = read_verdicts(m)
         print(json.dumps(v) if args.json else format_verdicts(v))
         return 0
-    if args.action == "add":
-        new = [parse_service(s) for s in args.specs]  # all valid, or nothing changes
-    elif args.action == "del":
-        gone = [parse_frontend(s) for s in args.specs]
-    table, maps = open_table(args)
+    if args.command == "apply":
+        from bpflab.loaders import kube  # YAML parsing only here
+
+        desired = kube.load_services(args.file)  # every object valid, or nothing changes
+    table = open_table(args)
     try:
-        if args.action == "add":
-            for s in new:
-                table.add(s)
-                print(f"added {s}")
-        elif args.action == "del":
-            for vip, port, proto in gone:
-                if not table.delete(vip, port, proto):
-                    raise cli.UsageError(f"no service {vip}:{port}/{proto}")
-                print(f"deleted {vip}:{port}/{proto}")
+        if args.command == "service":
+            service_command(args, table)
+        elif args.command == "backend":
+            backend_command(args, table)
         else:
-            rows = table.list()
-            if args.json:
-                print(json.dumps([s.as_json() for s in rows]))
-            else:
-                for s in rows:
-                    print(f"{s.frontend} -> {s.backend_ip}:{s.backend_port}")
+            report = kube.apply(table, desired)
+            print(json.dumps(report.as_json()) if args.json else report.text())
     finally:
-        for m in maps:
-            m.close()
+        table.maps.close()
     return 0
 
 
+def _parse_specs(args, p) -> None:
+    """Every argument parsed before anything changes."""
+    if args.command == "service":
+        if args.action in ("add", "del") and not args.specs:
+            p.error(f"service {args.action} needs at least one service")
+        args.parsed = ([parse_service(s) for s in args.specs] if args.action == "add"
+                       else [parse_frontend(s) for s in args.specs])
+    elif args.command == "backend":
+        if len(args.specs) < 2:
+            p.error(f"backend {args.action} needs VIP:PORT/PROTO and at least one BACKEND:PORT")
+        args.frontend = parse_frontend(args.specs[0])
+        args.parsed = [parse_endpoint(s) for s in args.specs[1:]]
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] in (["service"], ["stats"]):
+    if argv[:1] in (["service"], ["backend"], ["stats"], ["apply"]):
         command = argv[0]
-        p = cli.parser(f"xdp_dnat {command}", "Change or show a running xdp_dnat instance.")
+        p = cli.parser(f"xdp_dnat {command}", {
+            "service": "Add, delete or list the services of a running xdp_dnat instance.",
+            "backend": "Add or delete backends of a service of a running xdp_dnat instance.",
+            "stats": "Show a running xdp_dnat instance's verdict counters.",
+            "apply": "Make a running instance's services match Kubernetes Services and EndpointSlices "
+                     "(kubectl get services,endpointslices -o json, or YAML).",
+        }[command])
         if command == "service":
             p.add_argument("action", choices=("add", "del", "list"))
+        elif command == "backend":
+            p.add_argument("action", choices=("add", "del"))
         p.add_argument("iface", metavar="IFACE")
         p.add_argument("--netns", metavar="NS")
         p.add_argument("--json", action="store_true")
-        if command == "service":
+        if command == "apply":
+            p.add_argument("-f", "--file", required=True, metavar="FILE", help="JSON or YAML; - for stdin")
+        if command in ("service", "backend"):
             p.add_argument("specs", nargs="*", metavar="SPEC")
         args = p.parse_intermixed_args(argv[1:])
         args.command = command
-        if command == "service" and args.action in ("add", "del") and not args.specs:
-            p.error(f"service {args.action} needs at least one service")
+        _parse_specs(args, p)
         return manage(args)
-    p = cli.parser("xdp_dnat", "Rewrite traffic to service VIPs towards their backends.")
+    p = cli.parser("xdp_dnat", "Balance traffic to service VIPs over their backends (Maglev, flows pinned).")
     cli.add_interface_args(p, "xdp_dnat")
-    p.add_argument("--service", action="append", metavar="VIP:PORT/PROTO=BACKEND:PORT",
-                   help=f"a service (repeatable; default {DEFAULT_SERVICE})")
+    p.add_argument("--service", action="append", metavar="VIP:PORT/PROTO=B:P[@W],...",
+                   help=f"a service and its backends (repeatable; default {DEFAULT_SERVICE})")
     p.add_argument("--no-return-path", action="store_true", help="attach the XDP side only")
     p.add_argument("--interval", type=cli.positive_float, default=5.0, metavar="S",
                    help="seconds between verdict counter reports (default 5)")
     p.add_argument("--max-services", type=cli.positive_int, metavar="N",
                    help="size of the service map (default 1024)")
+    p.add_argument("--max-backends", type=cli.positive_int, metavar="N",
+                   help="backend slots over all services (default 4096, at most 65536)")
+    p.add_argument("--max-flows", type=cli.positive_int, metavar="N",
+                   help="connections remembered (LRU, each direction; default 65536)")
+    p.add_argument("--maglev-size", type=maglev_size, default=maglev.DEFAULT_SIZE, metavar="M",
+                   help=f"entries of each service's Maglev table, a prime (default {maglev.DEFAULT_SIZE}, "
+                        f"at most {maglev.MAX_SIZE})")
     args = p.parse_args(argv)
+    if args.max_backends and args.max_backends > 65536:
+        p.error(f"--max-backends {args.max_backends} is above 65536 (tables hold 16-bit slots)")
     for spec in args.service or []:
         parse_service(spec)  # a bad spec fails before anything is loaded
     return run(args)
+
+
+def maglev_size(text: str) -> int:
+    import argparse
+
+    try:
+        return maglev.check_size(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if text.lstrip("-").isdigit() else f"not a number: '{text}'") from None
 
 
 if __name__ == "__main__":

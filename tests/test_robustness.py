@@ -1,5 +1,6 @@
 """Faults and bad input through the real command lines: one clear line,
 exit status 2 (1 when the interface vanishes), nothing left attached."""
+import json
 import signal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from bpflab.host.instances import PIN_ROOT
 from bpflab.host.netns import entered
 from bpflab.host.waits import patience, read_line, wait_until
 from bpflab.lab.frames import towards_peer
+from bpflab.lab.topology import VIP
 from bpflab.libbpf import BpfObject
 from bpflab.libbpf.xdp import attach_legacy
 from bpflab.loaders.interfaces import query as xdp_query
@@ -70,7 +72,11 @@ def test_not_root(shared_pair, loader):
 
 
 SPEC_ERRORS = [
-    ("10.96.0.10:80/tcp", "malformed service '10.96.0.10:80/tcp' (want VIP:PORT/PROTO=BACKEND:PORT)"),
+    ("10.96.0.10:80/tcp", "malformed service '10.96.0.10:80/tcp' (want VIP:PORT/PROTO=BACKEND:PORT[,BACKEND:PORT...])"),
+    ("10.96.0.10:80/tcp=", "no backend in '10.96.0.10:80/tcp='"),
+    ("10.96.0.10:80/tcp=10.244.1.5:80,10.244.1.5:80", "backend 10.244.1.5:80 twice in"),
+    ("10.96.0.10:80/tcp=10.244.1.5:80@0", "invalid weight '0' in '10.96.0.10:80/tcp=10.244.1.5:80@0' (want 1-65535)"),
+    ("10.96.0.10:80/tcp=10.244.1.5:80@x", "invalid weight 'x'"),
     ("10.96.0.10:80/tcp=10.244.1.5:70000", "backend port 70000 out of range in '10.96.0.10:80/tcp=10.244.1.5:70000'"),
     ("10.96.0.10:0/tcp=10.244.1.5:80", "service port 0 out of range"),
     ("10.96.0.300:80/tcp=10.244.1.5:80", "invalid service address '10.96.0.300'"),
@@ -93,9 +99,21 @@ def start_and_wait(name, *args):
     return proc
 
 
+def open_connection(lab) -> bool:
+    """A client's SYN to the service: whether xdp_dnat carried it to the
+    backend (and so recorded the connection the reply belongs to)."""
+    from scapy.layers.inet import TCP
+
+    syn = towards_peer(lab.topology, "client", dst=VIP) / TCP(sport=5555, dport=80, flags="S")
+    with lab.capture("backend", "eth0", lambda p: TCP in p and p[TCP].sport == 5555) as cap:
+        lab.send("client", "eth0", syn)
+        return bool(cap.wait(1, timeout=1))
+
+
 def reply_comes_back(lab) -> bool:
-    """Whether a backend's reply reaches the client (only the return path
-    can carry it: the lb does not forward from its backend side)."""
+    """Whether the backend's reply of that connection reaches the client
+    (only the return path can carry it: the lb does not forward from its
+    backend side)."""
     from scapy.layers.inet import TCP
 
     client = lab.endpoint("client", "eth0")
@@ -109,7 +127,7 @@ def reply_comes_back(lab) -> bool:
 def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab):
     lb = dnat_lab.netns("lb")
     proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb)
-    assert reply_comes_back(dnat_lab)
+    assert open_connection(dnat_lab) and reply_comes_back(dnat_lab)
     proc.kill()
     proc.wait(patience(10))
     wait_until(lambda: xdp_query("eth0", lb).prog_id == 0, timeout=2, what="the killed loader's XDP link to go")
@@ -183,7 +201,13 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
         full = run_loader("xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
         assert_one_line_error(full, "service map is full (2 services)")
         listed = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", lb)
-        assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080", "10.96.0.11:80/tcp -> 10.244.1.6:80"]
+        assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080 (0 packets)",
+                                              "10.96.0.11:80/tcp -> 10.244.1.6:80 (0 packets)"]
+        # The refused service's backend slot was given back: the next backend takes it.
+        more = run_loader("xdp_dnat", "backend", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp", "10.244.1.8:80")
+        assert more.returncode == 0, more.stderr
+        listed = json.loads(run_loader("xdp_dnat", "service", "list", "eth0", "--netns", lb, "--json").stdout)
+        assert [[b["slot"] for b in s["backends"]] for s in listed] == [[0], [1, 2]]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=patience(10))

@@ -16,6 +16,7 @@ from bpflab.tool.cli import main
 from bpflab.tool.csum import check
 from bpflab.tool.edges import EDGES, RESULT_EDGES, shares
 from bpflab.tool.target import Target, TargetError
+from tests.xdp_dnat_frames import DNS, HTTP, map_args
 
 pytestmark = pytest.mark.kernel
 EXAMPLES = 500  # deterministic: the same frames every run
@@ -26,8 +27,6 @@ BUGS = {
     "folds_once": {"IPv4", "TCP", "UDP"},     # the carry lost wherever a sum carries twice
     "ignores_ihl": {"IPv4", "TCP", "UDP"},    # writes into the IP options, not the L4 header
 }
-SERVICES = [{"key": {"vip": "10.96.0.10", "port": 80, "proto": 6}, "value": {"ip": "10.244.1.5", "port": 8080}},
-            {"key": {"vip": "10.96.0.10", "port": 53, "proto": 17}, "value": {"ip": "10.244.1.5", "port": 5353}}]
 
 
 def nat(name: str) -> Path:
@@ -69,14 +68,15 @@ def test_the_command_reports_the_smallest_failing_frame_and_writes_it(tmp_path):
 
 @pytest.mark.since_kernel("xdp_test_run_ctx")  # the FIB needs the ingress interface
 def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path):
-    (tmp_path / "services.json").write_text(json.dumps(SERVICES))
-    result = bpflab("csum", str(object_path("xdp_dnat")), "--prog", "xdp_dnat", "--map",
-                    f"services={tmp_path / 'services.json'}", "--lab", "dnat", "--examples", "300", cwd=tmp_path)
+    maps = map_args(tmp_path, [HTTP, DNS])
+    result = bpflab("csum", str(object_path("xdp_dnat")), "--prog", "xdp_dnat", *maps, "--lab", "dnat",
+                    "--examples", "300", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "frames aimed at 10.96.0.10 ports 53, 80" in result.stdout.splitlines()[0]
     last = result.stdout.splitlines()[-1]
     assert last.startswith("300 frames, ") and last.endswith("checked: every checksum right.")
-    assert list(tmp_path.iterdir()) == [tmp_path / "services.json"]  # nothing left behind in the working directory
+    # nothing left behind in the working directory
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "backends.json", tmp_path / "services.json"]
 
 
 def test_json_says_the_same_as_the_table(tmp_path):

@@ -12,10 +12,9 @@ from scapy.utils import rdpcap, wrpcap, wrpcapng
 from bpflab.lab.checksums import verify_frame
 from bpflab.loaders.objects import object_path
 from bpflab.tool.cli import main
-from tests.xdp_dnat_frames import BACKEND_IP, CLIENT_IP, HTTP, VIP, backend_frame, client_frame, rewritten
+from tests.xdp_dnat_frames import BACKEND_IP, CLIENT_IP, HTTP, VIP, backend_frame, client_frame, map_args, rewritten
 
 pytestmark = pytest.mark.kernel
-SERVICES = [{"key": {"vip": VIP, "port": 80, "proto": 6}, "value": {"ip": BACKEND_IP, "port": 8080}}]
 
 
 @pytest.fixture
@@ -26,7 +25,6 @@ def capture(tmp_path):
               Ether(src="02:00:00:00:02:02", dst="02:00:00:00:01:01") / IPv6() / UDP()]
     wrpcap(str(tmp_path / "in.pcap"), frames)
     wrpcapng(str(tmp_path / "in.pcapng"), frames)
-    (tmp_path / "services.json").write_text(json.dumps(SERVICES))
     return tmp_path, [bytes(f) for f in frames]
 
 
@@ -41,7 +39,7 @@ def run(capsys, *args):
 def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
     tmp, frames = capture
     code, out, err = run(capsys, object_path("xdp_dnat"), "--prog", "xdp_dnat", "--lab", "dnat",
-                         "--map", f"services={tmp / 'services.json'}", "--pcap", tmp / f"in.{kind}")
+                         *map_args(tmp, [HTTP]), "--pcap", tmp / f"in.{kind}")
     assert code == 0, err
     lines = out.splitlines()
     want = Ether(rewritten(frames[0], HTTP))  # the model's output
@@ -61,7 +59,7 @@ def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
 def test_json_and_what_the_program_sent_as_pcapng(capsys, capture):
     tmp, frames = capture
     code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "xdp_dnat", "--lab", "dnat",
-                       "--map", f"services={tmp / 'services.json'}", "--pcap", tmp / "in.pcap", "--json",
+                       *map_args(tmp, [HTTP]), "--pcap", tmp / "in.pcap", "--json",
                        "--out", tmp / "out.pcapng")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
@@ -77,12 +75,13 @@ def test_json_and_what_the_program_sent_as_pcapng(capsys, capture):
 
 def test_a_tc_program_with_its_maps_from_json(capsys, tmp_path):
     """dnat_return (sched_cls): a backend's reply comes back from the VIP."""
-    (tmp_path / "reverse.json").write_text(json.dumps([
-        {"key": {"vip": BACKEND_IP, "port": 8080, "proto": 6}, "value": {"vip": VIP, "port": 80, "proto": 6}}]))
+    (tmp_path / "replies.json").write_text(json.dumps([  # the connection the forward path opened
+        {"key": {"saddr": BACKEND_IP, "daddr": CLIENT_IP, "sport": 8080, "dport": 40000, "proto": 6},
+         "value": {"vip": VIP, "port": 80, "proto": 6}}]))
     (tmp_path / "config.json").write_text(json.dumps([{"key": 0, "value": {"service_ifindex": 7}}]))
     wrpcap(str(tmp_path / "replies.pcap"), [backend_frame(TCP(sport=8080, dport=40000, flags="SA"))])
     code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "dnat_return", "--map",
-                       f"service_by_backend={tmp_path / 'reverse.json'}", "--map", f"dnat_config={tmp_path / 'config.json'}",
+                       f"dnat_replies={tmp_path / 'replies.json'}", "--map", f"dnat_config={tmp_path / 'config.json'}",
                        "--pcap", tmp_path / "replies.pcap")
     assert code == 0
     assert out.startswith("    0  TC_ACT_REDIRECT ")

@@ -8,6 +8,7 @@ from scapy.layers.l2 import Ether
 
 from bpflab.host import kernel
 from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
+from bpflab.loaders.services import Service
 from tests.frames import ip_ends_early
 from tests.xdp_dnat_frames import (
     BACKEND_IP,
@@ -30,10 +31,14 @@ CHECKSUM_COMPLETE = kernel.has("skb_checksum_complete_test_run")
 @pytest.fixture
 def runner():
     with return_runner() as r:
+        # The connections the NOT_A_REPLY frames resemble exist.
+        for service, l4 in ((HTTP, TCP(sport=8080, dport=40000)), (DNS, UDP(sport=5353, dport=40000))):
+            r.connect(bytes(backend_frame(l4)), service)
         yield r
 
 
 def assert_reply_rewritten(runner, frame: bytes, service) -> Ether:
+    runner.connect(frame, service)
     want = replied(frame, service)
     for complete in (False, True) if CHECKSUM_COMPLETE else (False,):
         before = runner.verdicts()
@@ -91,6 +96,28 @@ def test_reply_with_ip_options(runner, options):
     frame = bytes(backend_frame(TCP(sport=8080, dport=40001, flags="A"), options=options, payload=b"x" * 33))
     out = assert_reply_rewritten(runner, frame, HTTP)
     assert out["IP"].ihl == (6 if len(options) == 4 else 15)
+
+
+def test_a_reply_of_no_connection_passes_untouched(runner):
+    """The return path is keyed by the connection: the backend and the
+    service alone are not enough."""
+    frame = bytes(backend_frame(TCP(sport=8080, dport=40003, flags="SA")))
+    runner.connect(bytes(backend_frame(TCP(sport=8080, dport=40004, flags="SA"))), HTTP)
+    before = runner.verdicts()
+    result = runner.run(frame)
+    assert (result.retval, result.data) == (TC_ACT_OK, frame)
+    assert verdict_delta(before, runner.verdicts()) == {}
+
+
+def test_one_backend_serves_two_services(runner):
+    """Replies of two connections to the same backend port come back from
+    the VIP each connection addressed."""
+    other = Service.to("10.96.0.11", 8000, "tcp", BACKEND_IP, 8080)
+    first = bytes(backend_frame(TCP(sport=8080, dport=40000, flags="A"), payload=b"one"))
+    second = bytes(backend_frame(TCP(sport=8080, dport=40002, flags="A"), payload=b"two"))
+    assert assert_reply_rewritten(runner, first, HTTP)["IP"].src == VIP
+    out = assert_reply_rewritten(runner, second, other)
+    assert (out["IP"].src, out[TCP].sport) == ("10.96.0.11", 8000)
 
 
 NOT_A_REPLY = [

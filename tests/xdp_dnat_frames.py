@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import socket
 
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -18,17 +19,45 @@ from bpflab.lab.topology import BACKEND_IP, VIP, dnat
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.libbpf.testrun import BPF_F_TEST_SKB_CHECKSUM_COMPLETE  # 6.11+
 from bpflab.loaders.objects import object_path
-from bpflab.loaders.services import Service, ServiceTable
-from bpflab.loaders.xdp_dnat import DnatConfig, read_verdicts
+from bpflab.loaders.protocols import ip_be32
+from bpflab.loaders.service_table import DnatConfig, DnatMaps, ServiceTable
+from bpflab.loaders.services import FlowKey, Service
+from bpflab.loaders.xdp_dnat import read_verdicts
 
 # The dnat lab's wiring, from its topology.
 _CLIENT, _LB_IN = dnat().endpoint("client", "eth0"), dnat().endpoint("lb", "eth0")
 _LB_OUT, _BACKEND = dnat().endpoint("lb", "eth1"), dnat().endpoint("backend", "eth0")
 CLIENT_MAC, LB_IN_MAC, LB_OUT_MAC, BACKEND_MAC = _CLIENT.mac, _LB_IN.mac, _LB_OUT.mac, _BACKEND.mac
 CLIENT_IP = _CLIENT.ip
-HTTP = Service(VIP, 80, "tcp", BACKEND_IP, 8080)
-DNS = Service(VIP, 53, "udp", BACKEND_IP, 5353)
+HTTP = Service.to(VIP, 80, "tcp", BACKEND_IP, 8080)
+DNS = Service.to(VIP, 53, "udp", BACKEND_IP, 5353)
 TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
+
+
+def maps_json(services) -> dict[str, list]:
+    """xdp_dnat's maps as a user of `bpflab run/csum --map NAME=FILE.json`
+    writes them: each backend a slot, each service a table of one entry
+    per backend (any size works for the program; the loader's are prime)."""
+    backends, tables = [], []
+    for s in services:
+        key = {"vip": s.vip, "port": s.port, "proto": {"tcp": 6, "udp": 17}[s.proto]}
+        first = len(backends)
+        backends += [{"key": first + i, "value": {"ip": b.ip, "port": b.port, "weight": b.weight, "service": key}}
+                     for i, b in enumerate(s.backends)]
+        table = {"size": len(s.backends), "backends": len(s.backends), "slot": list(range(first, len(backends)))}
+        tables.append({"key": key, "value": [{"key": 0, "value": table}]})
+    return {"services": tables, "backends": backends}
+
+
+def map_args(tmp_path, services) -> list[str]:
+    """`--map` arguments for maps_json(services), written under tmp_path."""
+    import json
+
+    args = []
+    for name, entries in maps_json(services).items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(entries))
+        args += ["--map", f"{name}={tmp_path / f'{name}.json'}"]
+    return args
 
 
 def client_frame(l4, *, dst=VIP, options=None, payload=b"") -> Ether:
@@ -61,10 +90,10 @@ class DnatRunner:
     obj: BpfObject
     netns: str
     ifindex: int
+    maglev_size: int | None = None  # None: the loader's default
 
-    @property
-    def table(self) -> ServiceTable:
-        return ServiceTable(self.obj.map("services"), self.obj.map("service_by_backend"))
+    def __post_init__(self):
+        self.table = ServiceTable(DnatMaps.of(self.obj), self.maglev_size)
 
     def run(self, frame: bytes):
         with entered(self.netns):
@@ -76,10 +105,10 @@ class DnatRunner:
 
 
 @contextlib.contextmanager
-def dnat_runner(lab, services=(HTTP, DNS)):
+def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None):
     skip_without("xdp_test_run_ctx")  # bpf_fib_lookup needs the ingress interface
     with BpfObject(object_path("xdp_dnat")) as obj:
-        runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"))
+        runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"), maglev_size)
         for s in services:
             runner.table.add(s)
         yield runner
@@ -92,10 +121,21 @@ class ReturnRunner:
 
     SERVICE_IFINDEX = 7  # where replies would leave; any interface index
 
-    def __init__(self, obj: BpfObject):
+    def __init__(self, obj: BpfObject, maglev_size: int | None = None):
         self.obj = obj
         obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(0, DnatConfig(self.SERVICE_IFINDEX))
-        self.table = ServiceTable(obj.map("services"), obj.map("service_by_backend"))
+        self.table = ServiceTable(DnatMaps.of(obj), maglev_size)
+
+    def connect(self, reply: bytes, service: Service) -> None:
+        """Record the connection `reply` belongs to, as the forward path does
+        when the client's first packet to `service` goes to the backend
+        (tests/test_xdp_dnat_balance.py checks that the forward path does)."""
+        ip = Ether(reply)[IP]
+        key = FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
+        self.table.maps.replies.update(key, service.key())
+
+    def disconnect_all(self) -> None:
+        self.table.maps.replies.clear()
 
     def run(self, frame: bytes, *, complete: bool = False):
         """`complete`: the skb carries CHECKSUM_COMPLETE, and the kernel
@@ -108,9 +148,9 @@ class ReturnRunner:
 
 
 @contextlib.contextmanager
-def return_runner(services=(HTTP, DNS)):
+def return_runner(services=(HTTP, DNS), maglev_size=None):
     with BpfObject(object_path("xdp_dnat")) as obj:
-        runner = ReturnRunner(obj)
+        runner = ReturnRunner(obj, maglev_size)
         for s in services:
             runner.table.add(s)
         yield runner

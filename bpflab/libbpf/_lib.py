@@ -35,6 +35,7 @@ XDP_FLAGS_DRV_MODE = 1 << 2
 XDP_ATTACHED_NONE, XDP_ATTACHED_DRV, XDP_ATTACHED_SKB, XDP_ATTACHED_HW, XDP_ATTACHED_MULTI = range(5)
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
+BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
@@ -128,12 +129,17 @@ bpf_map__type = _proto("bpf_map__type", c_int, map_p)
 bpf_map__key_size = _proto("bpf_map__key_size", c_uint32, map_p)
 bpf_map__value_size = _proto("bpf_map__value_size", c_uint32, map_p)
 bpf_map__max_entries = _proto("bpf_map__max_entries", c_uint32, map_p)
+bpf_map__inner_map = _proto("bpf_map__inner_map", map_p, map_p)
 
 bpf_map_lookup_elem = _proto("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 bpf_map_update_elem = _proto("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, c_uint64)
 bpf_map_delete_elem = _proto("bpf_map_delete_elem", c_int, c_int, c_void_p)
 bpf_map_get_next_key = _proto("bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
 bpf_obj_get = _proto("bpf_obj_get", c_int, c_char_p)
+bpf_map_lookup_batch = _proto("bpf_map_lookup_batch", c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
+                              POINTER(c_uint32), c_void_p)
+bpf_map_create = _proto("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, c_void_p)
+bpf_map_get_fd_by_id = _proto("bpf_map_get_fd_by_id", c_int, c_uint32)
 bpf_obj_pin = _proto("bpf_obj_pin", c_int, c_int, c_char_p)
 bpf_obj_get_info_by_fd = _proto("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, POINTER(c_uint32))
 libbpf_num_possible_cpus = _proto("libbpf_num_possible_cpus", c_int)

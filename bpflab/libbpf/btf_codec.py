@@ -15,6 +15,7 @@ import ipaddress
 import struct
 
 from . import _lib
+from .maps import Map
 
 (KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE,
  KIND_CONST, KIND_RESTRICT, KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_FLOAT, KIND_DECL_TAG,
@@ -176,42 +177,84 @@ class Types:
         raise EncodeError(f"{name or 'type'}: BTF kind {kind} has no plain value")
 
 
-def _map_codecs(obj, name: str):
-    bmap = obj.map(name)
+def _codecs(obj, bmap, name: str):
     if not (bmap.btf_key_type_id and bmap.btf_value_type_id):
         raise EncodeError(f"map {name}: declared without BTF key and value types (use __type(key, ...) and "
                           "__type(value, ...)), so its fields have no names")
-    return bmap, obj.btf.codec(bmap.btf_key_type_id), obj.btf.codec(bmap.btf_value_type_id)
+    return obj.btf.codec(bmap.btf_key_type_id), obj.btf.codec(bmap.btf_value_type_id)
+
+
+def _encode_entries(obj, bmap, name: str, entries) -> list[tuple[bytes, object]]:
+    """[(key bytes, value bytes)], or for a map of maps [(key bytes, [inner
+    entries encoded])]: the value of a map-in-map entry is the inner map's
+    entries, in the same shape."""
+    if bmap.inner is not None:
+        key_codec = obj.btf.codec(bmap.btf_key_type_id) if bmap.btf_key_type_id else None
+        if key_codec is None:
+            raise EncodeError(f"map {name}: declared without a BTF key type, so its fields have no names")
+    else:
+        key_codec, value_codec = _codecs(obj, bmap, name)
+    if not isinstance(entries, list):
+        raise EncodeError(f"map {name}: want a list of {{\"key\": ..., \"value\": ...}}, not {type(entries).__name__}")
+    encoded = []
+    for i, entry in enumerate(entries):
+        where = f"map {name}, entry {i}"
+        if not isinstance(entry, dict) or set(entry) != {"key", "value"}:
+            raise EncodeError(f"{where}: want {{\"key\": ..., \"value\": ...}}, not {entry!r}")
+        key = key_codec.encode(entry["key"], f"{where}, key")
+        if bmap.inner is not None:
+            value = _encode_entries(obj, bmap.inner, f"{name}, entry {i}, value: inner map", entry["value"])
+        else:
+            value = value_codec.encode(entry["value"], f"{where}, value")
+        encoded.append((key, value))
+    return encoded
+
+
+def _write(bmap, encoded) -> None:
+    for key, value in encoded:
+        if bmap.inner is None:
+            bmap.update_raw(key, value)
+            continue
+        with bmap.create_inner() as inner:
+            _write(inner, value)
+            bmap.update_raw(key, struct.pack("=I", inner.fd))  # an inner map goes in by fd
 
 
 def fill_map(obj, name: str, entries: list) -> int:
     """Put `entries` ([{"key": ..., "value": ...}, ...], the shape of
     `bpftool map dump -j`'s formatted part) into map `name` of a loaded
-    BpfObject; keys and values are encoded through the object's BTF. All
-    entries are encoded before any is written. Returns how many."""
-    bmap, key_codec, value_codec = _map_codecs(obj, name)
-    if not isinstance(entries, list):
-        raise EncodeError(f"map {name}: want a list of {{\"key\": ..., \"value\": ...}}, not {type(entries).__name__}")
-    encoded = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or set(entry) != {"key", "value"}:
-            raise EncodeError(f"map {name}, entry {i}: want {{\"key\": ..., \"value\": ...}}, not {entry!r}")
-        encoded.append((key_codec.encode(entry["key"], f"map {name}, entry {i}, key"),
-                        value_codec.encode(entry["value"], f"map {name}, entry {i}, value")))
-    for key, value in encoded:
-        bmap.update_raw(key, value)
+    BpfObject; keys and values are encoded through the object's BTF. A map
+    of maps takes as each value the entries of a new inner map. All entries
+    are encoded before any is written. Returns how many."""
+    bmap = obj.map(name)
+    encoded = _encode_entries(obj, bmap, name, entries)
+    _write(bmap, encoded)
     return len(encoded)
 
 
-def dump_map(obj, name: str) -> list[dict]:
-    """Map `name`'s entries decoded through the BTF, the shape fill_map
-    takes (a per-CPU map's value: one per CPU)."""
-    bmap, key_codec, value_codec = _map_codecs(obj, name)
+def _dump(obj, bmap, name: str) -> list[dict]:
+    if bmap.inner is not None:
+        key_codec = obj.btf.codec(bmap.btf_key_type_id)
+        out = []
+        for key, (value,) in bmap.items_raw():
+            with Map.from_id(struct.unpack("=I", value)[0]) as inner:  # and comes out by id
+                inner.btf_key_type_id = bmap.inner.btf_key_type_id
+                inner.btf_value_type_id = bmap.inner.btf_value_type_id
+                out.append({"key": key_codec.decode(key), "value": _dump(obj, inner, name)})
+        return out
+    key_codec, value_codec = _codecs(obj, bmap, name)
     out = []
     for key, values in bmap.items_raw():
         decoded = [value_codec.decode(v) for v in values]
         out.append({"key": key_codec.decode(key), "value": decoded if bmap.percpu else decoded[0]})
     return out
+
+
+def dump_map(obj, name: str) -> list[dict]:
+    """Map `name`'s entries decoded through the BTF, the shape fill_map
+    takes (a per-CPU map's value: one per CPU; a map of maps': the inner
+    map's entries)."""
+    return _dump(obj, obj.map(name), name)
 
 
 def addresses_and_ports(codec, raw: bytes) -> tuple[set[str], set[int]]:

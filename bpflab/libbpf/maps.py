@@ -45,6 +45,7 @@ class Map:
         self.key_type: type | None = None
         self.value_type: type | None = None
         self.btf_key_type_id = self.btf_value_type_id = 0  # 0: the map was declared without BTF types
+        self._inner: Map | None = None
 
     @classmethod
     def from_libbpf(cls, ptr) -> Map:
@@ -58,6 +59,11 @@ class Map:
         m._ptr = ptr
         m.btf_key_type_id = _lib.bpf_map__btf_key_type_id(ptr)
         m.btf_value_type_id = _lib.bpf_map__btf_value_type_id(ptr)
+        inner = _lib.bpf_map__inner_map(ptr)
+        if inner:
+            # A description only: libbpf frees its template once the object is loaded.
+            m._inner = cls.from_libbpf(inner)
+            m._inner._ptr = None
         return m
 
     @classmethod
@@ -66,12 +72,35 @@ class Map:
         fd = _lib.bpf_obj_get(os.fsencode(path))
         if fd < 0:
             raise BpfError(-fd, f"cannot open pinned map {path}")
+        return cls._from_fd(fd, str(path))
+
+    @classmethod
+    def create(cls, name: str, map_type: int, key_size: int, value_size: int, max_entries: int) -> Map:
+        """A new map of our own, outside any object (e.g. the inner map a
+        map-in-map entry is swapped to); close() releases it."""
+        fd = _lib.bpf_map_create(map_type, name.encode()[:15], key_size, value_size, max_entries, None)
+        if fd < 0:
+            raise BpfError(-fd, f"cannot create map '{name}'")
+        m = cls(name, map_type, key_size, value_size, max_entries, fd)
+        m._owns_fd = True
+        return m
+
+    @classmethod
+    def from_id(cls, map_id: int) -> Map:
+        """Open a map by its kernel id (what a map-in-map lookup returns)."""
+        fd = _lib.bpf_map_get_fd_by_id(map_id)
+        if fd < 0:
+            raise BpfError(-fd, f"cannot open map id {map_id}")
+        return cls._from_fd(fd, f"map id {map_id}")
+
+    @classmethod
+    def _from_fd(cls, fd: int, what: str) -> Map:
         info = bpf_map_info_head()
         size = ctypes.c_uint32(ctypes.sizeof(info))
         ret = _lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
         if ret < 0:
             os.close(fd)
-            raise BpfError(-ret, f"cannot read map info of {path}")
+            raise BpfError(-ret, f"cannot read map info of {what}")
         m = cls(info.name.decode(), info.type, info.key_size, info.value_size, info.max_entries, fd)
         m._owns_fd = True
         return m
@@ -109,6 +138,22 @@ class Map:
         if ret < 0:
             raise BpfError(-ret, f"resize of map '{self.name}' to {n}")
         self.max_entries = n
+
+    @property
+    def inner(self) -> Map | None:
+        """A map-in-map's template of its inner maps (type, sizes, BTF types),
+        as the object declares it; None for other maps."""
+        return self._inner
+
+    def create_inner(self) -> Map:
+        """A new map like this map-in-map's inner template, to fill and then
+        put in as a value (close it after: the outer map keeps it alive)."""
+        t = self._inner
+        if t is None:
+            raise BpfError(22, f"map '{self.name}' is not a map of maps")
+        inner = Map.create(t.name, t.type, t.key_size, t.value_size, t.max_entries)
+        inner.btf_key_type_id, inner.btf_value_type_id = t.btf_key_type_id, t.btf_value_type_id
+        return inner
 
     def pin(self, path: str | os.PathLike) -> None:
         ret = _lib.bpf_obj_pin(self.fd, os.fsencode(path))
@@ -173,6 +218,24 @@ class Map:
             value = ctypes.create_string_buffer(stride * cpus if self.percpu else self.value_size)
             if _lib.bpf_map_lookup_elem(self.fd, cur, value) == 0:
                 yield cur.raw, [value.raw[i * stride:i * stride + self.value_size] for i in range(cpus)]
+
+    def array_values_raw(self) -> list[bytes]:
+        """Every value of an array map (non-per-CPU), index order, in one
+        system call (BPF_MAP_LOOKUP_BATCH) instead of one per entry."""
+        if self.type != _lib.BPF_MAP_TYPE_ARRAY:
+            raise BpfError(22, f"map '{self.name}' is not an array")
+        n = self.max_entries
+        keys = ctypes.create_string_buffer(4 * n)
+        values = ctypes.create_string_buffer(self.value_size * n)
+        out_batch = ctypes.c_uint32()
+        count = ctypes.c_uint32(n)
+        ret = _lib.bpf_map_lookup_batch(self.fd, None, ctypes.byref(out_batch), keys, values, ctypes.byref(count), None)
+        if ret < 0 and ret != -2:  # ENOENT: the last batch, which is all of it
+            raise BpfError(-ret, f"batch lookup in map '{self.name}'")
+        if count.value != n:
+            raise BpfError(5, f"batch lookup in map '{self.name}' returned {count.value} of {n} entries")
+        raw, size = values.raw, self.value_size
+        return [raw[i * size:(i + 1) * size] for i in range(n)]
 
     # -- operations --------------------------------------------------------
     def lookup(self, key):

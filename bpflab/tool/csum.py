@@ -69,6 +69,13 @@ def pool_from_maps(target: Target, base: Pool) -> Pool:
     (their keys first: keys steer a program, values are what it writes)."""
     keys, values = (set(), set()), (set(), set())
     for bmap in target.obj.maps.values():
+        if bmap.inner is not None and bmap.btf_key_type_id:  # a map of maps: its keys steer
+            key_codec = target.obj.btf.codec(bmap.btf_key_type_id)
+            for key, _ in bmap.items_raw():
+                addresses, ports = addresses_and_ports(key_codec, key)
+                keys[0].update(addresses)
+                keys[1].update(ports)
+            continue
         if not (bmap.btf_key_type_id and bmap.btf_value_type_id) or bmap.type == 27:  # 27: ring buffers
             continue
         key_codec = target.obj.btf.codec(bmap.btf_key_type_id)

@@ -1,0 +1,130 @@
+"""Maglev consistent hashing (Eisenbud et al., NSDI 2016, section 3.4):
+the lookup table a service's flows are spread over.
+
+Every backend has a preference list, a permutation of the table's entries
+given by two hashes of its name: offset = h1 mod M, skip = h2 mod (M - 1) + 1,
+entry j of the list = (offset + j * skip) mod M, a permutation because M is
+prime. Backends take turns claiming their next preferred entry that is still
+free, until all M entries are claimed. Each backend ends with about M / N
+entries, and a backend that comes or goes changes little more than its own
+entries (the paper's "minimal disruption", near-optimal rather than exact).
+
+Weights (the paper's section 3.4 closing remark, as Katran and Cilium do):
+a backend's share of turns is its share of the total weight. The turn
+order: the next turn goes to the backend whose (turns taken + 1) / weight
+is smallest, ties to the earlier name; with equal weights that is plain
+round robin. After M turns each backend has claimed its weight's share of
+the table to within one entry.
+
+The table depends only on the backends' names, weights and M, never on the
+order they were added in, so every load balancer computes the same table.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Sequence
+
+DEFAULT_SIZE = 16381  # Cilium's default
+MAX_SIZE = 65537  # MAGLEV_MAX_SIZE in bpf/xdp_dnat.h (Katran's size)
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    f = 2
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 1
+    return True
+
+
+def check_size(size: int) -> int:
+    if not (is_prime(size) and 3 <= size <= MAX_SIZE):
+        raise ValueError(f"Maglev table size {size} is not a prime between 3 and {MAX_SIZE}")
+    return size
+
+
+def _hash64(name: str, person: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8, person=person).digest(), "little")
+
+
+def preference(name: str, size: int) -> tuple[int, int]:
+    """(offset, skip) of a backend's permutation of a table of `size` entries."""
+    return _hash64(name, b"maglev-offset") % size, _hash64(name, b"maglev-skip") % (size - 1) + 1
+
+
+def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE) -> list[int]:
+    """The table for (name, weight) backends: entry -> index into `backends`.
+
+    Names must be distinct and weights positive; an empty list gives an
+    empty table (a service with no backend to choose)."""
+    check_size(size)
+    names = [name for name, _ in backends]
+    if len(set(names)) != len(names):
+        raise ValueError("backend names must be distinct")
+    if any(weight <= 0 for _, weight in backends):
+        raise ValueError("backend weights must be positive")
+    if not backends:
+        return []
+    order = sorted(range(len(backends)), key=lambda i: names[i])  # independent of insertion order
+    params = [preference(names[i], size) for i in order]
+    weights = [backends[i][1] for i in order]
+    taken = [0] * len(order)  # turns taken
+    tried = [0] * len(order)  # how far down its permutation each backend is
+    table = [-1] * size
+    # Turns due at (taken + 1) / weight, compared exactly (integers, no floats).
+    if len(set(weights)) == 1:
+        return _round_robin(order, params, size)
+    heap = [_Turn(1, weights[r], r) for r in range(len(order))]
+    heapq.heapify(heap)
+    filled = 0
+    while filled < size:
+        turn = heapq.heappop(heap)
+        r = turn.rank
+        table[_claim(table, params[r], tried, r, size)] = order[r]
+        taken[r] += 1
+        filled += 1
+        heapq.heappush(heap, _Turn(taken[r] + 1, weights[r], r))
+    return table
+
+
+def _claim(table: list[int], pref: tuple[int, int], tried: list[int], r: int, size: int) -> int:
+    """The next free entry down backend r's permutation (which visits every
+    entry within `size` steps: a bound that turns a broken permutation into
+    an error instead of a loop without end)."""
+    offset, skip = pref
+    while tried[r] < size:
+        c = (offset + tried[r] * skip) % size
+        tried[r] += 1
+        if table[c] < 0:
+            return c
+    raise RuntimeError(f"Maglev permutation (offset {offset}, skip {skip}) of a {size}-entry table found no free entry")
+
+
+def _round_robin(order: list[int], params: list[tuple[int, int]], size: int) -> list[int]:
+    """build() when every weight is the same: turns in plain rotation (what
+    the heap's order reduces to), without its cost."""
+    table = [-1] * size
+    tried = [0] * len(order)
+    filled = 0
+    while True:
+        for r, pref in enumerate(params):
+            table[_claim(table, pref, tried, r, size)] = order[r]
+            filled += 1
+            if filled == size:
+                return table
+
+
+class _Turn:
+    """A backend's next turn, due at `num / weight` (ties: lower rank first)."""
+
+    __slots__ = ("num", "weight", "rank")
+
+    def __init__(self, num: int, weight: int, rank: int):
+        self.num, self.weight, self.rank = num, weight, rank
+
+    def __lt__(self, other: _Turn) -> bool:
+        a, b = self.num * other.weight, other.num * self.weight
+        return a < b or (a == b and self.rank < other.rank)

@@ -1,0 +1,284 @@
+"""The services of one xdp_dnat instance, as its maps hold them.
+
+Every change goes through ServiceTable so that the maps stay consistent
+for a packet arriving at any moment:
+- a service's backends are written to their slots before a table that
+  names them is published;
+- a new table is built in a new inner map and swapped in with one update
+  of the services map-in-map: a packet sees the whole old table or the
+  whole new one;
+- a removed backend's slot is freed after the new table is in place; the
+  flows pinned to it then find the slot dead and ask the table again (their
+  next packet goes to another backend, which resets a TCP connection), and
+  their connection entries are deleted here.
+Established flows of the other backends keep their backend: they are pinned
+in dnat_flows, which no table change touches.
+"""
+from __future__ import annotations
+
+import array
+import ctypes
+import dataclasses
+import errno
+import socket
+from pathlib import Path
+
+from bpflab.libbpf import BpfError, BpfObject, Map
+from bpflab.libbpf._lib import BPF_MAP_TYPE_ARRAY
+from bpflab.loaders import maglev
+from bpflab.loaders.protocols import ip_be32, ip_str
+from bpflab.loaders.services import (
+    PROTO_NAMES,
+    BackendSlot,
+    Endpoint,
+    FlowKey,
+    MaglevTable,
+    Service,
+    ServiceKey,
+    SpecError,
+    service_key,
+)
+
+
+class DnatConfig(ctypes.Structure):
+    """Mirror of struct dnat_config (bpf/xdp_dnat.h)."""
+
+    _fields_ = [("service_ifindex", ctypes.c_uint32), ("maglev_size", ctypes.c_uint32)]
+
+
+# The maps a running instance pins, for `service`, `backend` and `stats`.
+MAP_NAMES = ("services", "backends", "backend_packets", "dnat_flows", "dnat_replies", "dnat_config")
+
+
+@dataclasses.dataclass
+class DnatMaps:
+    services: Map
+    backends: Map
+    backend_packets: Map
+    flows: Map
+    replies: Map
+    config: Map
+
+    def __post_init__(self):
+        self.services.bind(ServiceKey, ctypes.c_uint32)  # value: an inner map's fd in, its id out
+        self.backends.bind(ctypes.c_uint32, BackendSlot)
+        self.backend_packets.bind(ctypes.c_uint32, ctypes.c_uint64)
+        self.flows.bind(FlowKey, ctypes.c_uint32)
+        self.replies.bind(FlowKey, ServiceKey)
+        self.config.bind(ctypes.c_uint32, DnatConfig)
+
+    @classmethod
+    def of(cls, obj: BpfObject) -> DnatMaps:
+        return cls(*(obj.map(name) for name in MAP_NAMES))
+
+    @classmethod
+    def pinned(cls, pin_dir: Path) -> DnatMaps:
+        opened = []
+        try:
+            for name in MAP_NAMES:
+                opened.append(Map.from_pin(pin_dir / name))
+        except BaseException:
+            for m in opened:
+                m.close()
+            raise
+        return cls(*opened)
+
+    def close(self) -> None:
+        for m in (self.services, self.backends, self.backend_packets, self.flows, self.replies, self.config):
+            m.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendState:
+    slot: int
+    endpoint: Endpoint
+    packets: int
+
+    def as_json(self) -> dict:
+        return {"ip": self.endpoint.ip, "port": self.endpoint.port, "weight": self.endpoint.weight,
+                "slot": self.slot, "packets": self.packets}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceState:
+    service: Service
+    backends: tuple[BackendState, ...]
+    table_size: int  # 0: no backend to choose (traffic is dropped)
+
+    def as_json(self) -> dict:
+        s = self.service
+        return {"vip": s.vip, "port": s.port, "proto": s.proto, "table_size": self.table_size,
+                "backends": [b.as_json() for b in self.backends]}
+
+
+def _key_tuple(key: ServiceKey) -> tuple[str, int, str]:
+    return ip_str(key.vip), socket.ntohs(key.port), PROTO_NAMES.get(key.proto, str(key.proto))
+
+
+class ServiceTable:
+    def __init__(self, maps: DnatMaps, maglev_size: int | None = None):
+        self.maps = maps
+        if maglev_size is None:  # a running instance's own size (set by its loader)
+            config = maps.config.lookup(0)
+            maglev_size = config.maglev_size if config is not None and config.maglev_size else maglev.DEFAULT_SIZE
+        self.maglev_size = maglev.check_size(maglev_size)
+
+    # -- reading -----------------------------------------------------------
+    def _slots(self) -> dict[int, BackendSlot]:
+        found = {}
+        for i, raw in enumerate(self.maps.backends.array_values_raw()):
+            if raw[:4] != b"\0\0\0\0":  # ip 0: a free slot
+                found[i] = BackendSlot.from_buffer_copy(raw)
+        return found
+
+    def _slots_of(self, key: ServiceKey, slots: dict[int, BackendSlot]) -> dict[int, BackendSlot]:
+        return {i: s for i, s in slots.items() if bytes(s.service) == bytes(key)}
+
+    def table(self, vip: str, port: int, proto: str) -> tuple[int, list[int]] | None:
+        """(size, backend slot of every entry) of a service's current table."""
+        inner_id = self.maps.services.lookup(service_key(vip, port, proto))
+        if inner_id is None:
+            return None
+        with Map.from_id(inner_id) as inner:
+            t = inner.bind(ctypes.c_uint32, MaglevTable).lookup(0)
+        return t.size, list(t.slot[:t.size])
+
+    def states(self) -> list[ServiceState]:
+        slots = self._slots()
+        rows = []
+        for key in self.maps.services.keys():
+            vip, port, proto = _key_tuple(key)
+            table = self.table(vip, port, proto)
+            if table is None:  # deleted while we looked
+                continue
+            own = sorted(self._slots_of(key, slots).items(), key=lambda item: (socket.ntohl(item[1].ip), socket.ntohs(item[1].port)))
+            backends = tuple(
+                BackendState(i, Endpoint(ip_str(s.ip), socket.ntohs(s.port), s.weight),
+                             sum(self.maps.backend_packets.lookup(i) or [0]))
+                for i, s in own)
+            rows.append(ServiceState(Service(vip, port, proto, tuple(b.endpoint for b in backends)), backends,
+                                     table[0]))
+        return sorted(rows, key=lambda r: (socket.inet_aton(r.service.vip), r.service.port, r.service.proto))
+
+    def list(self) -> list[Service]:
+        return [r.service for r in self.states()]
+
+    def lookup(self, vip: str, port: int, proto: str) -> Service | None:
+        for s in self.list():
+            if (s.vip, s.port, s.proto) == (vip, port, proto):
+                return s
+        return None
+
+    # -- changing ------------------------------------------------------------
+    def set(self, service: Service) -> None:
+        """Make `service` exist with exactly these backends and weights."""
+        if not service.backends:
+            raise SpecError(f"{service.frontend} needs at least one backend")
+        key = service.key()
+        slots = self._slots()
+        own = {(s.ip, s.port): i for i, s in self._slots_of(key, slots).items()}
+        used = set(slots)
+        placed: list[int] = []
+        fresh: list[int] = []
+        try:
+            for ep in service.backends:
+                i = own.pop((ip_be32(ep.ip), socket.htons(ep.port)), None)
+                if i is None:
+                    i = self._free_slot(used, service)
+                    used.add(i)
+                    fresh.append(i)
+                    self.maps.backend_packets.update(i, 0)  # a reused slot starts from zero
+                self.maps.backends.update(i, BackendSlot(ip_be32(ep.ip), socket.htons(ep.port), ep.weight, key))
+                placed.append(i)
+            self._publish(key, service, placed)
+        except BaseException:
+            for i in fresh:  # no table names them: nothing to purge
+                self.maps.backends.update(i, BackendSlot())
+            raise
+        self._free(own.values(), slots)
+
+    def add(self, service: Service) -> None:
+        """Add a service, or replace the backends of an existing one."""
+        self.set(service)
+
+    def add_backend(self, vip: str, port: int, proto: str, endpoint: Endpoint) -> Service:
+        current = self._existing(vip, port, proto)
+        kept = tuple(b for b in current.backends if b.name != endpoint.name)
+        updated = dataclasses.replace(current, backends=kept + (endpoint,))
+        self.set(updated)
+        return updated
+
+    def delete_backend(self, vip: str, port: int, proto: str, ip: str, bport: int) -> Service:
+        current = self._existing(vip, port, proto)
+        kept = tuple(b for b in current.backends if (b.ip, b.port) != (ip, bport))
+        if len(kept) == len(current.backends):
+            raise SpecError(f"{current.frontend} has no backend {ip}:{bport}")
+        if not kept:
+            raise SpecError(f"{ip}:{bport} is the last backend of {current.frontend}: delete the service instead")
+        updated = dataclasses.replace(current, backends=kept)
+        self.set(updated)
+        return updated
+
+    def delete(self, vip: str, port: int, proto: str) -> bool:
+        key = service_key(vip, port, proto)
+        if not self.maps.services.delete(key):
+            return False
+        slots = self._slots()
+        self._free(self._slots_of(key, slots).keys(), slots)
+        return True
+
+    def _existing(self, vip: str, port: int, proto: str) -> Service:
+        current = self.lookup(vip, port, proto)
+        if current is None:
+            raise SpecError(f"no service {vip}:{port}/{proto}")
+        return current
+
+    def _free_slot(self, used: set[int], service: Service) -> int:
+        for i in range(self.maps.backends.max_entries):
+            if i not in used:
+                return i
+        raise BpfError(errno.E2BIG, f"no free backend slot for {service.frontend} "
+                                    f"({self.maps.backends.max_entries} in use; see --max-backends)")
+
+    def _publish(self, key: ServiceKey, service: Service, placed: list[int]) -> None:
+        """Build the service's table over its ready backends and swap it in."""
+        ready = [(ep.name, ep.weight, slot) for ep, slot in zip(service.backends, placed, strict=True)
+                 if ep.weight > 0]
+        entries = maglev.build([(name, weight) for name, weight, _ in ready], self.maglev_size)
+        table = MaglevTable()
+        table.size = len(entries)  # 0 when every backend drains: new flows are dropped
+        table.backends = len(ready)
+        slots = array.array("H", (ready[e][2] for e in entries))
+        ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 2)
+        with Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(MaglevTable), 1) as inner:
+            inner.bind(ctypes.c_uint32, MaglevTable).update(0, table)
+            try:
+                self.maps.services.update(key, inner.fd)
+            except BpfError as exc:
+                if exc.errno == errno.E2BIG:
+                    raise BpfError(errno.E2BIG, f"service map is full ({self.maps.services.max_entries} "
+                                                f"services)") from None
+                raise
+        # Our fd is closed; the services map holds the table now.
+
+    def _free(self, gone, slots: dict[int, BackendSlot]) -> None:
+        gone = {i: slots[i] for i in gone}
+        if not gone:
+            return
+        for i in gone:
+            self.maps.backends.update(i, BackendSlot())  # dead: pinned flows ask the table again
+        self.purge_flows(gone)
+
+    def purge_flows(self, gone: dict[int, BackendSlot]) -> int:
+        """Delete the connection entries (both directions) of flows pinned to
+        the slots `gone`; returns how many flows were dropped."""
+        dropped = 0
+        for flow in list(self.maps.flows.keys()):
+            slot = self.maps.flows.lookup(flow)
+            if slot not in gone:
+                continue
+            backend = gone[slot]
+            self.maps.flows.delete(flow)
+            self.maps.replies.delete(FlowKey(backend.ip, flow.saddr, backend.port, flow.sport, flow.proto))
+            dropped += 1
+        return dropped

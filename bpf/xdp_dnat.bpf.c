@@ -123,13 +123,14 @@ static __always_inline void rewrite_destination(struct iphdr *iph, __sum16 *l4_c
 	*l4_dport = be->port;
 }
 
-/* The backend slot `id` if it still belongs to `svc` (a slot freed, or
- * reused by another service, since a flow was pinned to it is no answer). */
+/* The backend slot `id` if it still belongs to `svc`: a slot freed (all
+ * zeros) or reused by another service since a flow was pinned to it is no
+ * answer. */
 static __always_inline struct backend *live_backend(__u32 id, const struct service_key *svc)
 {
 	struct backend *be = bpf_map_lookup_elem(&backends, &id);
 
-	if (!be || !be->ip || be->service.vip != svc->vip || be->service.port != svc->port ||
+	if (!be || be->service.vip != svc->vip || be->service.port != svc->port ||
 	    be->service.proto != svc->proto)
 		return NULL;
 	return be;

@@ -2,10 +2,13 @@
 listens, so a test never races its own server.
 
     python lab/servers.py http HOST PORT [--body TEXT]
-    python lab/servers.py tcp-echo HOST PORT
-    python lab/servers.py udp-echo HOST PORT [--no-checksum]
+    python lab/servers.py tcp-echo HOST PORT [--name NAME]
+    python lab/servers.py udp-echo HOST PORT [--no-checksum] [--name NAME]
 
 --no-checksum: the UDP echo's replies carry checksum 0 ("none", SO_NO_CHECK).
+--name: the server says who it is (TCP: "NAME\n" on accepting a connection;
+UDP: each reply starts with "NAME:"), so a client behind a load balancer
+knows which backend it reached.
 """
 from __future__ import annotations
 
@@ -49,12 +52,14 @@ def http_server(host: str, port: int, body: str) -> None:
     server.serve_forever()
 
 
-def tcp_echo(host: str, port: int) -> None:
-    sock = socket.create_server((host, port), reuse_port=True)
+def tcp_echo(host: str, port: int, name: str | None = None) -> None:
+    sock = socket.create_server((host, port), reuse_port=True, backlog=256)
     print("ready", flush=True)
 
     def serve(conn: socket.socket) -> None:
         with conn:
+            if name:
+                conn.sendall(f"{name}\n".encode())
             while data := conn.recv(65536):
                 conn.sendall(data)
 
@@ -66,7 +71,8 @@ def tcp_echo(host: str, port: int) -> None:
 SO_NO_CHECK = 11  # asm-generic/socket.h: send UDP with checksum 0
 
 
-def udp_echo(host: str, port: int, no_checksum: bool = False) -> None:
+def udp_echo(host: str, port: int, no_checksum: bool = False, name: str | None = None) -> None:
+    prefix = f"{name}:".encode() if name else b""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if no_checksum:
         sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
@@ -74,7 +80,7 @@ def udp_echo(host: str, port: int, no_checksum: bool = False) -> None:
     print("ready", flush=True)
     while True:
         data, peer = sock.recvfrom(65535)
-        sock.sendto(data, peer)
+        sock.sendto(prefix + data, peer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("port", type=int)
     p.add_argument("--body", default="hello from the backend\n")
     p.add_argument("--no-checksum", action="store_true", help="udp-echo: reply with UDP checksum 0")
+    p.add_argument("--name", help="tcp-echo, udp-echo: say who answers")
     args = p.parse_args(argv)
     try:
         if args.kind == "http":
             http_server(args.host, args.port, args.body)
         elif args.kind == "tcp-echo":
-            tcp_echo(args.host, args.port)
+            tcp_echo(args.host, args.port, args.name)
         else:
-            udp_echo(args.host, args.port, args.no_checksum)
+            udp_echo(args.host, args.port, args.no_checksum, args.name)
     except KeyboardInterrupt:
         pass
     return 0

@@ -151,4 +151,37 @@ def dnat() -> Topology:
     )
 
 
-TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat}
+# The service lab's backends: one node and one lb interface each (veth has no
+# bridge here), backend N at 10.244.N.5 behind the lb's ethN (10.244.N.1).
+SERVICE_BACKENDS = 4
+
+
+def backend_ip(n: int) -> str:
+    return f"10.244.{n}.5"
+
+
+def service() -> Topology:
+    """client -- lb -- backend1..backend4: a Service over several backends.
+
+    Like dnat (forwarding only on the lb's client side, checksums judged by
+    every kernel the same way), with four backends on their own links; tests
+    start with three and add the fourth."""
+    links = [Link(Endpoint("client", "eth0", "10.0.1.2/24", "02:00:00:00:02:02", tx_checksum=False),
+                  Endpoint("lb", "eth0", "10.0.1.1/24", "02:00:00:00:02:01", tx_checksum=False))]
+    routes = [Route("client", "10.96.0.0/12", via="10.0.1.1")]
+    neighbours = [Neighbour("client", "eth0", "10.0.1.1", "02:00:00:00:02:01"),
+                  Neighbour("lb", "eth0", "10.0.1.2", "02:00:00:00:02:02")]
+    for n in range(1, SERVICE_BACKENDS + 1):
+        node, lb_mac, be_mac = f"backend{n}", f"02:00:00:00:1{n}:01", f"02:00:00:00:1{n}:05"
+        links.append(Link(Endpoint("lb", f"eth{n}", f"10.244.{n}.1/24", lb_mac),
+                          Endpoint(node, "eth0", f"{backend_ip(n)}/24", be_mac, gro=True)))
+        routes.append(Route(node, "default", via=f"10.244.{n}.1"))
+        neighbours += [Neighbour("lb", f"eth{n}", backend_ip(n), be_mac), Neighbour(node, "eth0", f"10.244.{n}.1", lb_mac)]
+    return Topology(
+        name="service",
+        nodes={"client": {}, "lb": {"net.ipv4.conf.eth0.forwarding": "1"},
+               **{f"backend{n}": {} for n in range(1, SERVICE_BACKENDS + 1)}},
+        links=tuple(links), routes=tuple(routes), neighbours=tuple(neighbours))
+
+
+TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat, "service": service}

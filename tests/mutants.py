@@ -28,7 +28,7 @@ from pathlib import Path
 from bpflab.host.paths import REPO_ROOT
 
 # Fast, exact test-run tests first: most mutations die there in seconds.
-FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_xdp_dnat.py", "tests/test_packet_counter.py",
+FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_xdp_dnat.py", "tests/test_xdp_dnat_balance.py", "tests/test_packet_counter.py",
          "tests/test_connection_tracker.py", "tests/test_packet_inspect.py", "tests/test_mytcpdump.py",
          "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_xdp_dnat_lab.py",
          "tests/test_xdp_dnat_service.py", "examples/xdp_pong/test_xdp_pong.py"]
@@ -135,6 +135,30 @@ MUTATIONS = [
       "	__builtin_memcpy(eth->h_dest, fib.smac, ETH_ALEN);", "the destination MAC is the next hop's"),
     M("fwd-redirect-uncounted", "xdp_dnat.bpf.c", "	return count(DNAT_REDIRECTED, bpf_redirect(fib.ifindex, 0));",
       "	return bpf_redirect(fib.ifindex, 0);", "redirected packets are counted"),
+    # balancing: Maglev, pinned flows, connections
+    M("balance-flows-not-pinned", "xdp_dnat.bpf.c", "	pinned = bpf_map_lookup_elem(&dnat_flows, &flow);",
+      "	pinned = NULL;", "an established flow keeps its backend"),
+    M("balance-flow-not-recorded", "xdp_dnat.bpf.c", "		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);\n", "",
+      "a new flow is pinned to its backend"),
+    M("balance-hash-no-proto", "flow_hash.h", "	a += FLOW_HASH_INIT + seed;", "	a += FLOW_HASH_INIT;",
+      "the flow's hash is the model's (all of the 5-tuple)"),
+    M("balance-hash-ports-swapped", "xdp_dnat.bpf.c", "((__u32)flow->sport << 16) | flow->dport",
+      "((__u32)flow->dport << 16) | flow->sport", "the flow's hash is the model's"),
+    M("balance-stale-slot-used", "xdp_dnat.bpf.c",
+      "	if (!be || be->service.vip != svc->vip || be->service.port != svc->port ||\n"
+      "	    be->service.proto != svc->proto)", "	if (!be)",
+      "a flow pinned to a freed slot, or one another service now holds, picks again"),
+    M("balance-slot-port-unchecked", "xdp_dnat.bpf.c", " || be->service.port != svc->port ||", " ||",
+      "a slot of another service on the same VIP is not this service's"),
+    M("balance-no-backend-passed", "xdp_dnat.bpf.c", "			return count(DNAT_NO_BACKEND, XDP_DROP);\n		id = picked;",
+      "			return count(DNAT_NO_BACKEND, XDP_PASS);\n		id = picked;",
+      "a service without a ready backend drops new flows"),
+    M("balance-backend-uncounted", "xdp_dnat.bpf.c", "	if (sent)\n		*sent += 1;", "	if (sent)\n		*sent += 0;",
+      "each backend's packets are counted"),
+    M("balance-reply-not-recorded", "xdp_dnat.bpf.c", "		bpf_map_update_elem(&dnat_replies, &reply, &key, BPF_ANY);\n", "",
+      "the connection's return entry is recorded before the packet leaves"),
+    M("ret-keyed-without-client-port", "xdp_dnat.bpf.c", "		key.dport = tcp->dest;\n", "",
+      "the return path is keyed by the whole connection"),
     # the return path's checksums (the kernel's helpers, used right)
     M("ret-no-pseudo-hdr", "xdp_dnat.bpf.c", "l4_flags | BPF_F_PSEUDO_HDR | 4", "l4_flags | 4",
       "the address is in the pseudo-header (partial and CHECKSUM_COMPLETE packets)"),

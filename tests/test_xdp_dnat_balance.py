@@ -1,0 +1,284 @@
+"""xdp_dnat balancing a service over several backends, through test-run in
+the dnat lab's routing tables (lb's eth1 knows four backends' MACs):
+
+- a new flow goes to the backend the independent model picks (the Maglev
+  table of tests/maglev_model.py, indexed by its lookup3 hash of the
+  5-tuple): exact for every flow, so the program's hash and table are the
+  model's;
+- the flow is pinned: adding a backend or rebuilding the table never moves
+  it; removing a backend ends only that backend's flows (their connection
+  entries are deleted, their next packet picks again); a draining backend
+  keeps its flows and gets no new one;
+- every backend's packets and replies carry exact checksums (property
+  test, both directions through the same object's connection map).
+"""
+import collections
+import ctypes
+import dataclasses
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from bpflab.lab import dnat
+from bpflab.lab.checksums import verify_frame
+from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
+from bpflab.loaders.protocols import ip_be32
+from bpflab.loaders.service_table import DnatConfig
+from bpflab.loaders.services import Endpoint, FlowKey, Service
+from tests import maglev_model
+from tests.xdp_dnat_frames import (
+    BACKEND_MAC,
+    CLIENT_IP,
+    TC_ACT_REDIRECT,
+    backend_frame,
+    client_frame,
+    dnat_runner,
+    replied,
+    rewritten,
+    verdict_delta,
+)
+
+pytestmark = pytest.mark.kernel
+
+MACS = {BACKEND_IP: BACKEND_MAC, "10.244.1.77": "02:00:00:00:03:4d", "10.244.1.250": "02:00:00:00:03:fa",
+        "10.244.1.100": "02:00:00:00:03:64"}
+THREE = tuple(Endpoint(ip, 8080) for ip in list(MACS)[:3])
+FOURTH = Endpoint("10.244.1.100", 8080)
+WEB = Service(VIP, 80, "tcp", THREE)
+DNS = Service(VIP, 53, "udp", tuple(Endpoint(b.ip, 5353) for b in THREE))
+SIZE = 1021  # a prime the model builds quickly; the program takes any (test_default_size_table uses 16381)
+SERVICE_IFINDEX = 7  # where replies would leave (bpf_redirect_neigh only records it in test-run)
+
+
+@pytest.fixture(scope="module")
+def lab(module_lab_factory):
+    topo = dnat()
+    extra = tuple(Neighbour("lb", "eth1", ip, mac) for ip, mac in MACS.items() if ip != BACKEND_IP)
+    return module_lab_factory(dataclasses.replace(topo, neighbours=topo.neighbours + extra))
+
+
+@pytest.fixture
+def runner(lab):
+    with dnat_runner(lab, services=(), maglev_size=SIZE) as r:
+        r.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(0, DnatConfig(SERVICE_IFINDEX, SIZE))
+        yield r
+
+
+def l4_of(service: Service, sport: int, dport: int, flags: str = "S"):
+    return UDP(sport=sport, dport=dport) if service.proto == "udp" else TCP(sport=sport, dport=dport, flags=flags)
+
+
+def flow(sport: int, service: Service = WEB, client: str = CLIENT_IP, payload: bytes = b"") -> bytes:
+    """A client's packet of a new flow to `service`."""
+    pkt = client_frame(l4_of(service, sport, service.port), dst=service.vip, payload=payload)
+    pkt[IP].src = client
+    return bytes(pkt)
+
+
+def flow_key(frame: bytes) -> FlowKey:
+    ip = Ether(frame)[IP]
+    return FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
+
+
+def model_table(service: Service, size: int = SIZE) -> list[str]:
+    return maglev_model.table([(b.name, b.weight) for b in service.backends if b.weight], size)
+
+
+def endpoint(service: Service, name: str) -> Endpoint:
+    return next(b for b in service.backends if b.name == name)
+
+
+def sent_to(frame: bytes, service: Service, backend: Endpoint) -> bytes:
+    one = Service.to(service.vip, service.port, service.proto, backend.ip, backend.port)
+    return rewritten(frame, one, dmac=MACS[backend.ip])
+
+
+def run_flows(runner, frames, service: Service) -> dict[bytes, str]:
+    """Run each frame; return which backend (name) each went to, checking
+    the bytes against the model's rewrite to that backend."""
+    went = {}
+    for frame in frames:
+        result = runner.run(frame)
+        assert result.action == "XDP_REDIRECT", result.action
+        backend = next((b for b in service.backends if result.data == sent_to(frame, service, b)), None)
+        assert backend is not None, "the output is no exact rewrite to any backend of the service"
+        went[frame] = backend.name
+    return went
+
+
+def test_new_flows_go_where_the_model_says(runner):
+    runner.table.set(WEB)
+    frames = [flow(sport) for sport in range(20000, 20300)]
+    before = runner.verdicts()
+    went = run_flows(runner, frames, WEB)
+    table = model_table(WEB)
+    assert went == {f: maglev_model.pick(f, table) for f in frames}
+    assert set(went.values()) == {b.name for b in THREE}  # every backend got some
+    assert verdict_delta(before, runner.verdicts()) == {"rewritten": 300, "redirected": 300}
+    # Per-backend counters, and both directions of every connection recorded.
+    (state,) = runner.table.states()
+    assert {b.endpoint.name: b.packets for b in state.backends} == collections.Counter(went.values())
+    flows = runner.table.maps.flows
+    slots = {b.slot: b.endpoint.name for b in state.backends}
+    assert len(list(flows.keys())) == 300 and len(list(runner.table.maps.replies.keys())) == 300
+    for key in flows.keys():
+        assert (key.dport, key.proto) == (0x5000, 6)  # port 80, network order, read natively
+    assert collections.Counter(slots[s] for _, s in flows.items()) == collections.Counter(went.values())
+
+
+def test_the_default_size_table(runner):
+    service = Service(VIP, 80, "tcp", THREE[:2] + (Endpoint(THREE[2].ip, 8080, 3),))
+    runner.table.maglev_size = 16381
+    runner.table.set(service)
+    assert runner.table.table(VIP, 80, "tcp")[0] == 16381
+    frames = [flow(sport) for sport in range(21000, 21100)]
+    table = model_table(service, 16381)
+    assert run_flows(runner, frames, service) == {f: maglev_model.pick(f, table) for f in frames}
+
+
+def test_an_established_flow_keeps_its_backend_when_a_backend_is_added(runner):
+    runner.table.set(WEB)
+    frames = [flow(sport) for sport in range(22000, 22200)]
+    first = run_flows(runner, frames, WEB)
+    bigger = runner.table.add_backend(VIP, 80, "tcp", FOURTH)
+    new_table = model_table(bigger)
+    would_move = [f for f in frames if maglev_model.pick(f, new_table) != first[f]]
+    assert len(would_move) > 20  # the new table does send some of them elsewhere...
+    assert run_flows(runner, frames, bigger) == first  # ...but established flows stay put
+    fresh = [flow(sport) for sport in range(23000, 23200)]
+    went = run_flows(runner, fresh, bigger)
+    assert went == {f: maglev_model.pick(f, new_table) for f in fresh}
+    assert FOURTH.name in went.values()
+
+
+def test_removing_a_backend_ends_only_its_own_flows(runner):
+    runner.table.set(WEB)
+    frames = [flow(sport) for sport in range(24000, 24300)]
+    first = run_flows(runner, frames, WEB)
+    gone = THREE[1]
+    smaller = runner.table.delete_backend(VIP, 80, "tcp", gone.ip, gone.port)
+    # Its connection entries went with it, in both directions; the others stayed.
+    flows = list(runner.table.maps.flows.items())
+    assert len(flows) == sum(1 for b in first.values() if b != gone.name)
+    replies = list(runner.table.maps.replies.keys())
+    assert len(replies) == len(flows)
+    assert all(r.saddr != ip_be32(gone.ip) for r in replies)
+    new_table = model_table(smaller)
+    again = run_flows(runner, frames, WEB)
+    for f in frames:
+        if first[f] == gone.name:
+            assert again[f] == maglev_model.pick(f, new_table)  # picked again by the new table
+        else:
+            assert again[f] == first[f]  # untouched, whatever the new table says
+
+
+def test_a_flow_pinned_to_a_freed_slot_picks_again(runner):
+    """Between a backend's slot being freed and its flows being deleted, a
+    packet may still find its flow: the program must not send it to the
+    dead slot (nor to a slot another service holds by then)."""
+    other = Service(VIP, 8000, "tcp", (THREE[0],))  # same VIP and protocol, another port
+    runner.table.set(WEB)
+    runner.table.set(other)
+    web_frame = flow(30000)
+    run_flows(runner, [web_frame], WEB)
+    states = {s.service.port: s for s in runner.table.states()}
+    free = max(b.slot for s in states.values() for b in s.backends) + 1
+    for pinned_to in (free, states[8000].backends[0].slot):
+        runner.table.maps.flows.update(flow_key(web_frame), pinned_to)
+        assert run_flows(runner, [web_frame], WEB)[web_frame] == maglev_model.pick(web_frame, model_table(WEB))
+        assert runner.table.maps.flows.lookup(flow_key(web_frame)) != pinned_to  # pinned anew
+
+
+def test_a_draining_backend_keeps_its_flows_and_gets_no_new_ones(runner):
+    runner.table.set(WEB)
+    frames = [flow(sport) for sport in range(25000, 25200)]
+    first = run_flows(runner, frames, WEB)
+    draining = THREE[0]
+    drained = Service(VIP, 80, "tcp", (dataclasses.replace(draining, weight=0),) + THREE[1:])
+    runner.table.set(drained)
+    assert run_flows(runner, frames, WEB) == first
+    fresh = [flow(sport) for sport in range(26000, 26200)]
+    went = run_flows(runner, fresh, WEB)
+    assert draining.name not in went.values()
+    assert went == {f: maglev_model.pick(f, model_table(drained)) for f in fresh}
+
+
+def test_with_every_backend_draining_new_flows_are_dropped_and_old_ones_kept(runner):
+    runner.table.set(WEB)
+    old = flow(27000)
+    (first,) = run_flows(runner, [old], WEB).values()
+    runner.table.set(Service(VIP, 80, "tcp", tuple(dataclasses.replace(b, weight=0) for b in THREE)))
+    assert runner.table.states()[0].table_size == 0
+    before = runner.verdicts()
+    new = flow(27001)
+    result = runner.run(new)
+    assert (result.action, result.data) == ("XDP_DROP", new)
+    assert verdict_delta(before, runner.verdicts()) == {"no_backend": 1}
+    assert run_flows(runner, [old], WEB) == {old: first}
+
+
+def test_replies_of_every_backend_come_back_from_the_vip(runner):
+    runner.table.set(WEB)
+    runner.table.set(DNS)
+    for service in (WEB, DNS):
+        frames = [flow(sport, service) for sport in range(28000, 28060)]
+        went = run_flows(runner, frames, service)
+        assert len(set(went.values())) == 3
+        for frame, name in went.items():
+            assert_reply(runner, frame, service, endpoint(service, name))
+
+
+def test_one_backend_serves_two_services(runner):
+    """The return path is keyed by the connection: a backend of two
+    services answers each client from the VIP that client addressed."""
+    other = Service("10.96.0.11", 8000, "tcp", (THREE[0],))
+    runner.table.set(Service(VIP, 80, "tcp", (THREE[0],)))
+    runner.table.set(other)
+    for service, sport in ((WEB, 29000), (other, 29001)):
+        frame = flow(sport, service)
+        result = runner.run(frame)
+        assert result.data == sent_to(frame, service, THREE[0])
+        assert_reply(runner, frame, service, THREE[0])
+
+
+def assert_reply(runner, frame: bytes, service: Service, backend: Endpoint) -> None:
+    """The backend's reply to `frame`'s client, through dnat_return of the
+    same object: it comes from the VIP, with exact checksums."""
+    ip = Ether(frame)[IP]
+    reply = backend_frame(l4_of(service, backend.port, ip.sport, flags="SA"), src=backend.ip, payload=b"answer")
+    reply[IP].dst = ip.src
+    reply = bytes(reply)
+    result = runner.obj.program("dnat_return").test_run(reply)
+    want = replied(reply, service)
+    assert (result.retval, result.data) == (TC_ACT_REDIRECT, want)
+    assert verify_frame(want).ok
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(client=st.integers(2, 250), sport=st.integers(1, 65535), udp=st.booleans(),
+       payload=st.binary(max_size=64), zero_udp_checksum=st.booleans())
+def test_checksums_are_exact_for_every_backend_both_ways(runner, client, sport, udp, payload, zero_udp_checksum):
+    """Issue 20's point 4: the forward and return rewrites, with a service
+    of three backends, exact against the model for whichever backend the
+    flow gets."""
+    service = DNS if udp else WEB
+    if runner.table.lookup(service.vip, service.port, service.proto) is None:
+        runner.table.set(service)
+    pkt = Ether(flow(sport, service, client=f"10.0.1.{client}", payload=payload))
+    if udp and zero_udp_checksum:
+        pkt[UDP].chksum = 0
+    frame = bytes(pkt)
+    name = maglev_model.pick(frame, model_table(service))
+    pinned = runner.table.maps.flows.lookup(flow_key(frame))
+    if pinned is not None:  # hypothesis repeated a flow: it keeps what it got
+        name = next(b.endpoint.name for s in runner.table.states() for b in s.backends if b.slot == pinned)
+    backend = endpoint(service, name)
+    result = runner.run(frame)
+    want = sent_to(frame, service, backend)
+    assert (result.action, result.data) == ("XDP_REDIRECT", want)
+    assert verify_frame(want).ok
+    assert_reply(runner, frame, service, backend)

@@ -171,9 +171,8 @@ class ServiceTable:
 
     # -- changing ------------------------------------------------------------
     def set(self, service: Service) -> None:
-        """Make `service` exist with exactly these backends and weights."""
-        if not service.backends:
-            raise SpecError(f"{service.frontend} needs at least one backend")
+        """Make `service` exist with exactly these backends and weights (none:
+        the service exists without a backend to choose, and drops new flows)."""
         key = service.key()
         slots = self._slots()
         own = {(s.ip, s.port): i for i, s in self._slots_of(key, slots).items()}

@@ -63,7 +63,9 @@ def loader(service_lab):
 
 
 def cli(lb: str, *args: str) -> str:
-    result = run_loader("xdp_dnat", *args[:2], "eth0", "--netns", lb, *args[2:])
+    """python -m bpflab.loaders.xdp_dnat COMMAND [ACTION] eth0 --netns lb ARGS..."""
+    words = 2 if args[0] in ("service", "backend") else 1
+    result = run_loader("xdp_dnat", *args[:words], "eth0", "--netns", lb, *args[words:])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -196,3 +198,44 @@ def test_the_loader_follows_a_backend_behind_a_new_interface(service_lab, loader
         return False
 
     wait_until(answered, timeout=10, what="backend4 to answer through the VIP")
+
+
+def k8s_web(*ips: str, terminating: tuple[str, ...] = ()) -> dict:
+    """A Service and its EndpointSlice, as kubectl get -o json prints them."""
+    endpoints = [{"addresses": [ip], "conditions": {"ready": True, "serving": True, "terminating": False}}
+                 for ip in ips]
+    endpoints += [{"addresses": [ip], "conditions": {"ready": False, "serving": True, "terminating": True}}
+                  for ip in terminating]
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"clusterIP": VIP, "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+         "metadata": {"name": "web-abcde", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+         "endpoints": endpoints, "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}
+
+
+def test_kubernetes_objects_applied_to_a_running_instance(service_lab, loader, tmp_path):
+    (tmp_path / "web.json").write_text(json.dumps(k8s_web(THREE[0], THREE[2], terminating=(THREE[1],))))
+    out = cli(loader, "apply", "-f", str(tmp_path / "web.json"))
+    assert out.splitlines() == [
+        f"removed {VIP}:7/tcp", f"removed {VIP}:53/udp",
+        f"changed {VIP}:80/tcp (default/web:http): {THREE[1]}:8080 weight 1->0",
+        "0 added, 2 removed, 1 changed, 0 unchanged"]
+    answers = collections.Counter(http_get(service_lab) for _ in range(30))
+    assert set(answers) == {name_of(THREE[0]), name_of(THREE[2])}  # the terminating one takes no new flow
+    # A malformed object: one line naming it, exit 2, nothing changed.
+    bad = k8s_web(THREE[0])
+    bad["items"][1]["endpoints"][0]["addresses"] = ["10.244.1.500"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    before = cli(loader, "service", "list", "--json")
+    result = run_loader("xdp_dnat", "apply", "eth0", "--netns", loader, "-f", str(tmp_path / "bad.json"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "EndpointSlice default/web-abcde: endpoints[0].addresses[0] '10.244.1.500' is not an IPv4 address" \
+        in result.stderr
+    assert json.loads(cli(loader, "service", "list", "--json"))[0]["backends"] == json.loads(before)[0]["backends"]
+    # YAML, as kubectl get -o yaml prints it, and --json.
+    import yaml
+
+    (tmp_path / "web.yaml").write_text(yaml.safe_dump(k8s_web(*THREE)))
+    report = json.loads(cli(loader, "apply", "-f", str(tmp_path / "web.yaml"), "--json"))
+    assert report["changed"] == [f"{VIP}:80/tcp (default/web:http): {THREE[1]}:8080 weight 0->1"]

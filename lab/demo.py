@@ -12,7 +12,7 @@ from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
 from bpflab.lab import builder
 from bpflab.lab.frames import towards_peer
-from bpflab.lab.topology import dnat, pair
+from bpflab.lab.topology import backend_ip, dnat, pair, service
 from bpflab.loaders.hello import Hello
 
 
@@ -93,6 +93,51 @@ def demo_dnat() -> None:
     print("lab removed")
 
 
+def demo_service() -> None:
+    banner("xdp_dnat balancing: one VIP over three backends (Maglev), flows pinned")
+    with builder.build(service()) as lab:
+        lb = lab.netns("lb")
+        backends = [backend_ip(n) for n in (1, 2, 3)]
+        servers = [lab.serve(f"backend{n}", "http", ip, "8080", "--body", f"backend{n}\n")
+                   for n, ip in enumerate(backends, 1)]
+        spec = "10.96.0.10:80/tcp=" + ",".join(f"{ip}:8080" for ip in backends)
+        print(f"lab: client -> lb {lb} -> backend1..3 ({', '.join(backends)}), each on its own link")
+        print(f"$ python -m bpflab.loaders.xdp_dnat eth0 --netns {lb} --service {spec}", flush=True)
+        loader = spawn([sys.executable, "-u", "-m", "bpflab.loaders.xdp_dnat", "eth0", "--netns", lb, "--service",
+                        spec, "--interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def manage(*args: str) -> None:
+            print(f"$ python -m bpflab.loaders.xdp_dnat {' '.join(args[:2])} eth0 --netns {lb} {' '.join(args[2:])}")
+            words = 2 if args[0] in ("service", "backend") else 1
+            done = subprocess.run([sys.executable, "-m", "bpflab.loaders.xdp_dnat", *args[:words], "eth0", "--netns",
+                                   lb, *args[words:]], capture_output=True, text=True, timeout=patience(30))
+            print(done.stdout + done.stderr, end="")
+
+        try:
+            while line := read_line(loader.stdout, timeout=30, what="xdp_dnat's start-up lines"):
+                print(line, end="", flush=True)
+                if "change them with" in line:
+                    break
+            script = ("import collections, http.client\n"
+                      "seen = collections.Counter()\n"
+                      "for _ in range(30):\n"
+                      "    c = http.client.HTTPConnection('10.96.0.10', 80, timeout=5)\n"
+                      "    c.request('GET', '/'); seen[c.getresponse().read().decode().strip()] += 1; c.close()\n"
+                      "print(dict(sorted(seen.items())))")
+            print("\n$ 30 HTTP GETs to http://10.96.0.10/ from the client, each a new connection; who answered:")
+            print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
+            manage("service", "list")
+            manage("backend", "del", "10.96.0.10:80/tcp", f"{backends[1]}:8080")
+            print("$ the same 30 GETs again:")
+            print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
+        finally:
+            loader.terminate()
+            loader.communicate(timeout=patience(10))
+            for server in servers:
+                server.terminate()
+    print("lab removed")
+
+
 def main() -> int:
     with builder.build(pair()) as lab:
         left, right = lab.endpoint("left", "eth0"), lab.endpoint("right", "eth0")
@@ -108,4 +153,5 @@ def main() -> int:
         run_loader_cli(lab, "mytcpdump", "--count", "10")
     print("\nlab removed")
     demo_dnat()
+    demo_service()
     return 0

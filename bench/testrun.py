@@ -10,6 +10,8 @@ the full work of a real packet - lookup, FIB, checksums, MACs, redirect.
 """
 from __future__ import annotations
 
+import dataclasses
+import socket
 import statistics
 
 from scapy.layers.inet import TCP
@@ -17,12 +19,13 @@ from scapy.layers.inet import TCP
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
-from bpflab.lab.topology import BACKEND_IP, VIP
+from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.loaders.objects import BUILD_DIR, object_path
+from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.registry import PROGRAMS
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import Service
+from bpflab.loaders.services import BackendSlot, Endpoint, Service, ServiceKey, service_key
 from bpflab.loaders.xdp_dnat import read_verdicts
 
 REPEAT = 200_000
@@ -46,10 +49,35 @@ def per_packet_ns(obj: BpfObject, program: str, frame: bytes, ctx=None, netns=No
     return statistics.median(samples)
 
 
-def add_services(obj: BpfObject) -> None:
+# xdp_dnat_3_backends: the service spread over three backends the lb's FIB knows.
+THREE = ((BACKEND_IP, "02:00:00:00:03:05"), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))
+
+
+def add_services(obj: BpfObject, backends: tuple[str, ...] = (BACKEND_IP,)) -> None:
+    """The service, and every backend a service of itself (see the module
+    docstring): with several backends, each of those spreads over all of
+    them too, so every repetition goes through a multi-backend service."""
     table = ServiceTable(DnatMaps.of(obj))
-    table.add(Service.to(VIP, 80, "tcp", BACKEND_IP, 8080))
-    table.add(Service.to(BACKEND_IP, 8080, "tcp", BACKEND_IP, 8080))  # see the module docstring
+    spread = tuple(Endpoint(ip, 8080) for ip in backends)
+    table.add(Service(VIP, 80, "tcp", spread))
+    for ip in backends:
+        table.add(Service(ip, 8080, "tcp", spread))
+
+
+def floor_services(obj: BpfObject) -> None:
+    """The floor's plain service map: the service and the backend as a
+    service of itself, one backend each."""
+    services = obj.map("services").bind(ServiceKey, BackendSlot)
+    backend = BackendSlot(ip_be32(BACKEND_IP), socket.htons(8080), 1)
+    for vip, port in ((VIP, 80), (BACKEND_IP, 8080)):
+        services.update(service_key(vip, port, "tcp"), backend)
+
+
+def bench_lab():
+    """The dnat lab, its lb knowing the MACs of THREE's extra backends."""
+    topo = dnat()
+    extra = tuple(Neighbour("lb", "eth1", ip, mac) for ip, mac in THREE[1:])
+    return builder.build(dataclasses.replace(topo, neighbours=topo.neighbours + extra))
 
 
 def check_redirects(obj: BpfObject, program: str, frame: bytes, ctx, lab) -> None:
@@ -62,7 +90,7 @@ def check_redirects(obj: BpfObject, program: str, frame: bytes, ctx, lab) -> Non
 
 
 def measure() -> dict[str, float]:
-    lab = builder.build(dnat())
+    lab = bench_lab()
     try:
         frame = frame_to_vip(lab)
         results = {}
@@ -87,7 +115,7 @@ def measure() -> dict[str, float]:
                     rb.close()
         ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=lab.ifindex("lb", "eth0"))
         with BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o") as obj:
-            add_services(obj)
+            floor_services(obj)
             results["floor_dnat"] = per_packet_ns(obj, "floor_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
             check_redirects(obj, "floor_dnat", frame, ctx, lab)
         with BpfObject(object_path("xdp_dnat")) as obj:
@@ -96,6 +124,13 @@ def measure() -> dict[str, float]:
             verdicts = read_verdicts(obj.map("dnat_verdicts"))
             if verdicts["redirected"] != ROUNDS * REPEAT:  # every repetition must have done the full work
                 raise RuntimeError(f"xdp_dnat benchmark did not rewrite every repetition: {verdicts}")
+        with BpfObject(object_path("xdp_dnat")) as obj:
+            add_services(obj, tuple(ip for ip, _ in THREE))
+            results["xdp_dnat_3_backends"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
+            verdicts = read_verdicts(obj.map("dnat_verdicts"))
+            used = {b.endpoint.ip for st in ServiceTable(DnatMaps.of(obj)).states() for b in st.backends if b.packets}
+            if verdicts["redirected"] != ROUNDS * REPEAT or len(used) < 2:
+                raise RuntimeError(f"xdp_dnat 3-backend benchmark: {verdicts}, backends used {sorted(used)}")
         return results
     finally:
         lab.teardown()

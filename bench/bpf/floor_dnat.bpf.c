@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The floor of a DNAT in XDP: only what xdp_dnat cannot avoid for a packet
- * to a service. Parse Ethernet, IPv4 and the L4 ports (no options, no VLAN,
- * no fragments: the frame the bench sends has none), one service lookup,
- * one bpf_fib_lookup, the address and port writes with their checksum
- * updates, the MACs, the redirect. No counters, no checks a real datapath
- * needs for other frames: xdp_dnat's cost is read against this. */
+ * of an established flow to a service. Parse Ethernet, IPv4 and the L4
+ * ports (no options, no VLAN, no fragments: the frame the bench sends has
+ * none), one service lookup, one connection lookup (flows stay put: issue
+ * 20) holding the backend itself, one bpf_fib_lookup, the address and port
+ * writes with their checksum updates, the MACs, the redirect. No counters,
+ * no checks a real datapath needs for other frames: xdp_dnat's cost is read
+ * against this. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -25,6 +27,14 @@ struct {
 	__type(value, struct backend);
 } services SEC(".maps");
 
+/* flow -> its backend; a new flow takes the service's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct flow_key);
+	__type(value, struct backend);
+} flows SEC(".maps");
+
 SEC("xdp")
 int floor_dnat(struct xdp_md *ctx)
 {
@@ -35,7 +45,8 @@ int floor_dnat(struct xdp_md *ctx)
 	struct tcphdr *tcp = (void *)(iph + 1);
 	struct bpf_fib_lookup fib = {};
 	struct service_key key = {};
-	struct backend *be;
+	struct flow_key flow = {};
+	struct backend *be, *pinned;
 
 	/* TCP only, as the bench's frame: the one header length both need. */
 	if ((void *)(tcp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || iph->protocol != IPPROTO_TCP)
@@ -46,6 +57,16 @@ int floor_dnat(struct xdp_md *ctx)
 	be = bpf_map_lookup_elem(&services, &key);
 	if (!be)
 		return XDP_PASS;
+	flow.saddr = iph->saddr;
+	flow.daddr = iph->daddr;
+	flow.sport = tcp->source;
+	flow.dport = tcp->dest;
+	flow.proto = IPPROTO_TCP;
+	pinned = bpf_map_lookup_elem(&flows, &flow);
+	if (pinned)
+		be = pinned;
+	else
+		bpf_map_update_elem(&flows, &flow, be, BPF_ANY);
 
 	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_TCP;

@@ -23,6 +23,8 @@ import errno
 import socket
 from pathlib import Path
 
+import numpy as np
+
 from bpflab.libbpf import BpfError, BpfObject, Map
 from bpflab.libbpf._lib import BPF_MAP_TYPE_ARRAY
 from bpflab.loaders import maglev
@@ -125,11 +127,10 @@ class ServiceTable:
 
     # -- reading -----------------------------------------------------------
     def _slots(self) -> dict[int, BackendSlot]:
-        found = {}
-        for i, raw in enumerate(self.maps.backends.array_values_raw()):
-            if raw[:4] != b"\0\0\0\0":  # ip 0: a free slot
-                found[i] = BackendSlot.from_buffer_copy(raw)
-        return found
+        raw = self.maps.backends.array_values_raw()
+        size = ctypes.sizeof(BackendSlot)
+        ips = np.frombuffer(raw, dtype=np.uint32).reshape(-1, size // 4)[:, 0]
+        return {int(i): BackendSlot.from_buffer_copy(raw, int(i) * size) for i in np.flatnonzero(ips)}  # ip 0: free
 
     def _slots_of(self, key: ServiceKey, slots: dict[int, BackendSlot]) -> dict[int, BackendSlot]:
         return {i: s for i, s in slots.items() if bytes(s.service) == bytes(key)}

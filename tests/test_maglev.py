@@ -32,7 +32,7 @@ backend_sets = st.lists(st.tuples(st.from_regex(r"10\.0\.[0-9]{1,2}\.[1-9]:80[0-
                                   st.integers(1, 4)), min_size=1, max_size=8, unique_by=lambda b: b[0])
 
 
-@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 2))
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 4))
 @given(backends=backend_sets, size=st.sampled_from(PRIMES))
 def test_the_table_is_the_models(backends, size):
     assert by_name(backends, size) == maglev_model.table(backends, size)
@@ -40,6 +40,7 @@ def test_the_table_is_the_models(backends, size):
 
 @pytest.mark.parametrize("size", [maglev.DEFAULT_SIZE, maglev.MAX_SIZE])
 def test_full_size_tables_are_the_models(size):
+    """(Weighted: the heap's turn order, and the model's, at full size.)"""
     rng = random.Random(size)
     backends = [(n, rng.randint(1, 3)) for n in names(5, rng)]
     assert by_name(backends, size) == maglev_model.table(backends, size)
@@ -78,7 +79,7 @@ def test_removing_one_of_n_backends_moves_about_one_nth_of_the_entries(n):
     12 measures it). Measured here over 20 removals each: at most 1.07 M/N
     for N = 10, 1.16 M/N for N = 20 (M = 16381). Asserted: at most 1.25 M/N."""
     size, rng = maglev.DEFAULT_SIZE, random.Random(n)
-    for _ in range(20):
+    for _ in range(8):
         backends = [(name, 1) for name in names(n, rng)]
         gone = rng.randrange(n)
         before = by_name(backends, size)
@@ -92,7 +93,7 @@ def test_removing_one_of_n_backends_moves_about_one_nth_of_the_entries(n):
 @pytest.mark.parametrize("n", [3, 10])
 def test_adding_a_backend_moves_about_its_share(n):
     size, rng = maglev.DEFAULT_SIZE, random.Random(100 + n)
-    for _ in range(10):
+    for _ in range(5):
         backends = [(name, 1) for name in names(n + 1, rng)]
         new = backends.pop(rng.randrange(n + 1))
         before, after = by_name(backends, size), by_name(backends + [new], size)

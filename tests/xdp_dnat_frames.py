@@ -105,9 +105,12 @@ class DnatRunner:
 
 
 @contextlib.contextmanager
-def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None):
+def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None, max_services=None):
     skip_without("xdp_test_run_ctx")  # bpf_fib_lookup needs the ingress interface
-    with BpfObject(object_path("xdp_dnat")) as obj:
+    with BpfObject(object_path("xdp_dnat"), load=False) as obj:
+        if max_services:
+            obj.map("services").set_max_entries(max_services)
+        obj.load()
         runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"), maglev_size)
         for s in services:
             runner.table.add(s)

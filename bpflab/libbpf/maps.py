@@ -219,9 +219,10 @@ class Map:
             if _lib.bpf_map_lookup_elem(self.fd, cur, value) == 0:
                 yield cur.raw, [value.raw[i * stride:i * stride + self.value_size] for i in range(cpus)]
 
-    def array_values_raw(self) -> list[bytes]:
-        """Every value of an array map (non-per-CPU), index order, in one
-        system call (BPF_MAP_LOOKUP_BATCH) instead of one per entry."""
+    def array_values_raw(self) -> bytes:
+        """Every value of an array map (non-per-CPU), index order, value i
+        at i * value_size, in one system call (BPF_MAP_LOOKUP_BATCH) instead
+        of one per entry."""
         if self.type != _lib.BPF_MAP_TYPE_ARRAY:
             raise BpfError(22, f"map '{self.name}' is not an array")
         n = self.max_entries
@@ -234,8 +235,7 @@ class Map:
             raise BpfError(-ret, f"batch lookup in map '{self.name}'")
         if count.value != n:
             raise BpfError(5, f"batch lookup in map '{self.name}' returned {count.value} of {n} entries")
-        raw, size = values.raw, self.value_size
-        return [raw[i * size:(i + 1) * size] for i in range(n)]
+        return values.raw
 
     # -- operations --------------------------------------------------------
     def lookup(self, key):

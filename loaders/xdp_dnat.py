@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import sys
 
@@ -197,16 +198,20 @@ def open_table(args) -> ServiceTable:
     return ServiceTable(DnatMaps.pinned(running_pin_dir("xdp_dnat", args.iface, args.netns)))
 
 
+def _say(args, text: str, data) -> None:
+    print(json.dumps(data) if args.json else text)
+
+
 def service_command(args, table: ServiceTable) -> None:
     if args.action == "add":
         for s in args.parsed:
             table.set(s)
-            print(f"added {s}")
+            _say(args, f"added {s}", {"added": s.as_json()})
     elif args.action == "del":
         for vip, port, proto in args.parsed:
             if not table.delete(vip, port, proto):
                 raise cli.UsageError(f"no service {vip}:{port}/{proto}")
-            print(f"deleted {vip}:{port}/{proto}")
+            _say(args, f"deleted {vip}:{port}/{proto}", {"deleted": {"vip": vip, "port": port, "proto": proto}})
     else:
         states = table.states()
         if args.json:
@@ -220,11 +225,13 @@ def backend_command(args, table: ServiceTable) -> None:
     vip, port, proto = args.frontend
     for ep in args.parsed:
         if args.action == "add":
-            table.add_backend(vip, port, proto, ep)
-            print(f"added backend {ep} to {vip}:{port}/{proto}")
+            now = table.add_backend(vip, port, proto, ep)
+            _say(args, f"added backend {ep} to {vip}:{port}/{proto}", {"added": dataclasses.asdict(ep),
+                                                                         "service": now.as_json()})
         else:
-            table.delete_backend(vip, port, proto, ep.ip, ep.port)
-            print(f"deleted backend {ep.name} from {vip}:{port}/{proto}")
+            now = table.delete_backend(vip, port, proto, ep.ip, ep.port)
+            _say(args, f"deleted backend {ep.name} from {vip}:{port}/{proto}",
+                 {"deleted": {"ip": ep.ip, "port": ep.port}, "service": now.as_json()})
 
 
 def manage(args) -> int:
@@ -285,8 +292,14 @@ def main(argv: list[str]) -> int:
         p.add_argument("--json", action="store_true")
         if command == "apply":
             p.add_argument("-f", "--file", required=True, metavar="FILE", help="JSON or YAML; - for stdin")
-        if command in ("service", "backend"):
-            p.add_argument("specs", nargs="*", metavar="SPEC")
+        if command == "service":
+            p.add_argument("specs", nargs="*", metavar="SPEC",
+                           help="add: VIP:PORT/PROTO=B1:P1[@W],B2:P2[@W],... (replaces the backends of an existing "
+                                "service); del: VIP:PORT/PROTO")
+        elif command == "backend":
+            p.add_argument("specs", nargs="*", metavar="SPEC",
+                           help="VIP:PORT/PROTO, then BACKEND:PORT[@WEIGHT] (add; a backend already there gets the "
+                                "new weight) or BACKEND:PORT (del: its flows end)")
         args = p.parse_intermixed_args(argv[1:])
         args.command = command
         _parse_specs(args, p)

@@ -179,7 +179,9 @@ def test_udp_flows_keep_their_backend(service_lab, loader):
             assert echoed == f"q{i}"
             first.append(name)
         assert set(first) == {name_of(ip) for ip in THREE}
-        cli(loader, "backend", "add", f"{VIP}:53/udp", f"{FOURTH}:5353")
+        added = json.loads(cli(loader, "backend", "add", f"{VIP}:53/udp", f"{FOURTH}:5353@2", "--json"))
+        assert added["added"] == {"ip": FOURTH, "port": 5353, "weight": 2}
+        assert [(b["ip"], b["weight"]) for b in added["service"]["backends"]] == [(ip, 1) for ip in THREE] + [(FOURTH, 2)]
         assert [ask(s, "again")[0] for s in socks] == first
     finally:
         for s in socks:

@@ -291,3 +291,24 @@ def test_checksums_are_exact_for_every_backend_both_ways(runner, client, sport, 
     assert (result.action, result.data) == ("XDP_REDIRECT", want)
     assert verify_frame(want).ok
     assert_reply(runner, frame, service, backend)
+
+
+def test_a_rebuild_never_writes_a_table_packets_may_be_reading(runner):
+    """Tables are swapped whole: every change publishes a new inner map with
+    one update of `services`; the table published before is never written
+    again (a program that looked it up keeps reading a whole table)."""
+    from bpflab.libbpf import Map
+    from bpflab.loaders.services import MaglevTable, service_key
+
+    runner.table.set(WEB)
+    old_id = runner.table.maps.services.lookup(service_key(VIP, 80, "tcp"))
+    with Map.from_id(old_id) as old:  # as a program that looked it up holds it
+        old.bind(ctypes.c_uint32, MaglevTable)
+        before = bytes(old.lookup(0))
+        runner.table.add_backend(VIP, 80, "tcp", FOURTH)
+        runner.table.delete_backend(VIP, 80, "tcp", THREE[0].ip, THREE[0].port)
+        new_id = runner.table.maps.services.lookup(service_key(VIP, 80, "tcp"))
+        assert new_id != old_id
+        assert bytes(old.lookup(0)) == before  # untouched
+    size, slots = runner.table.table(VIP, 80, "tcp")
+    assert size == SIZE and len(set(slots)) == 3

@@ -1,7 +1,11 @@
 """xdp_dnat's checksums at the edges of one's complement arithmetic, in
 both directions: the forward rewrite (XDP, bpf/csum.h's RFC 1624 updates)
 and the return path (tc, the kernel's csum helpers), each through test-run,
-each compared byte for byte with the independent model.
+each compared byte for byte with the independent model. Forward, every
+case's service has three backends and the program's Maglev pick lands on
+the case's own (spread()); the return path is keyed by the connection, so
+its cases need only the connection entry (replies of every backend of a
+three-backend service: tests/test_xdp_dnat_balance.py).
 
 Every edge gets its own property test with a stated number of examples,
 and an independent classifier (tests/csum_edges.py) confirms that every
@@ -19,7 +23,9 @@ from bpflab.host import kernel
 from bpflab.lab import dnat
 from bpflab.lab.checksums import UDP, verify_frame
 from bpflab.lab.topology import Neighbour
-from bpflab.loaders.services import Service
+from bpflab.loaders import maglev
+from bpflab.loaders.services import Endpoint, Service
+from tests import maglev_model
 from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
 from tests.xdp_dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
 
@@ -50,6 +56,24 @@ def service_of(case) -> Service:
     if nat.direction == "forward":
         return Service.to(nat.old_addr, nat.old_port, proto, nat.new_addr, nat.new_port)
     return Service.to(nat.new_addr, nat.new_port, proto, nat.old_addr, nat.old_port)
+
+
+def spread(service: Service, frame: bytes) -> Service:
+    """`service` with two more backends (the other addresses the lb's FIB
+    knows), their ports chosen so that the Maglev table sends `frame`'s flow
+    to the case's own backend: the rewrite at the edge then happens in a
+    service of three backends, its backend picked by the program's hash."""
+    others = [ip for ip, _ in BACKENDS if ip != service.backend.ip][:2]
+    entry = maglev_model.flow_hash(frame) % MAGLEV_SIZE
+    # An entry deep in the case backend's permutation is rarely its with
+    # equal weights: more weight, more turns, until it is.
+    for weight in range(1, 2 * MAGLEV_SIZE):
+        target = dataclasses.replace(service.backend, weight=weight)
+        for port in range(1024, 1024 + 32):
+            backends = (target,) + tuple(Endpoint(ip, port + i) for i, ip in enumerate(others))
+            if maglev.build([(b.name, b.weight) for b in backends], MAGLEV_SIZE)[entry] == 0:
+                return dataclasses.replace(service, backends=backends)
+    raise AssertionError(f"no three-backend service sends {service.frontend}'s flow to {service.backend}")
 
 
 def explain(got: bytes, want: bytes) -> str:
@@ -94,7 +118,11 @@ def reverse():
 @pytest.mark.parametrize("edge", EDGES)
 def test_forward_rewrite_at_the_edge(forward, edge):
     def run_case(case):
-        service = service_of(case)
+        service = spread(service_of(case), case.frame)
+        forward.made = getattr(forward, "made", 0) + 1
+        if forward.made % (MAX_SERVICES // 4) == 0:  # long profiles: room for the next ones (3 slots each)
+            for old in forward.table.list():
+                forward.table.delete(old.vip, old.port, old.proto)
         forward.table.set(service)  # a flow pinned to an earlier backend of this key went with its slot
         result = forward.run(case.frame)
         assert result.action == "XDP_REDIRECT"

@@ -52,6 +52,10 @@ struct flow_key {
 struct dnat_config {
 	__u32 service_ifindex; /* where clients reach the VIP: replies leave here */
 	__u32 maglev_size;     /* tables' size, for `service` changes on a running instance */
+	/* The BTF types of the tables' template, which a table made by another
+	 * process must carry too (kernels compare them: see Map.create_inner). */
+	__u32 table_btf_key_id;
+	__u32 table_btf_value_id;
 };
 
 /* Per-verdict packet counters (indexes of the dnat_verdicts per-CPU array). */

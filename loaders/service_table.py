@@ -45,7 +45,15 @@ from bpflab.loaders.services import (
 class DnatConfig(ctypes.Structure):
     """Mirror of struct dnat_config (bpf/xdp_dnat.h)."""
 
-    _fields_ = [("service_ifindex", ctypes.c_uint32), ("maglev_size", ctypes.c_uint32)]
+    _fields_ = [("service_ifindex", ctypes.c_uint32), ("maglev_size", ctypes.c_uint32),
+                ("table_btf_key_id", ctypes.c_uint32), ("table_btf_value_id", ctypes.c_uint32)]
+
+
+def instance_config(services: Map, service_ifindex: int, maglev_size: int) -> DnatConfig:
+    """What a loader writes to dnat_config (`services` of its loaded object)."""
+    inner = services.inner
+    return DnatConfig(service_ifindex, maglev_size, inner.btf_key_type_id if inner else 0,
+                      inner.btf_value_type_id if inner else 0)
 
 
 # The maps a running instance pins, for `service`, `backend` and `stats`.
@@ -250,7 +258,7 @@ class ServiceTable:
         table.backends = len(ready)
         slots = array.array("H", (ready[e][2] for e in entries))
         ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 2)
-        with Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(MaglevTable), 1) as inner:
+        with self._new_table_map() as inner:
             inner.bind(ctypes.c_uint32, MaglevTable).update(0, table)
             try:
                 self.maps.services.update(key, inner.fd)
@@ -260,6 +268,18 @@ class ServiceTable:
                                                 f"services)") from None
                 raise
         # Our fd is closed; the services map holds the table now.
+
+    def _new_table_map(self) -> Map:
+        """An inner map like the services map's template: from the object when
+        we loaded it, else (a running instance's pins) as its loader recorded."""
+        services = self.maps.services
+        if services.inner is not None:
+            return services.create_inner()
+        config = self.maps.config.lookup(0)
+        btf = None
+        if config is not None and config.table_btf_value_id and services.btf_fd >= 0:
+            btf = (services.btf_fd, config.table_btf_key_id, config.table_btf_value_id)
+        return Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(MaglevTable), 1, btf)
 
     def _free(self, gone, slots: dict[int, BackendSlot]) -> None:
         gone = {i: slots[i] for i in gone}

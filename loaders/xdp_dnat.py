@@ -33,7 +33,7 @@ from bpflab.libbpf.btf import check_mirror
 from bpflab.loaders import cli, maglev
 from bpflab.loaders.base import Loader
 from bpflab.loaders.interfaces import TcAttachment
-from bpflab.loaders.service_table import MAP_NAMES, DnatConfig, DnatMaps, ServiceTable
+from bpflab.loaders.service_table import MAP_NAMES, DnatConfig, DnatMaps, ServiceTable, instance_config
 from bpflab.loaders.services import (
     DEFAULT_SERVICE,
     BackendSlot,
@@ -108,7 +108,8 @@ class XdpDnat(Loader):
         check_mirrors(obj)
         for name in PINNED_MAPS:
             obj.map(name).pin(self.instance.pin_path(name))
-        obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(0, DnatConfig(0, self.maglev_size))
+        obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(
+            0, instance_config(obj.map("services"), 0, self.maglev_size))
         self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size)
         for spec in self.services:
             self.table.add(spec if not isinstance(spec, str) else parse_service(spec))
@@ -116,7 +117,7 @@ class XdpDnat(Loader):
     def attached(self) -> None:
         config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
         # replies leave where clients reach the VIP
-        config.update(0, DnatConfig(self.ifindex, self.maglev_size))
+        config.update(0, instance_config(self.obj.map("services"), self.ifindex, self.maglev_size))
         if self.return_path:
             self.refresh_return_path()
 

@@ -59,6 +59,21 @@ class bpf_xdp_query_opts(Structure):
     ]
 
 
+class bpf_map_create_opts(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("btf_fd", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("inner_map_fd", c_uint32),
+        ("map_flags", c_uint32),
+        ("map_extra", c_uint64),
+        ("numa_node", c_uint32),
+        ("map_ifindex", c_uint32),
+    ]
+
+
 class bpf_test_run_opts(Structure):
     _fields_ = [
         ("sz", c_size_t),
@@ -139,6 +154,8 @@ bpf_obj_get = _proto("bpf_obj_get", c_int, c_char_p)
 bpf_map_lookup_batch = _proto("bpf_map_lookup_batch", c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
                               POINTER(c_uint32), c_void_p)
 bpf_map_create = _proto("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, c_void_p)
+bpf_btf_get_fd_by_id = _proto("bpf_btf_get_fd_by_id", c_int, c_uint32)
+btf__fd = _proto("btf__fd", c_int, c_void_p)
 bpf_map_get_fd_by_id = _proto("bpf_map_get_fd_by_id", c_int, c_uint32)
 bpf_obj_pin = _proto("bpf_obj_pin", c_int, c_int, c_char_p)
 bpf_obj_get_info_by_fd = _proto("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, POINTER(c_uint32))

@@ -22,6 +22,13 @@ class bpf_map_info_head(ctypes.Structure):
         ("max_entries", ctypes.c_uint32),
         ("map_flags", ctypes.c_uint32),
         ("name", ctypes.c_char * 16),
+        ("ifindex", ctypes.c_uint32),
+        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
+        ("btf_key_type_id", ctypes.c_uint32),
+        ("btf_value_type_id", ctypes.c_uint32),
     ]
 
 
@@ -46,6 +53,8 @@ class Map:
         self.value_type: type | None = None
         self.btf_key_type_id = self.btf_value_type_id = 0  # 0: the map was declared without BTF types
         self._inner: Map | None = None
+        self.btf_fd = -1  # the BTF the map was created with (set when its object loads)
+        self._owns_btf_fd = False
 
     @classmethod
     def from_libbpf(cls, ptr) -> Map:
@@ -75,10 +84,17 @@ class Map:
         return cls._from_fd(fd, str(path))
 
     @classmethod
-    def create(cls, name: str, map_type: int, key_size: int, value_size: int, max_entries: int) -> Map:
+    def create(cls, name: str, map_type: int, key_size: int, value_size: int, max_entries: int,
+               btf: tuple[int, int, int] | None = None) -> Map:
         """A new map of our own, outside any object (e.g. the inner map a
-        map-in-map entry is swapped to); close() releases it."""
-        fd = _lib.bpf_map_create(map_type, name.encode()[:15], key_size, value_size, max_entries, None)
+        map-in-map entry is swapped to); close() releases it. `btf`: (BTF fd,
+        key type id, value type id), as the map's declaration had them."""
+        opts = None
+        if btf is not None:
+            opts = _lib.bpf_map_create_opts(sz=ctypes.sizeof(_lib.bpf_map_create_opts), btf_fd=btf[0],
+                                            btf_key_type_id=btf[1], btf_value_type_id=btf[2])
+            opts = ctypes.byref(opts)
+        fd = _lib.bpf_map_create(map_type, name.encode()[:15], key_size, value_size, max_entries, opts)
         if fd < 0:
             raise BpfError(-fd, f"cannot create map '{name}'")
         m = cls(name, map_type, key_size, value_size, max_entries, fd)
@@ -103,6 +119,10 @@ class Map:
             raise BpfError(-ret, f"cannot read map info of {what}")
         m = cls(info.name.decode(), info.type, info.key_size, info.value_size, info.max_entries, fd)
         m._owns_fd = True
+        m.btf_key_type_id, m.btf_value_type_id = info.btf_key_type_id, info.btf_value_type_id
+        if info.btf_id:  # the BTF it was created with, for maps made like it (create_inner)
+            m.btf_fd = _lib.bpf_btf_get_fd_by_id(info.btf_id)
+            m._owns_btf_fd = m.btf_fd >= 0
         return m
 
     def info(self) -> bpf_map_info_head:
@@ -145,13 +165,23 @@ class Map:
         as the object declares it; None for other maps."""
         return self._inner
 
-    def create_inner(self) -> Map:
+    def create_inner(self, btf_fd: int | None = None) -> Map:
         """A new map like this map-in-map's inner template, to fill and then
-        put in as a value (close it after: the outer map keeps it alive)."""
+        put in as a value (close it after: the outer map keeps it alive).
+
+        With the template's BTF types too: kernels compare inner maps with
+        the template by what BTF makes of the value (6.1: its timer offset,
+        which a map without BTF has not), so a map created without them is
+        refused (EINVAL) where the template has them. `btf_fd`: the object's
+        BTF (default: the one this map was loaded with)."""
         t = self._inner
         if t is None:
             raise BpfError(22, f"map '{self.name}' is not a map of maps")
-        inner = Map.create(t.name, t.type, t.key_size, t.value_size, t.max_entries)
+        btf = None
+        if t.btf_value_type_id:
+            fd = btf_fd if btf_fd is not None else self.btf_fd
+            btf = (fd, t.btf_key_type_id, t.btf_value_type_id)
+        inner = Map.create(t.name, t.type, t.key_size, t.value_size, t.max_entries, btf)
         inner.btf_key_type_id, inner.btf_value_type_id = t.btf_key_type_id, t.btf_value_type_id
         return inner
 
@@ -301,6 +331,9 @@ class Map:
         if self._owns_fd and self._fd >= 0:
             os.close(self._fd)
         self._fd = -1
+        if self._owns_btf_fd and self.btf_fd >= 0:
+            os.close(self.btf_fd)
+        self.btf_fd, self._owns_btf_fd = -1, False
 
     def __enter__(self) -> Map:
         return self

@@ -101,8 +101,11 @@ class BpfObject:
             # Not the verifier: libbpf itself (relocation, externs, maps).
             raise BpfError(-ret, f"cannot load BPF object {self.path}", [w for w in warnings if "failed to load" not in w])
         self.loaded = True
+        btf = _lib.bpf_object__btf(self._ptr)
+        btf_fd = _lib.btf__fd(btf) if btf else -1
         for bmap in self.maps.values():
             bmap._fd = _lib.bpf_map__fd(bmap._ptr)
+            bmap.btf_fd = btf_fd
 
     def program(self, name: str) -> Program:
         try:

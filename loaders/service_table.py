@@ -276,9 +276,12 @@ class ServiceTable:
         if services.inner is not None:
             return services.create_inner()
         config = self.maps.config.lookup(0)
+        # The object's BTF, through any of its maps that has it (libbpf may
+        # have created the map of maps without: 6.1 refuses BTF there).
+        btf_fd = next((m.btf_fd for m in (services, self.maps.config, self.maps.backends) if m.btf_fd >= 0), -1)
         btf = None
-        if config is not None and config.table_btf_value_id and services.btf_fd >= 0:
-            btf = (services.btf_fd, config.table_btf_key_id, config.table_btf_value_id)
+        if config is not None and config.table_btf_value_id and btf_fd >= 0:
+            btf = (btf_fd, config.table_btf_key_id, config.table_btf_value_id)
         return Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(MaglevTable), 1, btf)
 
     def _free(self, gone, slots: dict[int, BackendSlot]) -> None:

@@ -16,7 +16,6 @@ import collections
 import ctypes
 import dataclasses
 import functools
-import socket
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +28,7 @@ from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig
-from bpflab.loaders.services import Endpoint, FlowKey, Service
+from bpflab.loaders.services import Endpoint, Service
 from tests import maglev_model
 from tests.xdp_dnat_frames import (
     BACKEND_MAC,
@@ -38,6 +37,7 @@ from tests.xdp_dnat_frames import (
     backend_frame,
     client_frame,
     dnat_runner,
+    flow_key,
     replied,
     rewritten,
     verdict_delta,
@@ -78,11 +78,6 @@ def flow(sport: int, service: Service = WEB, client: str = CLIENT_IP, payload: b
     pkt = client_frame(l4_of(service, sport, service.port), dst=service.vip, payload=payload)
     pkt[IP].src = client
     return bytes(pkt)
-
-
-def flow_key(frame: bytes) -> FlowKey:
-    ip = Ether(frame)[IP]
-    return FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
 
 
 @functools.cache

@@ -34,6 +34,12 @@ DNS = Service.to(VIP, 53, "udp", BACKEND_IP, 5353)
 TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
 
 
+def flow_key(frame: bytes) -> FlowKey:
+    """The connection map key of a TCP/UDP frame's direction, as the programs build it."""
+    ip = Ether(frame)[IP]
+    return FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
+
+
 def maps_json(services) -> dict[str, list]:
     """xdp_dnat's maps as a user of `bpflab run/csum --map NAME=FILE.json`
     writes them: each backend a slot, each service a table of one entry
@@ -133,9 +139,7 @@ class ReturnRunner:
         """Record the connection `reply` belongs to, as the forward path does
         when the client's first packet to `service` goes to the backend
         (tests/test_xdp_dnat_balance.py checks that the forward path does)."""
-        ip = Ether(reply)[IP]
-        key = FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
-        self.table.maps.replies.update(key, service.key())
+        self.table.maps.replies.update(flow_key(reply), service.key())
 
     def disconnect_all(self) -> None:
         self.table.maps.replies.clear()

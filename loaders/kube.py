@@ -21,10 +21,12 @@ maps are not touched.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
 import json
 from pathlib import Path
 
+from bpflab.libbpf import BpfError
 from bpflab.loaders.service_table import ServiceTable
 from bpflab.loaders.services import Endpoint, Service, SpecError
 
@@ -261,20 +263,29 @@ def apply(table: ServiceTable, desired: Desired) -> Report:
     current = {(s.vip, s.port, s.proto): s for s in table.list()}
     wanted = {(s.vip, s.port, s.proto): (s, origin) for s, origin in desired.services}
     _check_capacity(table, [s for s, _ in desired.services], current)
-    for key, s in current.items():
-        if key not in wanted:
-            table.delete(*key)
-            report.removed.append(f"{s.frontend}")
+    removed = [key for key in current if key not in wanted]
+    table.delete_many(removed)
+    report.removed = [current[key].frontend for key in removed]
+    changes = []
     for key, (s, origin) in wanted.items():
         old = current.get(key)
         if old is None:
-            table.set(s)
+            changes.append(s)
             report.added.append(f"{s.frontend} ({origin}) -> {_backends(s)}")
         elif sorted(old.backends) != sorted(s.backends):
-            table.set(s)
+            changes.append(s)
             report.changed.append(f"{s.frontend} ({origin}): {_diff(old, s)}")
         else:
             report.unchanged += 1
+    try:
+        table.set_many(changes)  # one swap for all: the kernel waits once
+    except BpfError as exc:
+        if exc.errno != errno.E2BIG or getattr(exc, "done", 0):
+            raise
+        # No room for every changed service's old and new slots at once
+        # (nothing changed yet): one service at a time frees as it goes.
+        for s in changes:
+            table.set(s)
     return report
 
 

@@ -111,8 +111,7 @@ class XdpDnat(Loader):
         obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(
             0, instance_config(obj.map("services"), 0, self.maglev_size))
         self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size)
-        for spec in self.services:
-            self.table.add(spec if not isinstance(spec, str) else parse_service(spec))
+        self.table.set_many([spec if not isinstance(spec, str) else parse_service(spec) for spec in self.services])
 
     def attached(self) -> None:
         config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)

@@ -18,6 +18,7 @@ from bpflab.libbpf import (
     RingBuffer,
     VerifierError,
     XdpLink,
+    _lib,
     possible_cpus,
     xdp_query,
 )
@@ -93,6 +94,47 @@ def test_update_delete_and_flags(binding):
     assert by_len.delete(key) is True
     assert by_len.delete(key) is False
     assert list(by_len.keys()) == []
+
+
+def refuse_one_by_one(*args):
+    raise AssertionError("an entry was updated on its own: the batch was not used")
+
+
+def test_many_updates_and_deletes_each_in_one_call(binding, monkeypatch):
+    by_len = binding.map("by_len")  # a hash of 64 entries
+    items = [(BindingKey(len=n, tag=1), BindingValue(n, 2 * n)) for n in range(40)]
+    with monkeypatch.context() as patch:
+        patch.setattr(_lib, "bpf_map_update_elem", refuse_one_by_one)
+        patch.setattr(_lib, "bpf_map_delete_elem", refuse_one_by_one)
+        by_len.update_many(items)
+        assert {k.len: (v.packets, v.bytes) for k, v in by_len.items()} == {n: (n, 2 * n) for n in range(40)}
+        by_len.delete_many([BindingKey(len=n, tag=1) for n in range(10)])
+        assert sorted(k.len for k in by_len.keys()) == list(range(10, 40))
+        # Full part way: the error says how many went in, and those are in.
+        with pytest.raises(BpfError) as info:
+            by_len.update_many([(BindingKey(len=n, tag=2), BindingValue(n, n)) for n in range(40)])
+        # (about 64 - 30: the kernel counts entries per CPU, approximately)
+        went_in = [k.len for k in by_len.keys() if k.tag == 2]
+        assert (info.value.errno, info.value.done, sorted(went_in)) == (errno.E2BIG, len(went_in), list(range(len(went_in))))
+        assert 30 <= len(went_in) <= 38
+        with pytest.raises(BpfError) as info:
+            by_len.delete_many([BindingKey(len=39, tag=1), BindingKey(len=99, tag=1)])
+        assert info.value.errno == errno.ENOENT
+    # A kernel without batches for a map type: the same, one entry at a time.
+    monkeypatch.setattr(_lib, "bpf_map_update_batch", lambda *args: -errno.EINVAL)
+    by_len.clear()
+    by_len.update_many(items[:3])
+    assert sorted(k.len for k in by_len.keys()) == [0, 1, 2]
+    monkeypatch.setattr(_lib, "bpf_map_delete_batch", lambda *args: -524)  # the kernel's ENOTSUPP
+    by_len.delete_many([BindingKey(len=n, tag=1) for n in (0, 2)])
+    assert [k.len for k in by_len.keys()] == [1]
+    with pytest.raises(BpfError, match="no such key"):
+        by_len.delete_many([BindingKey(len=1, tag=1), BindingKey(len=1, tag=1)])
+    monkeypatch.setattr(_lib, "bpf_map_update_batch", lambda *args: -errno.EOPNOTSUPP)
+    with pytest.raises(BpfError) as info:
+        by_len.update_many([(BindingKey(len=n, tag=3), BindingValue(n, n)) for n in range(70)])
+    went_in = [k.len for k in by_len.keys() if k.tag == 3]
+    assert (info.value.errno, info.value.done, sorted(went_in)) == (errno.E2BIG, len(went_in), list(range(len(went_in))))
 
 
 def test_percpu_map_has_one_value_per_cpu(binding):

@@ -146,3 +146,26 @@ def test_an_endpoint_that_goes_ends_its_flows_only(table):
     assert report.changed == ["10.96.0.10:80/tcp (default/web:http): -10.244.2.5:8080",
                               "10.96.0.10:9090/tcp (default/web:metrics): -10.244.2.5:9100"]
     assert [v for _, v in table.maps.flows.items()] == [slots["10.244.1.5"]]
+
+
+@pytest.mark.kernel
+def test_a_change_too_big_for_one_swap_goes_service_by_service():
+    """Every endpoint of the cluster replaced: one swap would hold the old
+    and the new slots of every service at once (24), the map has 15; one
+    service at a time frees as it goes, and fits."""
+    with BpfObject(object_path("xdp_dnat"), load=False) as obj:
+        for name in ("backends", "backend_packets"):
+            obj.map(name).set_max_entries(15)
+        obj.load()
+        table = ServiceTable(DnatMaps.of(obj), 251)
+        kube.apply(table, kube.parse(json.dumps(CLUSTER)))
+        moved = copy.deepcopy(CLUSTER)
+        for item in moved["items"]:
+            for endpoint in item.get("endpoints", []):
+                endpoint["addresses"] = [a[:-1] + str(int(a[-1]) + 1) if "." in a else a for a in endpoint["addresses"]]
+        report = kube.apply(table, kube.parse(json.dumps(moved)))
+        assert (len(report.changed), report.unchanged) == (5, 1)
+        want = [(s.vip, s.port, s.proto, sorted(Endpoint(b.ip[:-1] + str(int(b.ip[-1]) + 1), b.port, b.weight)
+                                                for b in s.backends)) for s, _ in WANT]
+        assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.list()] == want
+        assert sum(len(s.backends) for s in table.states()) == 12

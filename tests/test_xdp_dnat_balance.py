@@ -26,9 +26,10 @@ from scapy.layers.l2 import Ether
 from bpflab.lab import dnat
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
+from bpflab.libbpf import BpfError
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig
-from bpflab.loaders.services import Endpoint, Service
+from bpflab.loaders.services import Endpoint, Service, SpecError
 from tests import maglev_model
 from tests.xdp_dnat_frames import (
     BACKEND_MAC,
@@ -307,3 +308,29 @@ def test_a_rebuild_never_writes_a_table_packets_may_be_reading(runner):
         assert bytes(old.lookup(0)) == before  # untouched
     size, slots = runner.table.table(VIP, 80, "tcp")
     assert size == SIZE and len(set(slots)) == 3
+
+
+def test_many_services_change_in_one_swap_and_a_full_map_gives_back_what_did_not_fit(lab):
+    """set_many swaps every service's table in with one update of the
+    services map; where the map fills up part way, the services before
+    the full point stand and the rest give their new slots back."""
+    with dnat_runner(lab, services=(), maglev_size=SIZE, max_services=3) as runner:
+        runner.table.set_many([WEB, DNS])
+        for service in (WEB, DNS):
+            frames = [flow(sport, service) for sport in range(21000, 21040)]
+            assert run_flows(runner, frames, service) == {f: maglev_model.pick(f, model_table(service)) for f in frames}
+        changed = dataclasses.replace(WEB, backends=THREE[:2] + (FOURTH,))
+        third, fourth = (Service(VIP, 8443 + i, "tcp", (Endpoint(THREE[i].ip, 443),)) for i in range(2))
+        with pytest.raises(BpfError, match=r"^\[Errno 7\] service map is full \(3 services\)") as info:
+            runner.table.set_many([changed, third, fourth])
+        assert info.value.done == 2
+        assert {s.frontend: s for s in runner.table.list()} == {s.frontend: s for s in (changed, DNS, third)}
+        in_use = [slot for slot, backend in runner.table.maps.backends.items() if backend.ip]
+        assert len(in_use) == 3 + 3 + 1  # changed, DNS, third: WEB's third backend and fourth's slot are free
+        frames = [flow(sport) for sport in range(22000, 22060)]
+        assert run_flows(runner, frames, changed) == {f: maglev_model.pick(f, model_table(changed)) for f in frames}
+        with pytest.raises(SpecError, match=r"^10.96.0.10:81/tcp given twice$"):
+            runner.table.set_many([fourth, dataclasses.replace(fourth, port=81), Service(VIP, 81, "tcp", THREE)])
+        runner.table.delete_many([(VIP, 80, "tcp"), (VIP, 8443, "tcp")])
+        assert [s.frontend for s in runner.table.list()] == [DNS.frontend]
+        assert not [k for k in runner.table.maps.flows.keys() if k.dport != DNS.key().port]  # their flows went too

@@ -78,7 +78,12 @@ def packets_per_backend(lb: str, port: int) -> dict[str, int]:
 def http_get(lab) -> str:
     with entered(lab.netns("client")):
         conn = http.client.HTTPConnection(VIP, 80, timeout=patience(10))
-        conn.connect()
+        try:
+            conn.connect()
+        except OSError as exc:
+            # Which verdict the SYN got says where it went astray.
+            stats = run_loader("xdp_dnat", "stats", "eth0", "--netns", lab.netns("lb"), "--json")
+            raise AssertionError(f"connect to {VIP}:80 failed ({exc}); lb verdicts: {stats.stdout or stats.stderr}") from exc
     try:
         conn.request("GET", "/")
         resp = conn.getresponse()

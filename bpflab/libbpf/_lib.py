@@ -153,6 +153,8 @@ bpf_map_get_next_key = _proto("bpf_map_get_next_key", c_int, c_int, c_void_p, c_
 bpf_obj_get = _proto("bpf_obj_get", c_int, c_char_p)
 bpf_map_lookup_batch = _proto("bpf_map_lookup_batch", c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
                               POINTER(c_uint32), c_void_p)
+bpf_map_update_batch = _proto("bpf_map_update_batch", c_int, c_int, c_void_p, c_void_p, POINTER(c_uint32), c_void_p)
+bpf_map_delete_batch = _proto("bpf_map_delete_batch", c_int, c_int, c_void_p, POINTER(c_uint32), c_void_p)
 bpf_map_create = _proto("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, c_void_p)
 bpf_btf_get_fd_by_id = _proto("bpf_btf_get_fd_by_id", c_int, c_uint32)
 btf__fd = _proto("btf__fd", c_int, c_void_p)

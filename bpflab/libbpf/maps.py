@@ -3,6 +3,7 @@ the C structs, checked against the map's real key and value sizes."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from collections.abc import Iterator
 
@@ -11,6 +12,10 @@ from ._lib import BPF_ANY, BPF_EXIST, BPF_NOEXIST  # update() flags: any, only n
 from .errors import BpfError
 
 __all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "Map", "possible_cpus"]
+
+# What a kernel without batch operations for a map type answers (ENOTSUPP
+# is the kernel's internal 524); the same entries then go one by one.
+_NO_BATCH = (-errno.EINVAL, -errno.EOPNOTSUPP, -524)
 
 
 class bpf_map_info_head(ctypes.Structure):
@@ -293,6 +298,48 @@ class Map:
         ret = _lib.bpf_map_update_elem(self.fd, ctypes.byref(k), ctypes.byref(buf), flags)
         if ret < 0:
             raise BpfError(-ret, f"update of map '{self.name}'")
+
+    def update_many(self, items: list[tuple]) -> None:
+        """Update several entries in one system call (BPF_MAP_UPDATE_BATCH;
+        one by one where the kernel has no batch for this map type). For maps
+        of maps this matters: the kernel waits for running programs (an RCU
+        grace period, ms) after every update call, so a batch waits once."""
+        if not items:
+            return
+        if self.percpu:
+            raise BpfError(errno.EINVAL, f"map '{self.name}': update_many takes plain (not per-CPU) maps")
+        keys = b"".join(bytes(self._key(k)) for k, _ in items)
+        values = b"".join(bytes(self._value(v)) for _, v in items)
+        count = ctypes.c_uint32(len(items))
+        ret = _lib.bpf_map_update_batch(self.fd, keys, values, ctypes.byref(count), None)
+        if ret in _NO_BATCH and count.value in (0, len(items)):  # unsupported: count untouched
+            for done, (key, value) in enumerate(items):
+                try:
+                    self.update(key, value)
+                except BpfError as exc:
+                    exc.done = done
+                    raise
+            return
+        if ret < 0:
+            exc = BpfError(-ret, f"update of map '{self.name}' (entry {count.value + 1} of {len(items)})")
+            exc.done = count.value  # the entries before it are in
+            raise exc
+
+    def delete_many(self, keys: list) -> None:
+        """Delete several entries (all must exist) in one system call where
+        the kernel can (BPF_MAP_DELETE_BATCH), one by one where it cannot."""
+        if not keys:
+            return
+        raw = b"".join(bytes(self._key(k)) for k in keys)
+        count = ctypes.c_uint32(len(keys))
+        ret = _lib.bpf_map_delete_batch(self.fd, raw, ctypes.byref(count), None)
+        if ret in _NO_BATCH and count.value in (0, len(keys)):
+            for key in keys:
+                if not self.delete(key):
+                    raise BpfError(errno.ENOENT, f"delete from map '{self.name}': no such key")
+            return
+        if ret < 0:
+            raise BpfError(-ret, f"delete from map '{self.name}' (entry {count.value + 1} of {len(keys)})")
 
     def delete(self, key) -> bool:
         """Delete key; False if it was not there."""

@@ -123,7 +123,7 @@ class XdpDnat(Loader):
     def refresh_return_path(self) -> list[str]:
         """Attach the return path to interfaces towards backends it does not
         cover yet; returns the interfaces newly attached."""
-        ips = {b.ip for s in self.table.list() for b in s.backends}
+        ips = self.table.backend_ips()  # every interval: slots only, no table
         wanted = interfaces_towards(sorted(ips), self.netns)
         added = []
         for ifname in sorted(wanted - set(self.return_links)):

@@ -1,9 +1,12 @@
 """Running the real command lines from tests."""
 from __future__ import annotations
 
+import collections
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from bpflab.host.paths import REPO_ROOT
@@ -41,6 +44,30 @@ def wait_attached(proc: subprocess.Popen, timeout: float = 30) -> str:
     line = read_line(proc.stderr, timeout=timeout, what=f"the 'attached to' line of {proc.args[3]}")
     assert "attached to" in line, f"expected the 'attached to' line, got {line!r}{proc.stderr.read() if proc.poll() is not None else ''}"
     return line
+
+
+def keep_reading(stream, lines: int = 50) -> collections.deque:
+    """Read `stream` to its end in a daemon thread, keeping its last lines:
+    a long-running loader that prints into a pipe nobody reads blocks when
+    the pipe is full (64 KiB: a minute of verdict lines every 0.2 s)."""
+    kept: collections.deque = collections.deque(maxlen=lines)
+    threading.Thread(target=lambda: kept.extend(stream), daemon=True).start()
+    return kept
+
+
+def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None) -> None:
+    """SIGTERM a loader the test started; it must still have been running
+    (one that died during the test fails it, with what it said)."""
+    died = proc.poll()
+    if died is None:
+        proc.send_signal(signal.SIGTERM)
+    if output is None:
+        _, err = proc.communicate(timeout=patience(10))
+    else:  # a thread reads stdout
+        proc.wait(timeout=patience(10))
+        err = proc.stderr.read()
+    assert died is None, (f"{proc.args[3]} died during the test (exit {died}):\n{err}"
+                          + ("".join(output) if output else ""))
 
 
 def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (), env: dict | None = None,

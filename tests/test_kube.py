@@ -169,3 +169,29 @@ def test_a_change_too_big_for_one_swap_goes_service_by_service():
                                                 for b in s.backends)) for s, _ in WANT]
         assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.list()] == want
         assert sum(len(s.backends) for s in table.states()) == 12
+
+
+@pytest.mark.kernel
+def test_a_table_swapped_while_it_is_read_is_read_again(table, monkeypatch):
+    """Reading a service's table takes its inner map's id from the services
+    map, then opens the map by id; another process's swap in between frees
+    that map (a running loader died of it on 6.1). The reader asks again."""
+    from bpflab.loaders import service_table
+
+    first = Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[:2])
+    table.set(first)
+    opened = []
+
+    def from_id_after_a_swap(map_id):
+        opened.append(map_id)
+        if len(opened) == 1:  # as if the table changed and the old one went
+            table.set(Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[1:2]))
+            raise service_table.BpfError(2, f"cannot open map id {map_id}")
+        return real_from_id(map_id)
+
+    real_from_id = service_table.Map.from_id
+    monkeypatch.setattr(service_table.Map, "from_id", from_id_after_a_swap)
+    size, slots = table.table("10.96.0.10", 80, "tcp")
+    assert len(opened) == 2 and opened[0] != opened[1]
+    (state,) = table.states()
+    assert (size, set(slots)) == (251, {state.backends[0].slot})  # the new table: one backend

@@ -16,7 +16,6 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
-import signal
 import socket
 
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from bpflab.host.netns import entered
 from bpflab.host.waits import patience, wait_until
 from bpflab.lab.topology import VIP, backend_ip
-from tests.clitools import run_loader, start_loader, wait_attached
+from tests.clitools import keep_reading, run_loader, start_loader, stop_loader, wait_attached
 
 pytestmark = pytest.mark.kernel
 THREE = [backend_ip(n) for n in (1, 2, 3)]
@@ -54,12 +53,13 @@ def loader(service_lab):
              for port, proto, bport in ((80, "tcp", 8080), (7, "tcp", 8007), (53, "udp", 5353))]
     proc = start_loader("xdp_dnat", "eth0", "--netns", lb, "--interval", "0.2",
                         *[a for spec in specs for a in ("--service", spec)])
+    output = None
     try:
         wait_attached(proc)
+        output = keep_reading(proc.stdout)
         yield lb
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=patience(10))
+        stop_loader(proc, output)
 
 
 def cli(lb: str, *args: str) -> str:

@@ -325,21 +325,58 @@ class Map:
             exc.done = count.value  # the entries before it are in
             raise exc
 
-    def delete_many(self, keys: list) -> None:
-        """Delete several entries (all must exist) in one system call where
-        the kernel can (BPF_MAP_DELETE_BATCH), one by one where it cannot."""
-        if not keys:
-            return
+    def delete_many(self, keys: list, missing_ok: bool = False) -> int:
+        """Delete several entries in one system call where the kernel can
+        (BPF_MAP_DELETE_BATCH), one by one where it cannot; a key that is not
+        there is an error unless `missing_ok` (an LRU map may have evicted
+        it meanwhile). Returns how many were deleted."""
         raw = b"".join(bytes(self._key(k)) for k in keys)
-        count = ctypes.c_uint32(len(keys))
-        ret = _lib.bpf_map_delete_batch(self.fd, raw, ctypes.byref(count), None)
-        if ret in _NO_BATCH and count.value in (0, len(keys)):
-            for key in keys:
-                if not self.delete(key):
-                    raise BpfError(errno.ENOENT, f"delete from map '{self.name}': no such key")
-            return
-        if ret < 0:
-            raise BpfError(-ret, f"delete from map '{self.name}' (entry {count.value + 1} of {len(keys)})")
+        size, start, deleted = self.key_size, 0, 0
+        while start < len(keys):
+            count = ctypes.c_uint32(len(keys) - start)
+            ret = _lib.bpf_map_delete_batch(self.fd, raw[start * size:], ctypes.byref(count), None)
+            if ret in _NO_BATCH and count.value in (0, len(keys) - start):
+                for key in keys[start:]:
+                    if self.delete(key):
+                        deleted += 1
+                    elif not missing_ok:
+                        raise BpfError(errno.ENOENT, f"delete from map '{self.name}': no such key")
+                return deleted
+            deleted += count.value if ret < 0 else len(keys) - start
+            if ret == -errno.ENOENT and missing_ok:
+                start += count.value + 1  # skip the missing one, go on after it
+                continue
+            if ret < 0:
+                raise BpfError(-ret, f"delete from map '{self.name}' (entry {start + count.value + 1} of {len(keys)})")
+            break
+        return deleted
+
+    def items_batch(self) -> list[tuple]:
+        """Every (key, value) of a hash map (plain, LRU) read in batches
+        (BPF_MAP_LOOKUP_BATCH, thousands per system call) instead of two
+        calls per entry; items() where the kernel has no batch for the map."""
+        if self.percpu:
+            return list(self.items())
+        if self.key_type is None:
+            raise TypeError(f"map '{self.name}': call bind(key_type, value_type) first")
+        chunk = max(1, min(self.max_entries, 8192))
+        keys = ctypes.create_string_buffer(self.key_size * chunk)
+        values = ctypes.create_string_buffer(self.value_size * chunk)
+        token_in, token_out = ctypes.c_uint64(), ctypes.c_uint64()  # the map's own batch cursor
+        out, first = [], True
+        while True:
+            count = ctypes.c_uint32(chunk)
+            ret = _lib.bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
+                                            ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
+            if first and ret in _NO_BATCH:
+                return list(self.items())
+            if ret < 0 and ret != -errno.ENOENT:
+                raise BpfError(-ret, f"batch lookup in map '{self.name}'")
+            out.extend(zip(_decode_many(self.key_type, keys, count.value),
+                           _decode_many(self.value_type, values, count.value), strict=True))
+            if ret == -errno.ENOENT:  # that was the last batch
+                return out
+            token_in.value, first = token_out.value, False
 
     def delete(self, key) -> bool:
         """Delete key; False if it was not there."""
@@ -387,6 +424,14 @@ class Map:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _decode_many(ctype, buf, n: int) -> list:
+    """n packed ctypes values from buf, as _plain() gives them."""
+    size = ctypes.sizeof(ctype)
+    if issubclass(ctype, ctypes._SimpleCData):
+        return [ctype.from_buffer_copy(buf, i * size).value for i in range(n)]
+    return [ctype.from_buffer_copy(buf, i * size) for i in range(n)]
 
 
 def _plain(value):

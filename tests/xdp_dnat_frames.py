@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import socket
+import sys
 
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -19,7 +19,6 @@ from bpflab.lab.topology import BACKEND_IP, VIP, dnat
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.libbpf.testrun import BPF_F_TEST_SKB_CHECKSUM_COMPLETE  # 6.11+
 from bpflab.loaders.objects import object_path
-from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig, DnatMaps, ServiceTable
 from bpflab.loaders.services import FlowKey, Service
 from bpflab.loaders.xdp_dnat import read_verdicts
@@ -35,9 +34,14 @@ TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
 
 
 def flow_key(frame: bytes) -> FlowKey:
-    """The connection map key of a TCP/UDP frame's direction, as the programs build it."""
-    ip = Ether(frame)[IP]
-    return FlowKey(ip_be32(ip.src), ip_be32(ip.dst), socket.htons(ip.sport), socket.htons(ip.dport), ip.proto)
+    """The connection map key of an untagged IPv4 TCP/UDP frame's direction,
+    as the programs build it: addresses and ports as their network bytes
+    (read natively). Offsets, not scapy: the edge tests call this 1000
+    times, and dissecting was most of their time."""
+    l4 = 14 + (frame[14] & 0x0F) * 4
+    native = lambda raw: int.from_bytes(raw, sys.byteorder)  # noqa: E731
+    return FlowKey(native(frame[26:30]), native(frame[30:34]), native(frame[l4:l4 + 2]),
+                   native(frame[l4 + 2:l4 + 4]), frame[23])
 
 
 def maps_json(services) -> dict[str, list]:

@@ -9,7 +9,7 @@ import os
 import platform
 import sys
 
-from bpflab.bench import datapath, ringbuf, suite, testrun, topology
+from bpflab.bench import datapath, ringbuf, services, suite, testrun, topology
 from bpflab.loaders.objects import BUILD_DIR
 
 
@@ -65,6 +65,10 @@ def table(results: dict) -> str:
     topo = results["topology_ms"]
     lines.append(f"topology_ms (dnat, median of {topo['runs']}): build {topo['build_median_ms']} ms, "
                  f"teardown {topo['teardown_median_ms']} ms")
+    svc = results["service_change_ms"]
+    lines.append(f"service_change_ms: {svc['services']} services set one by one {svc['one_by_one_ms']} ms, "
+                 f"all at once {svc['set_many_ms']} ms; backend del with {svc['flows']:,} flows "
+                 f"{svc['backend_del_ms']} ms")
     if "suite_s" in results:
         lines.append(f"suite_s (kernel suite wall time): -n 1 {results['suite_s']['n1_s']} s, "
                      f"-n 2 {results['suite_s']['n2_s']} s")
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                "nft_dnat", "generator")},
         **ringbuf.measure(),
         "topology_ms": topology.measure(),
+        "service_change_ms": services.measure(),
     }
     if args.suite:
         results["suite_s"] = suite.measure()

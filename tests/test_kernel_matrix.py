@@ -158,3 +158,32 @@ def test_a_vm_runs_the_kernel_tests_unless_told_otherwise():
     assert vm_args(["-m", "verifier", "-q"]) == ["-m", "verifier", "-q"]
     assert vm_args(["-mnot kernel"]) == ["-mnot kernel"]
     assert vm_args(["--maxfail", "1"]) == ["--maxfail", "1", "-m", "kernel"]
+
+
+def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
+    """Guests do not write bytecode: the host compiles the project's modules
+    and pytest's rewritten test modules first, and a process that does not
+    write bytecode reads them (no compiling in every process of the VM)."""
+    import os
+    import subprocess
+    import sys
+
+    from bpflab.kernels import matrix
+
+    (tmp_path / "bpflab").mkdir()
+    (tmp_path / "bpflab" / "thing.py").write_text("VALUE = 42\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_thing.py").write_text("def test_thing():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.setattr(matrix, "REPO_ROOT", tmp_path)
+    matrix.compile_for_guests()
+    tag = sys.implementation.cache_tag
+    assert (tmp_path / "bpflab" / "__pycache__" / f"thing.{tag}.pyc").exists()
+    assert [p.name for p in (tmp_path / "tests" / "__pycache__").iterdir() if "pytest" in p.name] != []
+    # A guest-like process (no bytecode writing) finds the rewritten module cached.
+    result = subprocess.run([sys.executable, "-B", "-m", "pytest", "-p", "no:cacheprovider",
+                             "-q", "--debug=/dev/stdout", "tests/test_thing.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=patience(60),
+                            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "found cached rewritten pyc" in result.stdout

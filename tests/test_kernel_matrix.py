@@ -154,10 +154,10 @@ def test_kernels_of_earlier_runs_stay_in_the_json_until_run_again(tmp_path, monk
 def test_a_vm_runs_the_kernel_tests_unless_told_otherwise():
     from bpflab.kernels.matrix import vm_args
 
-    assert vm_args(["-n", "2"]) == ["-n", "2", "-m", "kernel"]
+    assert vm_args(["-n", "2"]) == ["-n", "2", "-m", "kernel and not harness"]
     assert vm_args(["-m", "verifier", "-q"]) == ["-m", "verifier", "-q"]
     assert vm_args(["-mnot kernel"]) == ["-mnot kernel"]
-    assert vm_args(["--maxfail", "1"]) == ["--maxfail", "1", "-m", "kernel"]
+    assert vm_args(["--maxfail", "1"]) == ["--maxfail", "1", "-m", "kernel and not harness"]
 
 
 def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):

@@ -122,12 +122,14 @@ def test_labs_built_at_once_in_threads_do_not_collide():
             lab.teardown()
 
 
+@pytest.mark.harness
 def test_two_workers_build_side_by_side():
     result = run_pytest("-n", "2", "-q", str(SCENARIOS / "scenario_parallel.py"), plugins=("xdist",))
     assert result.returncode == 0, result.stdout
     assert "6 passed" in result.stdout
 
 
+@pytest.mark.harness
 def test_a_failing_test_leaves_nothing_behind_and_writes_pcaps(tmp_path):
     result = run_pytest("-s", f"--basetemp={tmp_path}", str(SCENARIOS / "scenario_failing.py"))
     out, pid = result.stdout, int(result.stdout.split("lab frames of bpflab-", 1)[1].split("-", 1)[0])
@@ -179,6 +181,7 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     assert pair_lab.run("left", ["ping", "-c1", "-W2", "10.11.0.2"]).returncode == 0
 
 
+@pytest.mark.harness
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signalled_owner_cleans_up_after_itself(sig):
     proc, prefix, server, escaped = start_owner()
@@ -188,6 +191,7 @@ def test_a_signalled_owner_cleans_up_after_itself(sig):
     assert [p for p, o in marked_processes().items() if o == proc.pid] == []
 
 
+@pytest.mark.harness
 def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
     """A suite started as a background job inherits an ignored SIGINT; the
     processes it starts must still stop on SIGINT as they would for Ctrl-C
@@ -203,6 +207,7 @@ def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
     assert out.strip() == "<built-in function default_int_handler>"
 
 
+@pytest.mark.harness
 def test_cli_up_status_exec_down():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BPFLAB_LAB_NAME": f"t{os.getpid()}"}
 

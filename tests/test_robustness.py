@@ -55,6 +55,7 @@ def shared_pair(module_lab_factory):
     return module_lab_factory("pair")
 
 
+@pytest.mark.harness
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input(shared_pair, tmp_path, loader, case):
@@ -64,6 +65,7 @@ def test_bad_input(shared_pair, tmp_path, loader, case):
     nothing_attached(shared_pair)
 
 
+@pytest.mark.harness
 @pytest.mark.parametrize("loader", LOADERS)
 def test_not_root(shared_pair, loader):
     result = run_loader(loader, "eth0", "--netns", shared_pair.netns("right"), unprivileged=True)
@@ -86,6 +88,7 @@ SPEC_ERRORS = [
 ]
 
 
+@pytest.mark.harness
 @pytest.mark.parametrize("spec,message", SPEC_ERRORS, ids=[s for s, _ in SPEC_ERRORS])
 def test_malformed_service_specs(dnat_lab, spec, message):
     result = run_loader("xdp_dnat", "eth0", "--netns", dnat_lab.netns("lb"), "--service", spec)
@@ -213,11 +216,13 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
         proc.communicate(timeout=patience(10))
 
 
+@pytest.mark.harness
 def test_service_commands_without_a_running_instance(dnat_lab):
     result = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
     assert_one_line_error(result, f"no xdp_dnat on eth0 in netns {dnat_lab.netns('lb')} is running")
 
 
+@pytest.mark.harness
 def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
     scenario = tmp_path / "test_leaky.py"
     scenario.write_text(

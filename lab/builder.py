@@ -75,15 +75,22 @@ class Lab:
     def serve(self, node: str, kind: str, host: str, port: int, *extra: str) -> subprocess.Popen:
         """Start one of lab.servers (http, tcp-echo, udp-echo) in node and
         wait until it listens."""
+        return self.serve_all(node, [(kind, host, port, *extra)])
+
+    def serve_all(self, node: str, specs: list[tuple]) -> subprocess.Popen:
+        """Start several servers, each (kind, host, port, *options) as for
+        serve(), in one process in node (a Python start-up each would be
+        seconds in an emulated VM); wait until all of them listen."""
         import sys
 
         # Run as a script: importing the lab package (scapy) would slow it down.
         script = Path(__file__).resolve().parent / "servers.py"
-        proc = self.popen(node, [sys.executable, str(script), kind, host, str(port), *extra],
-                          stdout=subprocess.PIPE, text=True)
-        line = read_line(proc.stdout, timeout=30, what=f"the {kind} server in {node}")
+        words = [str(w) for i, spec in enumerate(specs) for w in (("+",) if i else ()) + tuple(spec)]
+        proc = self.popen(node, [sys.executable, str(script), *words], stdout=subprocess.PIPE, text=True)
+        what = ", ".join(f"{spec[0]} {spec[1]}:{spec[2]}" for spec in specs)
+        line = read_line(proc.stdout, timeout=30, what=f"the servers in {node} ({what})")
         if line != "ready\n":
-            raise RuntimeError(f"{kind} server in {node} did not start: {line!r}")
+            raise RuntimeError(f"servers in {node} ({what}) did not start: {line!r}")
         return proc
 
     def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ import socket
 import socketserver
 import sys
 import threading
+from collections.abc import Callable
 
 
 class QuietHTTPServer(http.server.ThreadingHTTPServer):
@@ -31,7 +32,8 @@ class QuietHTTPServer(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
 
-def http_server(host: str, port: int, body: str) -> None:
+def http_server(host: str, port: int, body: str) -> Callable[[], None]:
+    """Listen now; the returned function serves (each function below alike)."""
     payload = body.encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,14 +49,11 @@ def http_server(host: str, port: int, body: str) -> None:
         def log_message(self, *args):
             pass
 
-    server = QuietHTTPServer((host, port), Handler)
-    print("ready", flush=True)
-    server.serve_forever()
+    return QuietHTTPServer((host, port), Handler).serve_forever
 
 
-def tcp_echo(host: str, port: int, name: str | None = None) -> None:
+def tcp_echo(host: str, port: int, name: str | None = None) -> Callable[[], None]:
     sock = socket.create_server((host, port), reuse_port=True, backlog=256)
-    print("ready", flush=True)
 
     def serve(conn: socket.socket) -> None:
         with conn:
@@ -63,42 +62,66 @@ def tcp_echo(host: str, port: int, name: str | None = None) -> None:
             while data := conn.recv(65536):
                 conn.sendall(data)
 
-    while True:
-        conn, _ = sock.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    def accept_forever() -> None:
+        while True:
+            conn, _ = sock.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    return accept_forever
 
 
 SO_NO_CHECK = 11  # asm-generic/socket.h: send UDP with checksum 0
 
 
-def udp_echo(host: str, port: int, no_checksum: bool = False, name: str | None = None) -> None:
+def udp_echo(host: str, port: int, no_checksum: bool = False, name: str | None = None) -> Callable[[], None]:
     prefix = f"{name}:".encode() if name else b""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if no_checksum:
         sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
     sock.bind((host, port))
-    print("ready", flush=True)
-    while True:
-        data, peer = sock.recvfrom(65535)
-        sock.sendto(prefix + data, peer)
+
+    def echo_forever() -> None:
+        while True:
+            data, peer = sock.recvfrom(65535)
+            sock.sendto(prefix + data, peer)
+
+    return echo_forever
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lab/servers.py")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab/servers.py", epilog="SPEC + SPEC + ...: several servers in one process")
     p.add_argument("kind", choices=("http", "tcp-echo", "udp-echo"))
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--body", default="hello from the backend\n")
     p.add_argument("--no-checksum", action="store_true", help="udp-echo: reply with UDP checksum 0")
     p.add_argument("--name", help="tcp-echo, udp-echo: say who answers")
-    args = p.parse_args(argv)
-    try:
-        if args.kind == "http":
-            http_server(args.host, args.port, args.body)
-        elif args.kind == "tcp-echo":
-            tcp_echo(args.host, args.port, args.name)
+    return p
+
+
+def listen(args) -> Callable[[], None]:
+    if args.kind == "http":
+        return http_server(args.host, args.port, args.body)
+    if args.kind == "tcp-echo":
+        return tcp_echo(args.host, args.port, args.name)
+    return udp_echo(args.host, args.port, args.no_checksum, args.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    specs: list[list[str]] = [[]]
+    for word in argv:
+        if word == "+":
+            specs.append([])
         else:
-            udp_echo(args.host, args.port, args.no_checksum, args.name)
+            specs[-1].append(word)
+    # Every server listens before "ready"; then each serves in its thread.
+    serving = [listen(parser().parse_args(spec)) for spec in specs]
+    print("ready", flush=True)
+    for serve in serving[1:]:
+        threading.Thread(target=serve, daemon=True).start()
+    try:
+        serving[0]()
     except KeyboardInterrupt:
         pass
     return 0

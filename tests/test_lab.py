@@ -43,6 +43,18 @@ def test_pair_reaches_across_with_ping_and_udp(pair_lab):
     assert udp_roundtrip(pair_lab, "right", "10.11.0.2", "left") == "pdu-bal"
 
 
+def test_one_process_serves_several_servers_and_a_failed_one_is_named(pair_lab):
+    pair_lab.serve_all("right", [("tcp-echo", "10.11.0.2", 8007, "--name", "right"),
+                                 ("udp-echo", "10.11.0.2", 7, "--name", "right")])
+    ask = ("import socket;t=socket.create_connection(('10.11.0.2',8007),timeout=5);print(t.recv(99).decode().strip());"
+           "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.settimeout(5);u.sendto(b'hi',('10.11.0.2',7));"
+           "print(u.recvfrom(99)[0].decode())")
+    assert pair_lab.run("left", [sys.executable, "-c", ask], check=True).stdout.split() == ["right", "right:hi"]
+    with pytest.raises(RuntimeError, match=r"servers in right \(http 10.11.0.2:8080, udp-echo 10.11.0.2:7\) "
+                                           r"did not start"):
+        pair_lab.serve_all("right", [("http", "10.11.0.2", 8080), ("udp-echo", "10.11.0.2", 7)])  # 7 is taken
+
+
 def test_dnat_links_reach_across_and_the_lb_does_not_route_the_vip(dnat_lab):
     assert dnat_lab.run("client", ["ping", "-c1", "-W2", "10.0.1.1"]).returncode == 0
     assert dnat_lab.run("backend", ["ping", "-c1", "-W2", "10.244.1.1"]).returncode == 0

@@ -39,9 +39,8 @@ def service_lab(lab_factory):
     lab = lab_factory("service")
     for n in range(1, 5):
         ip, name = backend_ip(n), f"backend{n}"
-        lab.serve(name, "http", ip, 8080, "--body", f"{name}\n")
-        lab.serve(name, "tcp-echo", ip, 8007, "--name", name)
-        lab.serve(name, "udp-echo", ip, 5353, "--name", name)
+        lab.serve_all(name, [("http", ip, 8080, "--body", f"{name}\n"), ("tcp-echo", ip, 8007, "--name", name),
+                             ("udp-echo", ip, 5353, "--name", name)])
     return lab
 
 

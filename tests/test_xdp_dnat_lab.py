@@ -74,8 +74,7 @@ def test_the_backend_kernel_accepts_every_checksum(dnat_lab, attach):
     """Native mode, TX offload off: the backend verifies checksums in
     software and counts any bad one."""
     attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES, return_path=False)
-    dnat_lab.serve("backend", "udp-echo", BACKEND_IP, 5353)
-    dnat_lab.serve("backend", "tcp-echo", BACKEND_IP, 8080)
+    dnat_lab.serve_all("backend", [("udp-echo", BACKEND_IP, 5353), ("tcp-echo", BACKEND_IP, 8080)])
     before = dnat_lab.snmp("backend")
     # Real sockets in the client: its kernel builds the frames.
     script = ("import socket\n"

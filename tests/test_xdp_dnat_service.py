@@ -31,9 +31,8 @@ SERVICES = [f"{VIP}:80/tcp={BACKEND_IP}:8080", f"{VIP}:7/tcp={BACKEND_IP}:8007",
 
 @pytest.fixture
 def service_lab(dnat_lab):
-    dnat_lab.serve("backend", "http", BACKEND_IP, 8080, "--body", BODY)
-    dnat_lab.serve("backend", "tcp-echo", BACKEND_IP, 8007)
-    dnat_lab.serve("backend", "udp-echo", BACKEND_IP, 5353)
+    dnat_lab.serve_all("backend", [("http", BACKEND_IP, 8080, "--body", BODY), ("tcp-echo", BACKEND_IP, 8007),
+                                   ("udp-echo", BACKEND_IP, 5353)])
     return dnat_lab
 
 

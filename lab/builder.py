@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import weakref
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
 from bpflab.host import kernel, leftovers, netns, owners
+from bpflab.host.interrupts import interrupt_on
 from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
@@ -247,21 +247,11 @@ def teardown_all() -> None:
 
 
 atexit.register(teardown_all)
-_signals_installed = False
 
 
 def install_signal_cleanup() -> None:
-    """SIGTERM and SIGHUP become KeyboardInterrupt in the main thread, so
-    `finally` blocks and fixtures run and labs come down. Handlers someone
-    else installed are left alone."""
-    global _signals_installed
-    if _signals_installed or threading.current_thread() is not threading.main_thread():
-        return
-    _signals_installed = True
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) in (signal.SIG_DFL, None):
-            signal.signal(sig, interrupt)
+    """SIGTERM and SIGHUP (and Ctrl-C, where Python's own handler has it)
+    become KeyboardInterrupt in the main thread, so `finally` blocks and
+    fixtures run and labs come down. Handlers someone else installed are
+    left alone."""
+    interrupt_on(signal.SIGTERM, signal.SIGHUP, signal.SIGINT, replace_only_defaults=True)

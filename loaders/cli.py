@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bpflab.host.instances import InstanceBusy, NoInstance
+from bpflab.host.interrupts import interrupt_on
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
 from bpflab.libbpf import AlreadyAttached, BpfError, VerifierError
 from bpflab.loaders.objects import object_path
@@ -81,10 +82,6 @@ def require_object(path: Path) -> None:
         raise UsageError(f"BPF object {path} not found: run `make {name}` first")
 
 
-def _raise_interrupt(signum, _frame) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def describe(exc: BaseException) -> str:
     """One line for an exception a user can cause."""
     if isinstance(exc, VerifierError):
@@ -103,7 +100,7 @@ def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
     and every expected failure is one line on stderr and exit status 2."""
     logging.basicConfig(level=logging.ERROR, format=f"{prog}: %(name)s: %(message)s")
     logging.getLogger("libbpf").setLevel(logging.CRITICAL)  # we report failures ourselves
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupt_on(signal.SIGTERM, signal.SIGINT)
     try:
         code = main()
     except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError, SpecError, InstanceBusy,

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import sys
 
+from bpflab.host import interrupts
 from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Map
@@ -73,7 +74,9 @@ def interfaces_towards(ips: list[str], netns: str | None) -> set[str]:
     from pyroute2 import IPRoute
 
     found = set()
-    with entered(netns), IPRoute() as ipr:
+    # Every interval: a SIGTERM that lands inside pyroute2's asyncio loop
+    # leaves never-awaited coroutines and tracebacks behind; after it, none.
+    with interrupts.deferred(), entered(netns), IPRoute() as ipr:
         for ip in ips:
             with contextlib.suppress(Exception):  # unreachable backend: no interface
                 route = ipr.route("get", dst=ip)[0]

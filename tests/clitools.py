@@ -61,11 +61,17 @@ def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None)
     died = proc.poll()
     if died is None:
         proc.send_signal(signal.SIGTERM)
-    if output is None:
-        _, err = proc.communicate(timeout=patience(10))
-    else:  # a thread reads stdout
-        proc.wait(timeout=patience(10))
-        err = proc.stderr.read()
+    try:
+        if output is None:
+            _, err = proc.communicate(timeout=patience(10))
+        else:  # a thread reads stdout
+            proc.wait(timeout=patience(10))
+            err = proc.stderr.read()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"{proc.args[3]} did not exit within {patience(10):.0f} s of SIGTERM "
+                             f"(killed); it said:\n{err}" + ("".join(output) if output else "")) from None
     assert died is None, (f"{proc.args[3]} died during the test (exit {died}):\n{err}"
                           + ("".join(output) if output else ""))
 

@@ -2,9 +2,10 @@
 cleaned up, and the processes it finds (by namespace, by owner marker).
 
 Every process started with spawn()
-- gets SIGINT, SIGTERM and SIGHUP back at their defaults: a suite started as
-  a background job inherits an *ignored* SIGINT, and a child that ignores it
-  cannot be interrupted the way a person's Ctrl-C would;
+- gets SIGINT, SIGTERM and SIGHUP back at their defaults, unblocked: a
+  suite started as a background job inherits an *ignored* SIGINT, and a
+  child that ignores it cannot be interrupted the way a person's Ctrl-C
+  would;
 - runs in its own session, so stopping it reaches its children too;
 - dies with the thread that started it (PR_SET_PDEATHSIG) when that is the
   main thread, so an aborted or killed run leaves no process behind;
@@ -38,6 +39,8 @@ def _child_setup(netns_fd: int | None, die_with_parent: bool):
     def preexec():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
+        # ... and not blocked (a mask is inherited: interrupts.deferred())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         if die_with_parent:
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if netns_fd is not None:

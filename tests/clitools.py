@@ -9,20 +9,52 @@ import sys
 import threading
 from pathlib import Path
 
+from bpflab.host.forkserver import ForkRefused, ForkServer
 from bpflab.host.paths import REPO_ROOT
-from bpflab.host.processes import spawn, stop
+from bpflab.host.processes import record, spawn, stop
 from bpflab.host.waits import patience, read_line
 from bpflab.lab.pytest_plugin import SCENARIO_ENV
 
+# The loaders' modules, imported once by the fork server (and pyroute2,
+# which xdp_dnat imports late, for its return path).
+PRELOAD = ["bpflab.loaders.registry", "bpflab.loaders.cli", "bpflab.loaders.kube", "pyroute2"]
+COLD_ENV = "BPFLAB_COLD_CLI"  # =1: every command line a process of its own
+_fork_server: ForkServer | None = None
 
-def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = False) -> subprocess.CompletedProcess:
+
+def python(argv: list[str], *, cold: bool = False, unbuffered: bool = False):
+    """`python ARGV` from the repository with PYTHONPATH set, its stdout and
+    stderr piped, as text: forked from this process's fork server (the same
+    command line without 0.2 s of imports; seconds in an emulated VM)
+    unless `cold`, $BPFLAB_COLD_CLI is 1, or the server cannot."""
+    global _fork_server
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if not cold and os.environ.get(COLD_ENV) != "1" and threading.current_thread() is threading.main_thread():
+        try:
+            if _fork_server is None or not _fork_server.alive():
+                _fork_server = ForkServer(PRELOAD, env, cwd=str(REPO_ROOT))
+            proc = _fork_server.start(argv, env=env, cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, unbuffered=unbuffered)
+            record(proc)
+            return proc
+        except ForkRefused:
+            pass
+    return spawn([sys.executable, *(["-u"] if unbuffered else []), *argv], cwd=REPO_ROOT, text=True,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+
+
+def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = False,
+               cold: bool = False) -> subprocess.CompletedProcess:
     """python -m bpflab.loaders.NAME args..., to completion. `unprivileged`:
-    with every capability dropped (what a non-root user has)."""
+    with every capability dropped (what a non-root user has), a process of
+    its own. `cold`: a process of its own (the start-up people get)."""
     argv = [sys.executable, "-m", f"bpflab.loaders.{name}", *args]
     if unprivileged:
         argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
-    proc = spawn(argv, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        proc = spawn(argv, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    else:
+        proc = python(argv[1:], cold=cold)
     try:
         out, err = proc.communicate(timeout=patience(timeout))
     finally:
@@ -30,18 +62,21 @@ def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = 
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def start_loader(name: str, *args: str) -> subprocess.Popen:
+def start_loader(name: str, *args: str, cold: bool = False) -> subprocess.Popen:
     """python -u -m bpflab.loaders.NAME args..., running (stopped when the
     test ends); wait_attached(proc) waits until it says it is attached."""
-    return spawn([sys.executable, "-u", "-m", f"bpflab.loaders.{name}", *args], cwd=REPO_ROOT, text=True,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    return python(["-m", f"bpflab.loaders.{name}", *args], cold=cold, unbuffered=True)
+
+
+def module_of(proc) -> str:
+    """The module a `python [-u] -m MODULE` process runs."""
+    return proc.args[proc.args.index("-m") + 1]
 
 
 def wait_attached(proc: subprocess.Popen, timeout: float = 30) -> str:
     """The loader's "NAME: attached to ..." line (every loader says it first,
     on stderr), read within `timeout` s."""
-    line = read_line(proc.stderr, timeout=timeout, what=f"the 'attached to' line of {proc.args[3]}")
+    line = read_line(proc.stderr, timeout=timeout, what=f"the 'attached to' line of {module_of(proc)}")
     assert "attached to" in line, f"expected the 'attached to' line, got {line!r}{proc.stderr.read() if proc.poll() is not None else ''}"
     return line
 
@@ -70,9 +105,9 @@ def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        raise AssertionError(f"{proc.args[3]} did not exit within {patience(10):.0f} s of SIGTERM "
+        raise AssertionError(f"{module_of(proc)} did not exit within {patience(10):.0f} s of SIGTERM "
                              f"(killed); it said:\n{err}" + ("".join(output) if output else "")) from None
-    assert died is None, (f"{proc.args[3]} died during the test (exit {died}):\n{err}"
+    assert died is None, (f"{module_of(proc)} died during the test (exit {died}):\n{err}"
                           + ("".join(output) if output else ""))
 
 

@@ -35,14 +35,19 @@ _serial = itertools.count(1)
 _spawned_lock = threading.Lock()
 
 
-def _child_setup(netns_fd: int | None, die_with_parent: bool):
+def die_with_parent() -> None:
+    """SIGKILL this process when the thread that forked it exits."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _child_setup(netns_fd: int | None, tied_to_parent: bool):
     def preexec():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         # ... and not blocked (a mask is inherited: interrupts.deferred())
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-        if die_with_parent:
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if tied_to_parent:
+            die_with_parent()
         if netns_fd is not None:
             setns(netns_fd)
         os.setsid()  # own process group, so cleanup reaches its children
@@ -51,26 +56,35 @@ def _child_setup(netns_fd: int | None, die_with_parent: bool):
 
 
 def spawn(argv: list[str], *, netns: str | None = None, owner_pid: int | None = None, env: dict | None = None,
-          **kwargs) -> subprocess.Popen:
+          pass_fds: tuple[int, ...] = (), recorded: bool = True, **kwargs) -> subprocess.Popen:
     """Start argv (inside `netns` if given). With `owner_pid` it carries the
-    owner's marker, so a sweep finds it even if it escapes its namespace."""
+    owner's marker, so a sweep finds it even if it escapes its namespace.
+    `recorded=False`: not stopped by stop_spawned (a helper that outlives
+    tests, and still dies with this thread)."""
     fd = open_netns(netns) if netns is not None else None
     full_env = dict(os.environ if env is None else env)
     if owner_pid is not None:
         full_env[OWNER_ENV] = str(owner_pid)
     # PR_SET_PDEATHSIG fires when the *thread* that forked exits: only the
     # main thread lives as long as the run.
-    die_with_parent = threading.current_thread() is threading.main_thread()
+    tied_to_parent = threading.current_thread() is threading.main_thread()
     try:
-        proc = subprocess.Popen(argv, preexec_fn=_child_setup(fd, die_with_parent),
-                                pass_fds=(fd,) if fd is not None else (), env=full_env, **kwargs)
+        proc = subprocess.Popen(argv, preexec_fn=_child_setup(fd, tied_to_parent),
+                                pass_fds=(*pass_fds, *((fd,) if fd is not None else ())), env=full_env, **kwargs)
     finally:
         if fd is not None:
             os.close(fd)
+    if recorded:
+        record(proc)
+    return proc
+
+
+def record(proc) -> None:
+    """Have stop_spawned() stop `proc` (a Popen, or anything with its
+    pid, poll, wait and streams) if it still runs."""
     with _spawned_lock:
         _spawned[:] = [(n, p) for n, p in _spawned if p.poll() is None]
         _spawned.append((next(_serial), proc))
-    return proc
 
 
 def stop(proc: subprocess.Popen, timeout: float = 3.0) -> int | None:

@@ -13,6 +13,7 @@ from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
 from bpflab.host import kernel, leftovers, netns, owners
+from bpflab.host.forkserver import ForkedProcess
 from bpflab.host.interrupts import interrupt_on
 from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
@@ -81,12 +82,11 @@ class Lab:
         """Start several servers, each (kind, host, port, *options) as for
         serve(), in one process in node (a Python start-up each would be
         seconds in an emulated VM); wait until all of them listen."""
-        import sys
-
         # Run as a script: importing the lab package (scapy) would slow it down.
         script = Path(__file__).resolve().parent / "servers.py"
         words = [str(w) for i, spec in enumerate(specs) for w in (("+",) if i else ()) + tuple(spec)]
-        proc = self.popen(node, [sys.executable, str(script), *words], stdout=subprocess.PIPE, text=True)
+        proc = self._track(process.popen_python(self.netns(node), [str(script), *words], owner_pid=self.owner_pid,
+                                                stdout=subprocess.PIPE, text=True))
         what = ", ".join(f"{spec[0]} {spec[1]}:{spec[2]}" for spec in specs)
         line = read_line(proc.stdout, timeout=30, what=f"the servers in {node} ({what})")
         if line != "ready\n":
@@ -123,7 +123,7 @@ class Lab:
         self._torn_down = True
         for thing in reversed(self._resources):
             with contextlib.suppress(Exception):
-                if isinstance(thing, subprocess.Popen):
+                if isinstance(thing, (subprocess.Popen, ForkedProcess)):
                     stop(thing)
                 elif isinstance(thing, traffic.Capture):
                     thing.__exit__(None, None, None)
@@ -241,9 +241,11 @@ def build(topology: Topology, *, prefix: str | None = None) -> Lab:
 
 
 def teardown_all() -> None:
+    """Every lab of this process, and the fork server its servers came from."""
     for lab in list(_live_labs):
         with contextlib.suppress(Exception):
             lab.teardown()
+    process.close_fork_servers()
 
 
 atexit.register(teardown_all)

@@ -17,30 +17,43 @@ from bpflab.lab.pytest_plugin import SCENARIO_ENV
 
 # The loaders' modules, imported once by the fork server (and pyroute2,
 # which xdp_dnat imports late, for its return path).
-PRELOAD = ["bpflab.loaders.registry", "bpflab.loaders.cli", "bpflab.loaders.kube", "pyroute2"]
+LOADERS_PRELOAD = ("bpflab.loaders.registry", "bpflab.loaders.cli", "bpflab.loaders.kube", "pyroute2")
+TOOL_PRELOAD = ("bpflab.tool.cli",)  # `bpflab csum`, `bpflab run`: scapy, 1.3 s of imports
 COLD_ENV = "BPFLAB_COLD_CLI"  # =1: every command line a process of its own
-_fork_server: ForkServer | None = None
+_fork_servers: dict[tuple[str, ...], ForkServer] = {}
 
 
-def python(argv: list[str], *, cold: bool = False, unbuffered: bool = False):
-    """`python ARGV` from the repository with PYTHONPATH set, its stdout and
-    stderr piped, as text: forked from this process's fork server (the same
-    command line without 0.2 s of imports; seconds in an emulated VM)
-    unless `cold`, $BPFLAB_COLD_CLI is 1, or the server cannot."""
-    global _fork_server
+def python(argv: list[str], *, cold: bool = False, unbuffered: bool = False, cwd: Path = REPO_ROOT,
+           preload: tuple[str, ...] = LOADERS_PRELOAD):
+    """`python ARGV` with PYTHONPATH set to the repository, its stdout and
+    stderr piped, as text: forked from this process's fork server for
+    `preload` (the same command line without its imports: 0.2 s for a
+    loader here, seconds in an emulated VM) unless `cold`, $BPFLAB_COLD_CLI
+    is 1, or the server cannot."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     if not cold and os.environ.get(COLD_ENV) != "1" and threading.current_thread() is threading.main_thread():
         try:
-            if _fork_server is None or not _fork_server.alive():
-                _fork_server = ForkServer(PRELOAD, env, cwd=str(REPO_ROOT))
-            proc = _fork_server.start(argv, env=env, cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, unbuffered=unbuffered)
+            server = _fork_servers.get(preload)
+            if server is None or not server.alive():
+                server = _fork_servers[preload] = ForkServer(list(preload), env, cwd=str(REPO_ROOT))
+            proc = server.start(argv, env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, unbuffered=unbuffered)
             record(proc)
             return proc
         except ForkRefused:
             pass
-    return spawn([sys.executable, *(["-u"] if unbuffered else []), *argv], cwd=REPO_ROOT, text=True,
+    return spawn([sys.executable, *(["-u"] if unbuffered else []), *argv], cwd=cwd, text=True,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+
+
+def run_python(argv: list[str], *, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """python(argv, ...) to completion (stopped after `timeout` s, scaled)."""
+    proc = python(argv, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=patience(timeout))
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = False,
@@ -54,7 +67,7 @@ def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = 
         proc = spawn(argv, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     else:
-        proc = python(argv[1:], cold=cold)
+        return run_python(argv[1:], cold=cold, timeout=timeout)
     try:
         out, err = proc.communicate(timeout=patience(timeout))
     finally:

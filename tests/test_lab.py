@@ -11,11 +11,12 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap
 
-from bpflab.host import leftovers, snapshot
+from bpflab.host import leftovers, netns, snapshot
+from bpflab.host.forkserver import ForkedProcess
 from bpflab.host.paths import BPFFS, NETNS_RUN_DIR, REPO_ROOT
 from bpflab.host.processes import has_exited, marked_processes, spawn
 from bpflab.host.waits import patience, read_line, wait_until
-from bpflab.lab import builder, dnat
+from bpflab.lab import builder, dnat, pair
 from bpflab.lab.frames import towards_peer
 from tests.clitools import run_pytest
 
@@ -53,6 +54,15 @@ def test_one_process_serves_several_servers_and_a_failed_one_is_named(pair_lab):
     with pytest.raises(RuntimeError, match=r"servers in right \(http 10.11.0.2:8080, udp-echo 10.11.0.2:7\) "
                                            r"did not start"):
         pair_lab.serve_all("right", [("http", "10.11.0.2", 8080), ("udp-echo", "10.11.0.2", 7)])  # 7 is taken
+
+
+def test_lab_servers_are_forked_into_their_node_marked_as_the_owners_and_stopped():
+    with builder.build(pair()) as lab:
+        proc = lab.serve_all("right", [("tcp-echo", "10.11.0.2", 8007, "--name", "right")])
+        assert isinstance(proc, ForkedProcess)  # not a cold Python: forked from the owner's fork server
+        assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == netns.inode(lab.netns("right"))
+        assert marked_processes()[proc.pid] == lab.owner_pid  # a sweep finds it if its owner dies
+    assert has_exited(proc.pid)
 
 
 def test_dnat_links_reach_across_and_the_lb_does_not_route_the_vip(dnat_lab):

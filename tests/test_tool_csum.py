@@ -11,11 +11,13 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
+from bpflab.host.paths import REPO_ROOT
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.tool.cli import main
 from bpflab.tool.csum import check
 from bpflab.tool.edges import EDGES, RESULT_EDGES, shares
 from bpflab.tool.target import Target, TargetError
+from tests.clitools import TOOL_PRELOAD, run_python
 from tests.xdp_dnat_frames import DNS, HTTP, map_args
 
 pytestmark = pytest.mark.kernel
@@ -33,9 +35,13 @@ def nat(name: str) -> Path:
     return BUILD_DIR / "tests" / f"nat_{name}.bpf.o"
 
 
-def bpflab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "bpflab"), *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+def bpflab(*args: str, cwd: Path = REPO_ROOT, installed: bool = False) -> subprocess.CompletedProcess:
+    """The `bpflab` command line: forked with the tool's modules imported,
+    or, `installed`, the console script pip installed (a cold start)."""
+    if installed:
+        return subprocess.run([str(Path(sys.executable).parent / "bpflab"), *args], capture_output=True, text=True,
+                              timeout=120, cwd=cwd)
+    return run_python(["-m", "bpflab.tool.cli", *args], cwd=cwd, preload=TOOL_PRELOAD)
 
 
 @pytest.mark.parametrize("bug", list(BUGS))
@@ -81,7 +87,7 @@ def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path):
 
 def test_json_says_the_same_as_the_table(tmp_path):
     result = bpflab("csum", str(nat("updates_udp_zero")), "--examples", str(EXAMPLES), "--out-dir", str(tmp_path),
-                    "--json")
+                    "--json", installed=True)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     (problem,) = report["failure"]["problems"]

@@ -35,6 +35,7 @@ import threading
 import time
 
 from . import processes
+from .netns import open_netns, setns
 
 REQUEST_MAX = 1 << 20  # one request: argv, environment, working directory
 STATUS = "status"
@@ -55,12 +56,12 @@ def _serve(control: socket.socket) -> None:
         while True:
             for key, _ in sel.select():
                 if key.fileobj is control:
-                    msg, fds, _, _ = socket.recv_fds(control, REQUEST_MAX, 4)
+                    msg, fds, _, _ = socket.recv_fds(control, REQUEST_MAX, 5)
                     if not msg:
                         return
                     reply = socket.socket(fileno=fds[3])
-                    pid = _fork_child(json.loads(msg), fds[:3], control, reply)
-                    for fd in fds[:3]:
+                    pid = _fork_child(json.loads(msg), fds[:3] + fds[4:], control, reply)
+                    for fd in fds[:3] + fds[4:]:
                         os.close(fd)
                     pidfd = os.pidfd_open(pid)
                     waiting[pidfd] = (pid, reply)
@@ -78,7 +79,8 @@ def _serve(control: socket.socket) -> None:
                     reply.close()
 
 
-def _fork_child(request: dict, stdio: list[int], *inherited: socket.socket) -> int:
+def _fork_child(request: dict, fds: list[int], *inherited: socket.socket) -> int:
+    """fds: stdin, stdout, stderr and (if asked) a network namespace."""
     pid = os.fork()
     if pid:
         return pid
@@ -86,7 +88,10 @@ def _fork_child(request: dict, stdio: list[int], *inherited: socket.socket) -> i
     try:
         for sock in inherited:
             sock.close()
-        code = _run_as_main(request, stdio)
+        if len(fds) > 3:
+            setns(fds[3])
+            os.close(fds[3])
+        code = _run_as_main(request, fds[:3])
     except BaseException:  # noqa: BLE001 -- nothing may escape a forked child
         with contextlib.suppress(BaseException):
             sys.excepthook(*sys.exc_info())
@@ -220,9 +225,9 @@ class ForkServer:
         return self.proc.poll() is None
 
     def start(self, argv: list[str], *, env: dict[str, str], cwd: str, stdout=None, stderr=None, text: bool = False,
-              unbuffered: bool = False) -> ForkedProcess:
+              unbuffered: bool = False, netns: str | None = None) -> ForkedProcess:
         """Fork `python ARGV` (argv without the interpreter: ["-m", module,
-        ...] or [script, ...]); stdin is /dev/null."""
+        ...] or [script, ...]), inside `netns` if given; stdin is /dev/null."""
         if self._stable(env) != self._stable(self.env):
             raise ForkRefused("an environment other than the server's")
         if not self.alive():
@@ -247,10 +252,12 @@ class ForkServer:
                     ours.append(None)
                     fd = inherit if where is None else where.fileno() if hasattr(where, "fileno") else where
                     child_fds.append(os.dup(fd))
+            if netns is not None:
+                child_fds.append(open_netns(netns))
             reply, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 with self._lock:
-                    socket.send_fds(self.control, [request], [*child_fds, theirs.fileno()])
+                    socket.send_fds(self.control, [request], [*child_fds[:3], theirs.fileno(), *child_fds[3:]])
             finally:
                 theirs.close()
         except BaseException:

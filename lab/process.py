@@ -28,7 +28,7 @@ def popen(netns: str, argv: list[str], *, owner_pid: int | None = None, env: dic
     return spawn(argv, netns=netns, owner_pid=owner_pid or os.getpid(), env=env, **kwargs)
 
 
-def popen_python(netns: str, argv: list[str], *, owner_pid: int | None = None, stdout=None,
+def popen_python(netns: str, argv: list[str], *, owner_pid: int | None = None, stdout=None, stderr=None,
                  text: bool = False) -> subprocess.Popen | ForkedProcess:
     """`python ARGV` inside `netns`, as popen() starts it (stdin /dev/null),
     forked from the owner's fork server when it can be."""
@@ -39,12 +39,12 @@ def popen_python(netns: str, argv: list[str], *, owner_pid: int | None = None, s
             server = _fork_servers.get(owner_pid)
             if server is None or not server.alive():
                 server = _fork_servers[owner_pid] = ForkServer(SERVER_PRELOAD, env)
-            proc = server.start(argv, env=env, cwd=os.getcwd(), stdout=stdout, text=text, netns=netns)
+            proc = server.start(argv, env=env, cwd=os.getcwd(), stdout=stdout, stderr=stderr, text=text, netns=netns)
             record(proc)
             return proc
         except ForkRefused:
             pass
-    return popen(netns, [sys.executable, *argv], owner_pid=owner_pid, stdout=stdout, text=text,
+    return popen(netns, [sys.executable, *argv], owner_pid=owner_pid, stdout=stdout, stderr=stderr, text=text,
                  stdin=subprocess.DEVNULL)
 
 
@@ -56,9 +56,14 @@ def close_fork_servers() -> None:
 
 def run(netns: str, argv: list[str], *, timeout: float = 30, check: bool = False, input: str | None = None,
         owner_pid: int | None = None) -> subprocess.CompletedProcess:
-    """Run argv inside `netns` to completion (killed after `timeout`)."""
-    proc = popen(netns, argv, owner_pid=owner_pid, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    """Run argv inside `netns` to completion (killed after `timeout`);
+    this Python's own command lines (`sys.executable -c ...`) forked."""
+    if argv[0] == sys.executable and input is None:
+        proc = popen_python(netns, argv[1:], owner_pid=owner_pid, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    else:
+        proc = popen(netns, argv, owner_pid=owner_pid, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         out, err = proc.communicate(input, timeout=patience(timeout))
     finally:

@@ -104,3 +104,14 @@ def test_a_preload_that_starts_a_thread_is_refused(tmp_path):
     (tmp_path / "threaded.py").write_text("import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n")
     with pytest.raises(ForkRefused, match="did not start"):
         ForkServer(["threaded"], {**ENV, "PYTHONPATH": f"{REPO_ROOT}:{tmp_path}"}, cwd=str(REPO_ROOT), timeout=20)
+
+
+def test_python_dash_c_is_pythons(server):
+    code = "import sys; print(sys.argv, __name__, repr(sys.path[0])); raise SystemExit(4)"
+    assert forked(server, ["-c", code, "x", "y"]) == cold(["-c", code, "x", "y"])
+    assert forked(server, ["-u", "-c", code])[:2] == (4, "['-c'] __main__ ''\n")
+
+
+def test_other_python_options_are_refused(server):
+    with pytest.raises(ForkRefused, match="-B"):
+        server.start(["-B", "-c", "pass"], env=ENV, cwd=str(REPO_ROOT))

@@ -133,6 +133,12 @@ def _run_as_main(request: dict, stdio: list[int]) -> int:
             sys.argv = [args[0], *args[1:]]
             sys.path[0] = request["cwd"]
             runpy.run_module(args[0], run_name="__main__", alter_sys=True)
+        elif target == "-c":
+            sys.argv = ["-c", *args[1:]]
+            sys.path[0] = ""
+            main = type(sys)("__main__")
+            sys.modules["__main__"] = main
+            exec(compile(args[0], "<string>", "exec"), main.__dict__)
         else:
             sys.argv = [target, *args]
             sys.path[0] = os.path.dirname(os.path.abspath(target))
@@ -227,7 +233,12 @@ class ForkServer:
     def start(self, argv: list[str], *, env: dict[str, str], cwd: str, stdout=None, stderr=None, text: bool = False,
               unbuffered: bool = False, netns: str | None = None) -> ForkedProcess:
         """Fork `python ARGV` (argv without the interpreter: ["-m", module,
-        ...] or [script, ...]), inside `netns` if given; stdin is /dev/null."""
+        ...], ["-c", code, ...] or [script, ...], after "-u" if unbuffered),
+        inside `netns` if given; stdin is /dev/null."""
+        if argv[:1] == ["-u"]:
+            argv, unbuffered = argv[1:], True
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-m", "-c")):
+            raise ForkRefused(f"python options other than -u, -m and -c: {argv[:1]}")
         if self._stable(env) != self._stable(self.env):
             raise ForkRefused("an environment other than the server's")
         if not self.alive():

@@ -1,24 +1,27 @@
-"""Compile a small BPF C snippet for a test (with the project's flags)."""
+"""Variants of the project's BPF programs built for a test (with the project's
+flags), and the verifier's wording of the rejection tests provoke."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
-from bpflab.host.paths import REPO_ROOT
-
-PRELUDE = """\
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-"""
-EPILOGUE = '\nchar LICENSE[] SEC("license") = "GPL";\n'
+from bpflab.host.paths import BUILD_DIR, REPO_ROOT
 
 
 def compile_variant(tmp_path: Path, program: str, replacements: dict[str, str]) -> Path:
     """build/PROGRAM.bpf.o as it would be with `replacements` made in a copy
     of bpf/ (each text must occur exactly once in the program's source or
-    in the header it names as "HEADER.h:text")."""
+    in the header it names as "HEADER.h:text"). Kept in build/variants/
+    under a hash of everything that goes into it, so a kernel VM (where a
+    clang build takes half a minute) finds what the host built."""
+    cached = BUILD_DIR / "variants" / f"{program}-{_variant_key(program, replacements)}.bpf.o"
+    if cached.exists():
+        return cached
     src = tmp_path / "bpf"
     shutil.copytree(REPO_ROOT / "bpf", src, dirs_exist_ok=True)
     for old, new in replacements.items():
@@ -31,17 +34,26 @@ def compile_variant(tmp_path: Path, program: str, replacements: dict[str, str]) 
     out = tmp_path / "build"
     subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={out}", str(out / f"{program}.bpf.o")], cwd=REPO_ROOT, check=True,
                    capture_output=True, text=True)
-    return out / f"{program}.bpf.o"
+    built = out / f"{program}.bpf.o"
+    with contextlib.suppress(OSError):  # a guest's root is read-only: it only reads the cache
+        cached.parent.mkdir(exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.part")
+        shutil.copyfile(built, partial)
+        partial.rename(cached)  # whole or not at all, with two workers writing
+    return built
 
 
-def compile_bpf(tmp_path: Path, body: str, name: str = "snippet", clang: str = "clang") -> Path:
-    src_dir = tmp_path / "src"
-    src_dir.mkdir(exist_ok=True)
-    (src_dir / f"{name}.bpf.c").write_text(PRELUDE + textwrap.dedent(body) + EPILOGUE)
-    out = tmp_path / "out"
-    subprocess.run(["make", "-s", f"SRC={src_dir}", f"BUILD={out}", f"CLANG={clang}", name],
-                   cwd=REPO_ROOT, check=True, capture_output=True, text=True)
-    return out / f"{name}.bpf.o"
+def _variant_key(program: str, replacements: dict[str, str]) -> str:
+    """A hash of the sources, the replacements, the Makefile and the clang
+    binary (its path, size and time) a variant is built from."""
+    digest = hashlib.sha256(json.dumps([program, sorted(replacements.items())]).encode())
+    for path in sorted(p for p in (REPO_ROOT / "bpf").rglob("*") if p.is_file()) + [REPO_ROOT / "Makefile"]:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    clang = shutil.which("clang")
+    if clang:
+        st = os.stat(clang)
+        digest.update(f"{os.path.realpath(clang)} {st.st_size} {st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def unchecked_read_message(register: str = r"R\d") -> str:

@@ -12,7 +12,7 @@ from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import XDP_PASS, BpfObject
 from bpflab.loaders.hello import Hello
 from bpflab.loaders.interfaces import query as xdp_query
-from bpflab.loaders.objects import object_path
+from bpflab.loaders.objects import BUILD_DIR, object_path
 from tests.clitools import assert_one_line_error, run_loader, start_loader, wait_attached
 
 pytestmark = pytest.mark.kernel
@@ -97,16 +97,10 @@ def test_cli_object_missing(pair_lab, tmp_path):
     assert_one_line_error(result, "not found", "run `make hello`")
 
 
-def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab, tmp_path):
-    from tests.bpfsrc import compile_bpf, unchecked_read_message
+def test_cli_verifier_rejection_shows_the_verifier_message(pair_lab):
+    from tests.bpfsrc import unchecked_read_message
 
-    obj = compile_bpf(tmp_path, """
-        SEC("xdp") int hello(struct xdp_md *ctx)
-        {
-            unsigned char *p = (void *)(long)ctx->data;
-            return p[12] == 8 ? XDP_DROP : XDP_PASS;
-        }
-    """, name="hello")
+    obj = BUILD_DIR / "tests" / "unchecked_hello.bpf.o"  # its packet read has no bounds check
     result = run_loader("hello", "eth0", "--netns", pair_lab.netns("right"), "--object", str(obj))
     assert_one_line_error(result, f"verifier rejected program 'hello': {unchecked_read_message('R1')}")
     assert xdp_query("eth0", pair_lab.netns("right")).prog_id == 0

@@ -7,6 +7,7 @@ from scapy.layers.inet import ICMP, TCP, UDP, IPOption_NOP, IPOption_RR, fragmen
 from scapy.layers.l2 import Ether
 
 from bpflab.host import kernel
+from bpflab.host.paths import BUILD_DIR
 from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
 from bpflab.loaders.services import Service
 from tests.frames import ip_ends_early
@@ -159,24 +160,13 @@ def test_the_kernel_catches_a_stale_skb_csum():
     """The oracle itself: a program that changes a byte without telling
     skb->csum is refused with EBADMSG in CHECKSUM_COMPLETE mode."""
     import errno
-    import tempfile
-    from pathlib import Path
 
     from bpflab.libbpf import BpfObject
-    from tests.bpfsrc import compile_bpf
 
-    with tempfile.TemporaryDirectory() as tmp:
-        obj_path = compile_bpf(Path(tmp), """
-            SEC("tc") int poke(struct __sk_buff *skb)
-            {
-                __u8 byte = 0x5a;
-                bpf_skb_store_bytes(skb, 40, &byte, 1, 0); /* no BPF_F_RECOMPUTE_CSUM */
-                return 0;
-            }
-        """, name="poke")
-        with BpfObject(obj_path) as obj:
-            frame = bytes(backend_frame(UDP(sport=1, dport=2), payload=b"0123456789"))
-            assert obj.program("poke").test_run(frame).retval == 0
-            with pytest.raises(OSError) as info:
-                obj.program("poke").test_run(frame, flags=4)
-            assert info.value.errno == errno.EBADMSG
+    # tests/bpf/stale_csum.bpf.c: poke() stores a byte without BPF_F_RECOMPUTE_CSUM.
+    with BpfObject(BUILD_DIR / "tests" / "stale_csum.bpf.o") as obj:
+        frame = bytes(backend_frame(UDP(sport=1, dport=2), payload=b"0123456789"))
+        assert obj.program("poke").test_run(frame).retval == 0
+        with pytest.raises(OSError) as info:
+            obj.program("poke").test_run(frame, flags=4)
+        assert info.value.errno == errno.EBADMSG

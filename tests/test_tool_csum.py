@@ -3,6 +3,7 @@
 (that NAT without bugs, the project's xdp_dnat), says when it checked
 nothing, and fails bad input with one line."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,10 @@ from tests.clitools import TOOL_PRELOAD, run_python
 from tests.xdp_dnat_frames import DNS, HTTP, map_args
 
 pytestmark = pytest.mark.kernel
-EXAMPLES = 500  # deterministic: the same frames every run
+# Deterministic: the same frames every run. In a kernel VM (the "vm"
+# Hypothesis profile) fewer: every edge still gets its share, and every bug
+# below is still caught at 100 (measured); 500 on the host.
+EXAMPLES = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "vm" else 500
 # Which checksum each bug corrupts (the field the report must name).
 BUGS = {
     "forgets_pseudo_header": {"TCP", "UDP"},  # the L4 checksum misses the address change

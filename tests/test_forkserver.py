@@ -115,3 +115,15 @@ def test_python_dash_c_is_pythons(server):
 def test_other_python_options_are_refused(server):
     with pytest.raises(ForkRefused, match="-B"):
         server.start(["-B", "-c", "pass"], env=ENV, cwd=str(REPO_ROOT))
+
+
+def test_a_command_line_holds_no_descriptor_of_the_servers(server, tmp_path):
+    # A long-running sibling keeps its reply socket open in the server while
+    # this one is forked: none of it may leak into this one.
+    sibling = server.start([script(tmp_path, "import time\ntime.sleep(30)\n")], env=ENV, cwd=str(REPO_ROOT))
+    try:
+        code = "import os; print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+        assert forked(server, ["-c", code]) == cold(["-c", code])  # the standard streams and listdir's own
+    finally:
+        sibling.kill()
+        sibling.wait(timeout=10)

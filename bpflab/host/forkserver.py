@@ -86,12 +86,16 @@ def _fork_child(request: dict, fds: list[int], *inherited: socket.socket) -> int
         return pid
     code = 1
     try:
-        for sock in inherited:
-            sock.close()
         if len(fds) > 3:
             setns(fds[3])
-            os.close(fds[3])
-        code = _run_as_main(request, fds[:3])
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        # Nothing else of the server's: its sockets, other children's
+        # reply sockets and pidfds (the objects stay, their numbers go).
+        for sock in inherited:
+            sock.detach()
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        code = _run_as_main(request)
     except BaseException:  # noqa: BLE001 -- nothing may escape a forked child
         with contextlib.suppress(BaseException):
             sys.excepthook(*sys.exc_info())
@@ -99,7 +103,7 @@ def _fork_child(request: dict, fds: list[int], *inherited: socket.socket) -> int
         os._exit(code)
 
 
-def _run_as_main(request: dict, stdio: list[int]) -> int:
+def _run_as_main(request: dict) -> int:
     """What `python [-u] -m MODULE ARGS` or `python SCRIPT ARGS` does, in
     this (forked) process; returns the exit status."""
     import runpy
@@ -107,9 +111,6 @@ def _run_as_main(request: dict, stdio: list[int]) -> int:
 
     os.setsid()
     processes.die_with_parent()
-    for target, fd in enumerate(stdio):
-        os.dup2(fd, target)
-        os.close(fd)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)  # SIGPIPE: as Python
     signal.signal(signal.SIGINT, signal.default_int_handler)

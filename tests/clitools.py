@@ -18,7 +18,6 @@ from bpflab.lab.pytest_plugin import SCENARIO_ENV
 # The loaders' modules, imported once by the fork server (and pyroute2,
 # which xdp_dnat imports late, for its return path).
 LOADERS_PRELOAD = ("bpflab.loaders.registry", "bpflab.loaders.cli", "bpflab.loaders.kube", "pyroute2")
-TOOL_PRELOAD = ("bpflab.tool.cli",)  # `bpflab csum`, `bpflab run`: scapy, 1.3 s of imports
 COLD_ENV = "BPFLAB_COLD_CLI"  # =1: every command line a process of its own
 _fork_servers: dict[tuple[str, ...], ForkServer] = {}
 

@@ -12,13 +12,11 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
-from bpflab.host.paths import REPO_ROOT
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.tool.cli import main
 from bpflab.tool.csum import check
 from bpflab.tool.edges import EDGES, RESULT_EDGES, shares
 from bpflab.tool.target import Target, TargetError
-from tests.clitools import TOOL_PRELOAD, run_python
 from tests.xdp_dnat_frames import DNS, HTTP, map_args
 
 pytestmark = pytest.mark.kernel
@@ -39,13 +37,14 @@ def nat(name: str) -> Path:
     return BUILD_DIR / "tests" / f"nat_{name}.bpf.o"
 
 
-def bpflab(*args: str, cwd: Path = REPO_ROOT, installed: bool = False) -> subprocess.CompletedProcess:
-    """The `bpflab` command line: forked with the tool's modules imported,
-    or, `installed`, the console script pip installed (a cold start)."""
-    if installed:
-        return subprocess.run([str(Path(sys.executable).parent / "bpflab"), *args], capture_output=True, text=True,
-                              timeout=120, cwd=cwd)
-    return run_python(["-m", "bpflab.tool.cli", *args], cwd=cwd, preload=TOOL_PRELOAD)
+def bpflab(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`bpflab ARGS` run in this process (main() is the console script's
+    entry: what the process prints and returns, without a Python start-up
+    that takes a minute in an emulated VM with scapy's imports)."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["bpflab", *args], code, out, err)
 
 
 @pytest.mark.parametrize("bug", list(BUGS))
@@ -66,8 +65,8 @@ def test_the_same_nat_without_its_bugs_passes():
                                                                     "ip_options"}
 
 
-def test_the_command_reports_the_smallest_failing_frame_and_writes_it(tmp_path):
-    result = bpflab("csum", str(nat("updates_udp_zero")), "--examples", str(EXAMPLES), "--out-dir", str(tmp_path))
+def test_the_command_reports_the_smallest_failing_frame_and_writes_it(tmp_path, capsys):
+    result = bpflab(capsys, "csum", str(nat("updates_udp_zero")), "--examples", str(EXAMPLES), "--out-dir", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED: the program (XDP_TX) sent a frame with UDP checksum" in result.stdout
     assert "  field: UDP checksum; expected 0x" in result.stdout
@@ -77,10 +76,11 @@ def test_the_command_reports_the_smallest_failing_frame_and_writes_it(tmp_path):
 
 
 @pytest.mark.since_kernel("xdp_test_run_ctx")  # the FIB needs the ingress interface
-def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path):
+def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path, capsys, monkeypatch):
     maps = map_args(tmp_path, [HTTP, DNS])
-    result = bpflab("csum", str(object_path("xdp_dnat")), "--prog", "xdp_dnat", *maps, "--lab", "dnat",
-                    "--examples", "300", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = bpflab(capsys, "csum", str(object_path("xdp_dnat")), "--prog", "xdp_dnat", *maps, "--lab", "dnat",
+                    "--examples", "300")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "frames aimed at 10.96.0.10 ports 53, 80" in result.stdout.splitlines()[0]
     last = result.stdout.splitlines()[-1]
@@ -89,9 +89,11 @@ def test_xdp_dnat_passes_with_its_services_from_json_in_a_lab(tmp_path):
     assert sorted(tmp_path.iterdir()) == [tmp_path / "backends.json", tmp_path / "services.json"]
 
 
+@pytest.mark.harness  # the console script pip installed, a process of its own: user space only
 def test_json_says_the_same_as_the_table(tmp_path):
-    result = bpflab("csum", str(nat("updates_udp_zero")), "--examples", str(EXAMPLES), "--out-dir", str(tmp_path),
-                    "--json", installed=True)
+    result = subprocess.run([str(Path(sys.executable).parent / "bpflab"), "csum", str(nat("updates_udp_zero")),
+                             "--examples", str(EXAMPLES), "--out-dir", str(tmp_path), "--json"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     (problem,) = report["failure"]["problems"]

@@ -2,7 +2,6 @@
 accepts each corrected twin; with clang 14 and clang 19 alike."""
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,7 @@ def test_every_wrong_case_has_a_twin_and_expectations(built):
                      "ringbuf_commit", "helper_not_allowed", "libc_call"}
 
 
-def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
+def test_a_broken_twin_fails_with_the_whole_log(tmp_path, capsys):
     """Remove the twin's bounds check: `bpflab verifier DIR`, as anyone runs
     it on a corpus of their own, must say so, readably, and exit 1."""
     src = (REPO_ROOT / "bpf" / "verifier" / "packet_bounds.bpf.c").read_text()
@@ -76,7 +75,11 @@ def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
     broken = src.replace("if ((void *)(eth + 1) > data_end)", "if ((void *)eth > data_end)")
     assert broken != src
     (tmp_path / "broken.bpf.c").write_text(broken)
-    result = subprocess.run([bpflab(), "verifier", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    from bpflab.tool.cli import main  # the console script's entry, in this process
+
+    capsys.readouterr()
+    code = main(["verifier", str(tmp_path)])
+    result = subprocess.CompletedProcess(["bpflab"], code, *capsys.readouterr())
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["broken/no_bounds_check", "failure", "as", "annotated"]
@@ -85,10 +88,6 @@ def test_a_broken_twin_fails_with_the_whole_log(tmp_path):
     assert re.search(unchecked_read_message(), result.stdout)
     assert "processed " in result.stdout  # the whole log, up to the verifier's statistics
     assert lines[-1].startswith("2 programs, 1 as annotated, 1 not (clang, kernel ")
-
-
-def bpflab() -> str:
-    return str(Path(sys.executable).parent / "bpflab")
 
 
 def test_mismatch_report_marks_found_and_missing():

@@ -4,6 +4,7 @@ build/kernel-matrix.json. The exit status is the worst of all."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import json
 import os
@@ -148,26 +149,23 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None)
               f"PYTHONDONTWRITEBYTECODE=1 BPFLAB_TIME_SCALE={time_scale()} "
               f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
               f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
-    say(version, f"booting {image} ...")
-    proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
-                                                                  f"/sbin:{os.environ.get('PATH', '')}"})
-    status, release, junit_xml = 2, "", None
-    timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
-    timer.start()
-    for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
-        line = line.rstrip("\n")
-        if line.startswith("bpflab-exit="):
-            status = int(line.split("=")[1])
-        elif line.startswith("bpflab-uname="):
-            release = line.split("=", 1)[1].strip()
-        elif line.startswith("bpflab-junit="):
-            junit_xml = base64.b64decode(line.split("=", 1)[1])
-        else:
-            say(version, line)
-    proc.wait()
-    timer.cancel()
-    note = f"stopped after {VM_TIMEOUT_S} s" if proc.returncode == -9 else ""
+    notes = []
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        say(version, f"booting {image} ...")
+        boot = boot_and_run(version, image, script)
+        if boot.release or boot.vm_status == -9 or attempt == BOOT_ATTEMPTS:
+            break
+        # The guest never started: the emulator's, not the kernel's or the
+        # suite's (6.12's VM twice exited within seconds, silently, and
+        # booted at once when asked again).
+        notes.append(f"boot {attempt} exited (status {boot.vm_status}) before the guest ran anything")
+        say(version, f"{notes[-1]}: booting again")
+    status, release, junit_xml = boot.status, boot.release, boot.junit_xml
+    if boot.vm_status == -9:
+        notes.append(f"stopped after {VM_TIMEOUT_S} s")
+    elif not release:
+        notes.append(f"the VM exited (status {boot.vm_status}) before the guest ran anything")
+    note = "; ".join(notes)
     junit = None
     if junit_xml is not None:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -176,6 +174,40 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None)
     return finish(version, release or image.name.removeprefix("vmlinuz-"), status, junit,
                   time.monotonic() - start, note or ("" if junit else "no JUnit result (the VM did not finish)"),
                   pytest_args)
+
+
+BOOT_ATTEMPTS = 2
+
+
+@dataclasses.dataclass
+class Boot:
+    vm_status: int        # vng's exit status (-9: stopped at the timeout)
+    status: int = 2       # pytest's, as the guest reported it
+    release: str = ""     # uname -r, once the guest's script ran
+    junit_xml: bytes | None = None
+
+
+def boot_and_run(version: str, image: Path, script: str) -> Boot:
+    """One boot of `image` running `script`, its output shown line by line."""
+    proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
+                                                                  f"/sbin:{os.environ.get('PATH', '')}"})
+    boot = Boot(vm_status=0)
+    timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
+    timer.start()
+    for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
+        line = line.rstrip("\n")
+        if line.startswith("bpflab-exit="):
+            boot.status = int(line.split("=")[1])
+        elif line.startswith("bpflab-uname="):
+            boot.release = line.split("=", 1)[1].strip()
+        elif line.startswith("bpflab-junit="):
+            boot.junit_xml = base64.b64decode(line.split("=", 1)[1])
+        else:
+            say(version, line)
+    boot.vm_status = proc.wait()
+    timer.cancel()
+    return boot
 
 
 def finish(version: str, release: str, status: int, junit: Path | None, seconds: float, note: str,

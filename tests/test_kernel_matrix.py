@@ -187,3 +187,31 @@ def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
                             env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "found cached rewritten pyc" in result.stdout
+
+
+
+JUNIT_ONE_PASS = (b'<?xml version="1.0"?><testsuites><testsuite name="kernel-6.12.1" tests="1" failures="0" '
+                  b'errors="0" skipped="0"><testcase classname="t" name="test_a" time="1"/></testsuite></testsuites>')
+NO_GUEST = "exited (status 1) before the guest ran anything"
+
+
+@pytest.mark.parametrize("outcomes, status, note", [
+    # The first boot exits before the guest ran anything: booted again, and said so.
+    ([(1, "", 2, None), (0, "6.12.1", 0, JUNIT_ONE_PASS)], 0, f"boot 1 {NO_GUEST}"),
+    # Twice: a failure that says what happened.
+    ([(1, "", 2, None), (1, "", 2, None)], 2, f"boot 1 {NO_GUEST}; the VM {NO_GUEST}"),
+    # A guest that ran and failed is not booted again.
+    ([(0, "6.12.1", 1, None), (0, "6.12.1", 0, JUNIT_ONE_PASS)], 1, "no JUnit result (the VM did not finish)"),
+])
+def test_a_vm_that_exits_before_its_guest_runs_is_booted_once_more(tmp_path, monkeypatch, outcomes, status, note):
+    from pathlib import Path
+
+    from bpflab.kernels import matrix
+
+    boots = iter([matrix.Boot(vm_status=v, release=r, status=s, junit_xml=j) for v, r, s, j in outcomes])
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
+    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
+    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script: next(boots))
+    result = matrix.run_on("6.12", ["-q"])
+    assert (result.status, result.note) == (status, note)
+    assert result.passed == (1 if status == 0 else 0)  # from the JUnit file of the boot that ran

@@ -12,7 +12,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
-from bpflab.host import kernel, leftovers, netns, owners
+from bpflab.host import forkserver, kernel, leftovers, netns, owners
 from bpflab.host.forkserver import ForkedProcess
 from bpflab.host.interrupts import interrupt_on
 from bpflab.host.netns import entered
@@ -245,7 +245,7 @@ def teardown_all() -> None:
     for lab in list(_live_labs):
         with contextlib.suppress(Exception):
             lab.teardown()
-    process.close_fork_servers()
+    forkserver.close_shared()
 
 
 atexit.register(teardown_all)

@@ -9,40 +9,25 @@ import sys
 import threading
 from pathlib import Path
 
-from bpflab.host.forkserver import ForkRefused, ForkServer
+from bpflab.host.forkserver import start_python
 from bpflab.host.paths import REPO_ROOT
-from bpflab.host.processes import record, spawn, stop
+from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
 from bpflab.lab.pytest_plugin import SCENARIO_ENV
 
 # The loaders' modules, imported once by the fork server (and pyroute2,
 # which xdp_dnat imports late, for its return path).
 LOADERS_PRELOAD = ("bpflab.loaders.registry", "bpflab.loaders.cli", "bpflab.loaders.kube", "pyroute2")
-COLD_ENV = "BPFLAB_COLD_CLI"  # =1: every command line a process of its own
-_fork_servers: dict[tuple[str, ...], ForkServer] = {}
 
 
 def python(argv: list[str], *, cold: bool = False, unbuffered: bool = False, cwd: Path = REPO_ROOT,
            preload: tuple[str, ...] = LOADERS_PRELOAD):
     """`python ARGV` with PYTHONPATH set to the repository, its stdout and
-    stderr piped, as text: forked from this process's fork server for
-    `preload` (the same command line without its imports: 0.2 s for a
-    loader here, seconds in an emulated VM) unless `cold`, $BPFLAB_COLD_CLI
-    is 1, or the server cannot."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    if not cold and os.environ.get(COLD_ENV) != "1" and threading.current_thread() is threading.main_thread():
-        try:
-            server = _fork_servers.get(preload)
-            if server is None or not server.alive():
-                server = _fork_servers[preload] = ForkServer(list(preload), env, cwd=str(REPO_ROOT))
-            proc = server.start(argv, env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, unbuffered=unbuffered)
-            record(proc)
-            return proc
-        except ForkRefused:
-            pass
-    return spawn([sys.executable, *(["-u"] if unbuffered else []), *argv], cwd=cwd, text=True,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    stderr piped, as text: forked with `preload` imported (the same command
+    line without its imports: 0.2 s for a loader here, seconds in an
+    emulated VM) unless `cold` (bpflab.host.forkserver.start_python)."""
+    return start_python(argv, preload=preload, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=str(cwd),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, unbuffered=unbuffered, cold=cold)
 
 
 def run_python(argv: list[str], *, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:

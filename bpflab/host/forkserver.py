@@ -385,5 +385,40 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
+# --- one shared server per set of modules, with a cold start to fall back on ----------------------------------
+
+COLD_ENV = "BPFLAB_COLD_CLI"  # =1: every command line a process of its own
+_shared: dict[tuple[str, ...], ForkServer] = {}
+
+
+def start_python(argv: list[str], *, preload: tuple[str, ...], env: dict[str, str], cwd: str,
+                 netns: str | None = None, stdout=None, stderr=None, text: bool = False, unbuffered: bool = False,
+                 cold: bool = False) -> ForkedProcess | subprocess.Popen:
+    """`python ARGV`, stdin /dev/null, recorded like processes.spawn():
+    forked from this process's fork server for `preload` (started on first
+    use) unless `cold`, $BPFLAB_COLD_CLI is 1 or the server refuses, then
+    started cold. A server dies with the thread that starts it: only the
+    main thread starts one."""
+    if not cold and os.environ.get(COLD_ENV) != "1" and threading.current_thread() is threading.main_thread():
+        try:
+            server = _shared.get(preload)
+            if server is None or not server.alive():
+                server = _shared[preload] = ForkServer(list(preload), env)
+            proc = server.start(argv, env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=text,
+                                unbuffered=unbuffered, netns=netns)
+            processes.record(proc)
+            return proc
+        except ForkRefused:
+            pass
+    return processes.spawn([sys.executable, *(["-u"] if unbuffered else []), *argv], netns=netns, env=env, cwd=cwd,
+                           stdout=stdout, stderr=stderr, text=text, stdin=subprocess.DEVNULL)
+
+
+def close_shared() -> None:
+    """Stop the shared fork servers (what they forked dies with them)."""
+    while _shared:
+        _shared.popitem()[1].close()
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -127,3 +127,15 @@ def test_a_command_line_holds_no_descriptor_of_the_servers(server, tmp_path):
     finally:
         sibling.kill()
         sibling.wait(timeout=10)
+
+
+def test_the_suites_loader_command_lines_are_forked(monkeypatch):
+    from bpflab.host.forkserver import COLD_ENV, ForkedProcess
+    from tests.clitools import python
+
+    monkeypatch.delenv(COLD_ENV, raising=False)  # unless asked to start them cold
+
+    proc = python(["-m", "bpflab.loaders.hello", "--help"])
+    out, _ = proc.communicate(timeout=30)
+    assert isinstance(proc, ForkedProcess), "started cold: the suite pays a Python start-up per command line"
+    assert proc.returncode == 0 and out.startswith("usage: python -m bpflab.loaders.hello")

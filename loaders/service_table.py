@@ -181,6 +181,7 @@ class ServiceTable:
 
     def states(self) -> list[ServiceState]:
         slots = self._slots()
+        packets = self.maps.backend_packets.counter_sums()
         rows = []
         for key in self.maps.services.keys():
             vip, port, proto = _key_tuple(key)
@@ -190,7 +191,7 @@ class ServiceTable:
             own = sorted(self._slots_of(key, slots).items(), key=lambda item: (socket.ntohl(item[1].ip), socket.ntohs(item[1].port)))
             backends = tuple(
                 BackendState(i, Endpoint(ip_str(s.ip), socket.ntohs(s.port), s.weight),
-                             sum(self.maps.backend_packets.lookup(i) or [0]))
+                             packets[i])
                 for i, s in own)
             rows.append(ServiceState(Service(vip, port, proto, tuple(b.endpoint for b in backends)), backends,
                                      table[0]))

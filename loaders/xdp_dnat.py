@@ -52,8 +52,7 @@ PINNED_MAPS = MAP_NAMES + ("dnat_verdicts",)
 
 
 def read_verdicts(verdict_map: Map) -> dict[str, int]:
-    counts = verdict_map.bind(ctypes.c_uint32, ctypes.c_uint64)
-    return {name: sum(counts.lookup(i)) for i, name in enumerate(VERDICTS)}
+    return dict(zip(VERDICTS, verdict_map.counter_sums(), strict=True))
 
 
 def check_mirrors(obj: BpfObject) -> None:

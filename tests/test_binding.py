@@ -1,4 +1,5 @@
 """The libbpf binding, checked against values the kernel itself wrote."""
+import contextlib
 import ctypes
 import errno
 import struct
@@ -15,6 +16,7 @@ from bpflab.libbpf import (
     AlreadyAttached,
     BpfError,
     BpfObject,
+    Map,
     RingBuffer,
     VerifierError,
     XdpLink,
@@ -97,7 +99,7 @@ def test_update_delete_and_flags(binding):
 
 
 def refuse_one_by_one(*args):
-    raise AssertionError("an entry was updated on its own: the batch was not used")
+    raise AssertionError("an entry was read or written on its own: the batch was not used")
 
 
 def test_many_updates_and_deletes_each_in_one_call(binding, monkeypatch):
@@ -146,6 +148,25 @@ def test_percpu_map_has_one_value_per_cpu(binding):
     assert len(values) == cpus
     assert values[:2] == [3, 4][: min(cpus, 2)]
     assert sum(values) == sum([3, 4][: min(cpus, 2)])
+
+
+def test_counter_sums_read_every_entry_on_every_cpu_in_one_call(monkeypatch):
+    """A per-CPU array of u64 counters summed per entry, equal to what
+    lookups of each entry add up to, without one lookup per entry."""
+    cpus = possible_cpus()
+    with contextlib.closing(Map.create("sums", _lib.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 5)) as counters:
+        counters.bind(ctypes.c_uint32, ctypes.c_uint64)
+        written = {i: [(i + 1) * 1000 + cpu + (1 << 40 if cpu == cpus - 1 else 0) for cpu in range(cpus)]
+                   for i in (0, 2, 4)}  # entries 1 and 3 stay 0; the last CPU's values need 64 bits
+        for i, values in written.items():
+            counters.update(i, values)
+        expected = [sum(written.get(i, [0])) for i in range(5)]
+        assert [sum(counters.lookup(i)) for i in range(5)] == expected
+        monkeypatch.setattr(_lib, "bpf_map_lookup_elem", refuse_one_by_one)
+        assert counters.counter_sums() == expected
+    with contextlib.closing(Map.create("plain", _lib.BPF_MAP_TYPE_ARRAY, 4, 8, 2)) as plain, \
+            pytest.raises(BpfError, match="not a per-CPU array of u64 counters"):
+        plain.counter_sums()
 
 
 def test_ring_buffer_delivers_each_event_to_the_callback(binding):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 from collections.abc import Iterator
 
 from . import _lib
@@ -255,14 +256,17 @@ class Map:
                 yield cur.raw, [value.raw[i * stride:i * stride + self.value_size] for i in range(cpus)]
 
     def array_values_raw(self) -> bytes:
-        """Every value of an array map (non-per-CPU), index order, value i
-        at i * value_size, in one system call (BPF_MAP_LOOKUP_BATCH) instead
-        of one per entry."""
-        if self.type != _lib.BPF_MAP_TYPE_ARRAY:
+        """Every value of an array map, index order, in one system call
+        (BPF_MAP_LOOKUP_BATCH) instead of one per entry: value i at
+        i * value_size; for a per-CPU array, entry i's value on CPU c at
+        (i * cpus + c) * stride, stride being value_size rounded up to 8
+        (the kernel's layout for per-CPU values)."""
+        if self.type not in (_lib.BPF_MAP_TYPE_ARRAY, _lib.BPF_MAP_TYPE_PERCPU_ARRAY):
             raise BpfError(22, f"map '{self.name}' is not an array")
         n = self.max_entries
+        per_entry = ((self.value_size + 7) & ~7) * possible_cpus() if self.percpu else self.value_size
         keys = ctypes.create_string_buffer(4 * n)
-        values = ctypes.create_string_buffer(self.value_size * n)
+        values = ctypes.create_string_buffer(per_entry * n)
         out_batch = ctypes.c_uint32()
         count = ctypes.c_uint32(n)
         ret = _lib.bpf_map_lookup_batch(self.fd, None, ctypes.byref(out_batch), keys, values, ctypes.byref(count), None)
@@ -271,6 +275,16 @@ class Map:
         if count.value != n:
             raise BpfError(5, f"batch lookup in map '{self.name}' returned {count.value} of {n} entries")
         return values.raw
+
+    def counter_sums(self) -> list[int]:
+        """A per-CPU array of u64 counters, each entry summed over the CPUs,
+        read in one system call (a verdict table read per packet in a test
+        was ten lookups: seconds under emulation)."""
+        if not self.percpu or self.type != _lib.BPF_MAP_TYPE_PERCPU_ARRAY or self.value_size != 8:
+            raise BpfError(22, f"map '{self.name}' is not a per-CPU array of u64 counters")
+        cpus = possible_cpus()
+        counts = struct.unpack(f"={self.max_entries * cpus}Q", self.array_values_raw())
+        return [sum(counts[i * cpus:(i + 1) * cpus]) for i in range(self.max_entries)]
 
     # -- operations --------------------------------------------------------
     def lookup(self, key):

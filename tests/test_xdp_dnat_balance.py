@@ -22,9 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
 
-from bpflab.lab import dnat
+from bpflab.lab import dnat, packets
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfError
@@ -35,8 +34,10 @@ from tests import maglev_model
 from tests.xdp_dnat_frames import (
     BACKEND_MAC,
     CLIENT_IP,
+    CLIENT_MAC,
+    LB_IN_MAC,
+    LB_OUT_MAC,
     TC_ACT_REDIRECT,
-    backend_frame,
     client_frame,
     dnat_runner,
     flow_key,
@@ -75,11 +76,25 @@ def l4_of(service: Service, sport: int, dport: int, flags: str = "S"):
     return UDP(sport=sport, dport=dport) if service.proto == "udp" else TCP(sport=sport, dport=dport, flags=flags)
 
 
-def flow(sport: int, service: Service = WEB, client: str = CLIENT_IP, payload: bytes = b"") -> bytes:
-    """A client's packet of a new flow to `service`."""
-    pkt = client_frame(l4_of(service, sport, service.port), dst=service.vip, payload=payload)
-    pkt[IP].src = client
-    return bytes(pkt)
+def flow(sport: int, service: Service = WEB, client: str = CLIENT_IP, payload: bytes = b"",
+         no_udp_checksum: bool = False) -> bytes:
+    """A client's packet of a new flow to `service` (a SYN for TCP), built
+    as bytes: thousands per test, scapy's cost under emulation was most
+    of the file's time (test_flow_frames_are_what_scapy_builds keeps them
+    equal to scapy's)."""
+    if service.proto == "udp":
+        proto, l4 = packets.UDP, packets.udp(client, service.vip, sport, service.port, payload,
+                                                no_checksum=no_udp_checksum)
+    else:
+        proto, l4 = packets.TCP, packets.tcp(client, service.vip, sport, service.port, payload, flags="S", window=8192)
+    return packets.ether(LB_IN_MAC, CLIENT_MAC) + packets.ipv4(client, service.vip, proto, l4, ident=1)
+
+
+def test_flow_frames_are_what_scapy_builds():
+    for service, payload in ((WEB, b""), (DNS, b"q"), (WEB, b"data")):
+        pkt = client_frame(l4_of(service, 40000, service.port), dst=service.vip, payload=payload)
+        pkt[IP].src = "10.0.1.9"
+        assert flow(40000, service, client="10.0.1.9", payload=payload) == bytes(pkt)
 
 
 @functools.cache
@@ -261,10 +276,12 @@ def test_one_backend_serves_two_services(runner):
 def assert_reply(runner, frame: bytes, service: Service, backend: Endpoint) -> None:
     """The backend's reply to `frame`'s client, through dnat_return of the
     same object: it comes from the VIP, with exact checksums."""
-    ip = Ether(frame)[IP]
-    reply = backend_frame(l4_of(service, backend.port, ip.sport, flags="SA"), src=backend.ip, payload=b"answer")
-    reply[IP].dst = ip.src
-    reply = bytes(reply)
+    client, sport = socket.inet_ntoa(frame[26:30]), int.from_bytes(frame[34:36], "big")
+    if service.proto == "udp":
+        proto, l4 = packets.UDP, packets.udp(backend.ip, client, backend.port, sport, b"answer")
+    else:
+        proto, l4 = packets.TCP, packets.tcp(backend.ip, client, backend.port, sport, b"answer", flags="SA")
+    reply = packets.ether(LB_OUT_MAC, BACKEND_MAC) + packets.ipv4(backend.ip, client, proto, l4)
     result = runner.obj.program("dnat_return").test_run(reply)
     want = replied(reply, service)
     assert (result.retval, result.data) == (TC_ACT_REDIRECT, want)
@@ -283,10 +300,7 @@ def test_checksums_are_exact_for_every_backend_both_ways(runner, client, sport, 
         runner.table.set(WEB)
         runner.table.set(DNS)
         runner.services_set = True
-    pkt = Ether(flow(sport, service, client=f"10.0.1.{client}", payload=payload))
-    if udp and zero_udp_checksum:
-        pkt[UDP].chksum = 0
-    frame = bytes(pkt)
+    frame = flow(sport, service, client=f"10.0.1.{client}", payload=payload, no_udp_checksum=udp and zero_udp_checksum)
     name = maglev_model.pick(frame, model_table(service))
     pinned = runner.table.maps.flows.lookup(flow_key(frame))
     if pinned is not None:  # hypothesis repeated a flow: it keeps what it got

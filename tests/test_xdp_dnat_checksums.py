@@ -33,10 +33,10 @@ from tests.xdp_dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat
 pytestmark = pytest.mark.kernel
 
 # Examples per run, per edge and direction (times 10 under HYPOTHESIS_PROFILE=long,
-# 0.4 under the kernel matrix's "vm" profile, never fewer than 10 per edge).
+# 0.2 under the kernel matrix's "vm" profile, never fewer than 10 per edge).
 # Every aimed example hits its edge, so a bug at an edge fails its first one.
 EXAMPLES = {edge: 50 for edge in EDGES} | {"random": 500} | {edge: 10 for edge in IHL_EDGES}
-SCALE = 10 if settings.default.max_examples > 1000 else 0.4 if settings.default.max_examples < 300 else 1
+SCALE = 10 if settings.default.max_examples > 1000 else 0.2 if settings.default.max_examples < 300 else 1
 # Backends the lb's FIB can reach: different address words for the updates.
 BACKENDS = ((BACKEND_IP, BACKEND_MAC), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))
 CHECKSUM_COMPLETE = kernel.has("skb_checksum_complete_test_run")

@@ -46,8 +46,12 @@ def test_warnings_are_errors(tmp_path):
     assert "error: unused variable 'unused' [-Werror" in result.stderr
 
 
-def test_clang_19_builds_everything(tmp_path):
+def test_clang_19_builds_every_program(tmp_path):
+    """The programs, not the rest of `make all`: the verifier corpus is
+    built by clang-19 in every build already (build/verifier-clang-19)."""
     assert shutil.which("clang-19"), "clang-19 is missing: the setup script installs it"
-    result = make(build_dir=tmp_path, clang="clang-19")
+    result = make(*PROGRAMS, build_dir=tmp_path, clang="clang-19")
     assert result.returncode == 0, result.stderr
     assert {f"{n}.bpf.o" for n in PROGRAMS} <= {p.name for p in tmp_path.iterdir()}
+    for name in PROGRAMS:  # by clang-19, as its DWARF says
+        assert b"clang version 19." in (tmp_path / f"{name}.bpf.o").read_bytes(), name

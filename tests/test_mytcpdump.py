@@ -2,12 +2,8 @@
 from truncated frames, and a ring that reports drops and never stalls."""
 import ctypes
 import json
-import socket
 
-import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 
 from bpflab.host.waits import patience
@@ -20,8 +16,6 @@ from bpflab.loaders.mytcpdump import (
     MyTcpdump,
     PacketEvent,
     decode,
-    decode_columns,
-    format_batch,
     open_stream,
     ring_sizer,
 )
@@ -167,22 +161,3 @@ def test_cli_json_and_lines(pair_lab):
             assert got == [e.line() for e in want]
             assert got[0] == "TCP 10.11.0.1:30000 -> 10.11.0.2:80 len=40"
         assert err.splitlines()[-1] == "mytcpdump: 6 events shown, 0 dropped (ring full)"
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(min_size=ctypes.sizeof(PacketEvent), max_size=ctypes.sizeof(PacketEvent)), max_size=40))
-def test_the_batch_formatter_prints_what_each_event_prints(raws):
-    """The fast path of the CLI (format_batch: columns, no event objects)
-    against the model: decode() per record, then Event.line() and
-    json.dumps(Event.as_json()). Any record, flags and protocol included."""
-    records = np.frombuffer(b"".join(raws), dtype=np.dtype(PacketEvent))
-    events = [decode(PacketEvent.from_buffer_copy(raw)) for raw in raws]
-    assert format_batch(records, as_json=False) == [e.line() for e in events]
-    assert format_batch(records, as_json=True) == [json.dumps(e.as_json()) for e in events]
-    columns = decode_columns(records)
-    as_events = [Event(proto, socket.inet_ntoa(src.to_bytes(4, "big")), None if sport < 0 else sport,
-                       socket.inet_ntoa(dst.to_bytes(4, "big")), None if dport < 0 else dport, length, frag, trunc)
-                 for proto, src, sport, dst, dport, length, frag, trunc
-                 in zip(*(columns[k].tolist() for k in ("proto", "src", "sport", "dst", "dport", "len", "fragment",
-                                                         "l4_truncated")), strict=True)]
-    assert as_events == events

@@ -2,7 +2,6 @@
 frames change (only those xdp_dnat must rewrite), counters equal to an
 independent Python model, and rings that never stall."""
 import ctypes
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +18,7 @@ from bpflab.loaders.packet_inspect import Packet
 from bpflab.loaders.packet_inspect import open_stream as inspect_stream
 from bpflab.loaders.registry import PROGRAMS
 from tests import model
+from tests.budget import IN_VM
 from tests.frames import eth, known_mix
 from tests.fuzz_frames import FRAMES
 from tests.test_mytcpdump import expected_event
@@ -128,7 +128,7 @@ def cuts(frame: bytes) -> range | list[int]:
     16th between: no program reads a payload, so the cuts inside one differ
     only in how far the frame runs short of tot_len (the two fragments'
     1,400 bytes were most of the test's minute there)."""
-    if os.environ.get("HYPOTHESIS_PROFILE") != "vm":
+    if not IN_VM:
         return range(14, len(frame) + 1)
     end = len(frame) + 1
     return sorted({*range(14, min(HEADERS_END, end)), *range(HEADERS_END, end, 16), *range(max(14, end - 16), end)})

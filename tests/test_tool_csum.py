@@ -3,7 +3,6 @@
 (that NAT without bugs, the project's xdp_dnat), says when it checked
 nothing, and fails bad input with one line."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from bpflab.tool.cli import main
 from bpflab.tool.csum import check
 from bpflab.tool.edges import EDGES, RESULT_EDGES, shares
 from bpflab.tool.target import Target, TargetError
+from tests.budget import IN_VM
 from tests.xdp_dnat_frames import DNS, HTTP, map_args
 
 pytestmark = pytest.mark.kernel
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.kernel
 # Hypothesis profile) fewer: every edge still gets its share (5 or 10), and
 # every bug below is still caught at 100 (the "vm" profile on the host runs
 # exactly these tests); 500 on the host.
-IN_VM = os.environ.get("HYPOTHESIS_PROFILE") == "vm"
 EXAMPLES = 100 if IN_VM else 500
 LAB_EXAMPLES = 100 if IN_VM else 300  # xdp_dnat in the dnat lab (each frame a FIB lookup in test-run)
 SHARES_EXAMPLES = 85 if IN_VM else 170  # 5 and 10 frames per edge, or 10 and 20

@@ -76,17 +76,21 @@ def l4_of(service: Service, sport: int, dport: int, flags: str = "S"):
     return UDP(sport=sport, dport=dport) if service.proto == "udp" else TCP(sport=sport, dport=dport, flags=flags)
 
 
+def segment(service: Service, src: str, dst: str, sport: int, dport: int, payload: bytes, *, flags: str = "S",
+            no_udp_checksum: bool = False) -> tuple[int, bytes]:
+    """(IP protocol, the TCP or UDP segment of `service`'s protocol), as bytes."""
+    if service.proto == "udp":
+        return packets.UDP, packets.udp(src, dst, sport, dport, payload, no_checksum=no_udp_checksum)
+    return packets.TCP, packets.tcp(src, dst, sport, dport, payload, flags=flags, window=8192)
+
+
 def flow(sport: int, service: Service = WEB, client: str = CLIENT_IP, payload: bytes = b"",
          no_udp_checksum: bool = False) -> bytes:
     """A client's packet of a new flow to `service` (a SYN for TCP), built
     as bytes: thousands per test, scapy's cost under emulation was most
     of the file's time (test_flow_frames_are_what_scapy_builds keeps them
     equal to scapy's)."""
-    if service.proto == "udp":
-        proto, l4 = packets.UDP, packets.udp(client, service.vip, sport, service.port, payload,
-                                                no_checksum=no_udp_checksum)
-    else:
-        proto, l4 = packets.TCP, packets.tcp(client, service.vip, sport, service.port, payload, flags="S", window=8192)
+    proto, l4 = segment(service, client, service.vip, sport, service.port, payload, no_udp_checksum=no_udp_checksum)
     return packets.ether(LB_IN_MAC, CLIENT_MAC) + packets.ipv4(client, service.vip, proto, l4, ident=1)
 
 
@@ -277,10 +281,7 @@ def assert_reply(runner, frame: bytes, service: Service, backend: Endpoint) -> N
     """The backend's reply to `frame`'s client, through dnat_return of the
     same object: it comes from the VIP, with exact checksums."""
     client, sport = socket.inet_ntoa(frame[26:30]), int.from_bytes(frame[34:36], "big")
-    if service.proto == "udp":
-        proto, l4 = packets.UDP, packets.udp(backend.ip, client, backend.port, sport, b"answer")
-    else:
-        proto, l4 = packets.TCP, packets.tcp(backend.ip, client, backend.port, sport, b"answer", flags="SA")
+    proto, l4 = segment(service, backend.ip, client, backend.port, sport, b"answer", flags="SA")
     reply = packets.ether(LB_OUT_MAC, BACKEND_MAC) + packets.ipv4(backend.ip, client, proto, l4)
     result = runner.obj.program("dnat_return").test_run(reply)
     want = replied(reply, service)

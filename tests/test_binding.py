@@ -150,20 +150,43 @@ def test_percpu_map_has_one_value_per_cpu(binding):
     assert sum(values) == sum([3, 4][: min(cpus, 2)])
 
 
-def test_counter_sums_read_every_entry_on_every_cpu_in_one_call(monkeypatch):
-    """A per-CPU array of u64 counters summed per entry, equal to what
-    lookups of each entry add up to, without one lookup per entry."""
+@pytest.fixture
+def counters():
+    """A per-CPU array of five u64 counters, entries 0, 2 and 4 set on
+    every CPU (the last CPU's values need 64 bits), 1 and 3 left 0; and
+    each entry's sum over the CPUs."""
     cpus = possible_cpus()
     with contextlib.closing(Map.create("sums", _lib.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 5)) as counters:
         counters.bind(ctypes.c_uint32, ctypes.c_uint64)
         written = {i: [(i + 1) * 1000 + cpu + (1 << 40 if cpu == cpus - 1 else 0) for cpu in range(cpus)]
-                   for i in (0, 2, 4)}  # entries 1 and 3 stay 0; the last CPU's values need 64 bits
+                   for i in (0, 2, 4)}
         for i, values in written.items():
             counters.update(i, values)
         expected = [sum(written.get(i, [0])) for i in range(5)]
         assert [sum(counters.lookup(i)) for i in range(5)] == expected
-        monkeypatch.setattr(_lib, "bpf_map_lookup_elem", refuse_one_by_one)
-        assert counters.counter_sums() == expected
+        yield counters, expected
+
+
+@pytest.mark.since_kernel("percpu_array_batch")
+def test_counter_sums_read_every_entry_on_every_cpu_in_one_call(counters, monkeypatch):
+    counters, expected = counters
+    monkeypatch.setattr(_lib, "bpf_map_lookup_elem", refuse_one_by_one)
+    assert counters.counter_sums() == expected
+
+
+@pytest.mark.parametrize("answer", [-errno.EINVAL, -524], ids=["EINVAL", "ENOTSUPP"])
+def test_counter_sums_without_batches_read_entry_by_entry(counters, monkeypatch, answer):
+    """What 5.10 answers for a per-CPU array's batch lookup (ENOTSUPP)."""
+    counters, expected = counters
+    monkeypatch.setattr(_lib, "bpf_map_lookup_batch", lambda *args: answer)
+    assert counters.counter_sums() == expected
+    monkeypatch.setattr(_lib, "bpf_map_lookup_batch", lambda *args: -errno.EPERM)
+    with pytest.raises(BpfError) as info:
+        counters.counter_sums()  # any other error is the caller's to see
+    assert info.value.errno == errno.EPERM
+
+
+def test_counter_sums_only_sum_per_cpu_u64_arrays():
     with contextlib.closing(Map.create("plain", _lib.BPF_MAP_TYPE_ARRAY, 4, 8, 2)) as plain, \
             pytest.raises(BpfError, match="not a per-CPU array of u64 counters"):
         plain.counter_sums()

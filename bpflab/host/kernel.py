@@ -33,6 +33,7 @@ class MissingFeature(RuntimeError):
 FEATURES: dict[str, tuple[str, str]] = {
     "veth_gro_napi": ("5.13", "a veth that takes frames XDP redirects into its peer with GRO on and no XDP "
                               "program (commit d3256efd8e8b)"),
+    "percpu_array_batch": ("5.13", "batch operations on per-CPU arrays (BPF_MAP_LOOKUP_BATCH)"),
     "xdp_test_run_ctx": ("5.15", "XDP test-run with an input xdp_md (ingress_ifindex; commit 47316f4a3053)"),
     "xdp_test_run_frags": ("5.18", "XDP test-run of frames larger than a page (frags)"),
     "xdp_live_frames": ("5.18", "XDP test-run in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES)"),

@@ -12,12 +12,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bpflab.host.paths import REPO_ROOT
+from bpflab.kernels import selection
 from bpflab.kernels.fetch import Archive, KernelNotFound, fetch
 from bpflab.kernels.results import KernelResult, counts_from_junit
 
@@ -97,20 +99,34 @@ def vm_args(pytest_args: list[str]) -> list[str]:
 SOURCES = ("bpflab", "loaders", "lab", "bench", "kernels", "tests", "examples", "conftest.py", "noxfile.py")
 
 
-def compile_for_guests() -> None:
+def compile_for_guests(guest_args: list[str]) -> list[str]:
     """Write the bytecode every guest process would otherwise compile again:
     guests run with PYTHONDONTWRITEBYTECODE (their root is read-only) and
     each of the hundred-odd Python processes a run starts (loaders, CLIs,
     pytest workers) compiled the project from source, seconds apiece under
     emulation. Python and pytest (its rewritten test modules) both read a
-    cached file they did not write, when its source is unchanged."""
+    cached file they did not write, when its source is unchanged.
+
+    Returns the --ignore arguments for the test files in which the guests'
+    arguments select nothing: the host's collection says which (selection
+    by -m, -k and paths does not depend on the kernel), so a guest does not
+    import 14 of 37 test modules only to deselect every test in them. If the
+    host cannot collect, nothing is ignored and the guest reports why."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
                     *(str(REPO_ROOT / p) for p in SOURCES if (REPO_ROOT / p).exists())],
                    cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    # Collecting writes pytest's assertion-rewritten test modules.
-    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"],
-                   cwd=REPO_ROOT, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Collecting writes pytest's assertion-rewritten test modules (all of
+    # them: deselection comes after the import).
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "selection.json"
+        collect = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "bpflab.kernels.selection",
+                                  "--collect-only", "-q", *guest_args],  # xdist stays out of a collection
+                                 cwd=REPO_ROOT, env={**env, selection.OUT_ENV: str(out)}, check=False,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if collect.returncode != 0 or not out.exists():
+            return []
+        return [f"--ignore={path}" for path in json.loads(out.read_text())["unselected"]]
 
 
 def run_on_host(pytest_args: list[str]) -> KernelResult:
@@ -127,7 +143,8 @@ def run_on_host(pytest_args: list[str]) -> KernelResult:
                   pytest_args)
 
 
-def run_on(version: str, pytest_args: list[str], archive: Archive | None = None) -> KernelResult:
+def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
+           ignored: list[str] = ()) -> KernelResult:
     """Boot `version` and run pytest inside; its JUnit XML comes back through
     the console (base64 on one marked line), since the guest's root is
     read-only."""
@@ -140,9 +157,10 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None)
         say(version, f"cannot fetch: {exc}")
         return finish(version, "", 2, None, time.monotonic() - start, f"not fetched: {exc}")
     pytest_args = vm_args(pytest_args)
-    say(version, f"pytest {' '.join(pytest_args)}")
+    say(version, f"pytest {' '.join(pytest_args)}" + (f" (and {len(ignored)} files without selected tests ignored)"
+                                                       if ignored else ""))
     # --exec runs under dash; the project's own interpreter by absolute path.
-    inner = " ".join(shlex.quote(a) for a in pytest_command(pytest_args, GUEST_JUNIT))
+    inner = " ".join(shlex.quote(a) for a in pytest_command([*pytest_args, *ignored], GUEST_JUNIT))
     setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO_ROOT / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
                                                 *cached_dirs()])
     script = (f"{setup} && cd {shlex.quote(str(REPO_ROOT))} && echo bpflab-uname=$(uname -r) && "
@@ -234,10 +252,9 @@ def main(versions: list[str], pytest_args: list[str], jobs: int | None = None) -
     started = datetime.datetime.now(datetime.UTC)
     wall = time.monotonic()
     archive = Archive()
-    if any(v != HOST for v in versions):
-        compile_for_guests()
+    ignored = compile_for_guests(vm_args(pytest_args)) if any(v != HOST for v in versions) else []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda v: run_on(v, pytest_args, archive), versions))
+        results = list(pool.map(lambda v: run_on(v, pytest_args, archive, ignored), versions))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     date = started.isoformat(timespec="seconds")
     out = RESULTS.parent / "kernel-matrix.json"

@@ -176,7 +176,7 @@ def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
     (tmp_path / "tests" / "test_thing.py").write_text("def test_thing():\n    assert 1 + 1 == 2\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     monkeypatch.setattr(matrix, "REPO_ROOT", tmp_path)
-    matrix.compile_for_guests()
+    assert matrix.compile_for_guests([]) == []
     tag = sys.implementation.cache_tag
     assert (tmp_path / "bpflab" / "__pycache__" / f"thing.{tag}.pyc").exists()
     assert [p.name for p in (tmp_path / "tests" / "__pycache__").iterdir() if "pytest" in p.name] != []
@@ -188,6 +188,32 @@ def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "found cached rewritten pyc" in result.stdout
 
+
+def test_a_guest_does_not_import_test_files_in_which_nothing_is_selected(tmp_path, monkeypatch):
+    """The host's collection with the guest's arguments names the files
+    without a selected test; the guest ignores those, and only those."""
+    from bpflab.kernels import matrix
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    kernel_test = "import pytest\n\n@pytest.mark.kernel\ndef test_{}():\n    pass\n"
+    (tmp_path / "tests" / "test_loads.py").write_text(kernel_test.format("loads") + "\ndef test_pure():\n    pass\n")
+    (tmp_path / "tests" / "test_attaches.py").write_text(kernel_test.format("attaches"))
+    (tmp_path / "tests" / "test_pure.py").write_text("def test_sum():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "tests" / "test_cli.py").write_text(
+        "import pytest\n\n@pytest.mark.kernel\n@pytest.mark.harness\ndef test_cli():\n    pass\n")
+    monkeypatch.setattr(matrix, "REPO_ROOT", tmp_path)
+    assert matrix.compile_for_guests(matrix.vm_args(["-n", "2"])) == \
+        ["--ignore=tests/test_cli.py", "--ignore=tests/test_pure.py"]
+    assert matrix.compile_for_guests(matrix.vm_args(["-k", "loads"])) == \
+        ["--ignore=tests/test_attaches.py", "--ignore=tests/test_cli.py", "--ignore=tests/test_pure.py"]
+    assert matrix.compile_for_guests(matrix.vm_args(["tests/test_pure.py", "tests/test_loads.py"])) == \
+        ["--ignore=tests/test_pure.py"]
+    assert matrix.compile_for_guests(["-m", "not kernel"]) == \
+        ["--ignore=tests/test_attaches.py", "--ignore=tests/test_cli.py"]
+    # A file the host cannot import: nothing is ignored, the guest says what is wrong.
+    (tmp_path / "tests" / "test_broken.py").write_text("import no_such_module\n")
+    assert matrix.compile_for_guests(matrix.vm_args([])) == []
 
 
 JUNIT_ONE_PASS = (b'<?xml version="1.0"?><testsuites><testsuite name="kernel-6.12.1" tests="1" failures="0" '

@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "test_run_ns": testrun.measure(),
-        "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in ("xdp_native", "xdp_generic",
-                                                                               "nft_dnat", "generator")},
+        "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in (
+            "xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "generator")},
         **ringbuf.measure(),
         "topology_ms": topology.measure(),
         "service_change_ms": services.measure(),

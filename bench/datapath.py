@@ -1,7 +1,10 @@
 """lab_mpps: one UDP flow client -> VIP -> backend through the dnat lab, for
-XDP DNAT in native and generic mode and for an nftables DNAT rule; and the
-generator's own ceiling (the sink at the lb's first interface, no datapath),
-so a figure close to it is known to be limited by the generator.
+XDP DNAT in native and generic mode and for an nftables DNAT rule; the
+floor program (bench/bpf/floor_dnat.bpf.c) in native mode, with its FIB
+lookup and with a next hop from a map instead, so xdp_dnat's figure is read
+against what any XDP DNAT costs on this path; and the generator's own
+ceiling (the sink at the lb's first interface, no datapath), so a figure
+close to it is known to be limited by the generator.
 
 The generator is BPF_PROG_TEST_RUN in live-frames mode, run by one thread
 inside the client namespace: the kernel sends frames out of the client's
@@ -12,6 +15,7 @@ backend that counts and drops.
 from __future__ import annotations
 
 import ctypes
+import socket
 import statistics
 import time
 
@@ -25,6 +29,8 @@ from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.libbpf.testrun import BPF_F_TEST_XDP_LIVE_FRAMES
 from bpflab.loaders.interfaces import XdpAttachment
 from bpflab.loaders.objects import BUILD_DIR
+from bpflab.loaders.protocols import ip_be32
+from bpflab.loaders.services import BackendSlot, ServiceKey, service_key
 from bpflab.loaders.xdp_dnat import XdpDnat
 
 SERVICE = f"{VIP}:53/udp={BACKEND_IP}:5353"
@@ -40,6 +46,28 @@ table ip bench {{
 
 class GenConfig(ctypes.Structure):
     _fields_ = [("ifindex", ctypes.c_uint32), ("header", ctypes.c_uint8 * 42), ("pad", ctypes.c_uint8 * 2)]
+
+
+class Nexthop(ctypes.Structure):
+    """floor_dnat.bpf.c's struct nexthop."""
+    _fields_ = [("ifindex", ctypes.c_uint32), ("smac", ctypes.c_uint8 * 6), ("dmac", ctypes.c_uint8 * 6)]
+
+
+FLOORS = {"floor_dnat": "floor_dnat", "floor_dnat_nexthop": "floor_dnat_nexthop"}  # mode -> program
+
+
+def attach_floor(lab, mode: str) -> tuple[BpfObject, XdpAttachment]:
+    """The floor program on the lb's eth0, native, with the lab's one service;
+    the next-hop variant told the lb's eth1 and the backend's MAC (what the
+    lb's neighbour table holds for it)."""
+    obj = BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o")
+    obj.map("services").bind(ServiceKey, BackendSlot).update(
+        service_key(VIP, 53, "udp"), BackendSlot(ip_be32(BACKEND_IP), socket.htons(5353), 1))
+    hop = Nexthop(lab.ifindex("lb", "eth1"))
+    hop.smac[:] = bytes.fromhex(lab.endpoint("lb", "eth1").mac.replace(":", ""))
+    hop.dmac[:] = bytes.fromhex(lab.endpoint("backend", "eth0").mac.replace(":", ""))
+    obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
+    return obj, XdpAttachment(obj.program(FLOORS[mode]).fd, "eth0", lab.netns("lb"), "native")
 
 
 def template(lab) -> bytes:
@@ -73,7 +101,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
     try:
         gen = BpfObject(BUILD_DIR / "bench" / "gen.bpf.o")
         sink = BpfObject(BUILD_DIR / "bench" / "sink.bpf.o")
-        datapath = None
+        datapath = floor = None
         if mode == "generator":
             # The generator's own ceiling: the sink drops at the lb's first
             # interface, so no datapath runs at all.
@@ -82,6 +110,8 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
             sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("backend"), "native")
         if mode == "generator":
             pass
+        elif mode in FLOORS:
+            floor, datapath = attach_floor(lab, mode)
         elif mode == "xdp_native":
             datapath = XdpDnat("eth0", netns=lab.netns("lb"), mode="native", services=[SERVICE], return_path=False)
         else:
@@ -104,7 +134,10 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
                 rates.append(received / elapsed / 1e6)
                 delivered.append(received / packets * 100)
         finally:
-            if datapath is not None:
+            if floor is not None:
+                datapath.detach()
+                floor.close()
+            elif datapath is not None:
                 datapath.close()
             sink_link.detach()
             gen.close()

@@ -31,8 +31,9 @@ EXAMPLES ?= examples
 EXAMPLE_SOURCES := $(wildcard $(EXAMPLES)/*/*.bpf.c)
 EXAMPLE_OBJECTS := $(patsubst %.bpf.c,$(BUILD)/examples/%.bpf.o,$(notdir $(EXAMPLE_SOURCES)))
 
-BENCH_SOURCES := $(wildcard bench/bpf/*.bpf.c)
-BENCH_OBJECTS := $(patsubst bench/bpf/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
+BENCH_SRC ?= bench/bpf
+BENCH_SOURCES := $(wildcard $(BENCH_SRC)/*.bpf.c)
+BENCH_OBJECTS := $(patsubst $(BENCH_SRC)/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
 # The C reference consumer the ring benchmark compares Python's with.
 BENCH_TOOLS := $(BUILD)/bench/ring_count
 
@@ -72,7 +73,7 @@ $(BUILD)/tests/%: tests/%.c | $(BUILD)/tests
 $(BUILD)/examples/%.bpf.o: $(EXAMPLES)/$$*/$$*.bpf.c | $(BUILD)/examples
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c $(HEADERS) | $(BUILD)/bench
+$(BUILD)/bench/%.bpf.o: $(BENCH_SRC)/%.bpf.c $(HEADERS) | $(BUILD)/bench
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/bench/%: bench/c/%.c | $(BUILD)/bench

@@ -1,4 +1,4 @@
-"""Mutation testing of bpf/ and examples/: break one rule at a time on purpose, rebuild,
+"""Mutation testing of bpf/, examples/ and the bench's floor: break one rule at a time on purpose, rebuild,
 run the suite, and see it fail. A mutation the suite survives is a real bug
 the suite would let through, unless it is listed in EQUIVALENT with the
 reason it cannot change any behaviour.
@@ -38,7 +38,7 @@ RUN_TIMEOUT_S = 600
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     id: str
-    file: str  # under bpf/, or examples/NAME/NAME.bpf.c
+    file: str  # under bpf/, or examples/NAME/NAME.bpf.c, or bench/bpf/NAME.bpf.c
     old: str
     new: str
     breaks: str  # the rule it breaks, for people
@@ -182,14 +182,24 @@ MUTATIONS = [
       "the IPv4 header checksum follows the TTL"),
     M("pong-any-address", "examples/xdp_pong/xdp_pong.bpf.c", "		return XDP_PASS;\n\n	/* type 8", "		{}\n\n	/* type 8",
       "only the listed addresses are answered"),
+    # the bench's floor (xdp_dnat's figures are read against it: a floor that does less flatters xdp_dnat)
+    M("floor-udp-checksum-kept", "bench/bpf/floor_dnat.bpf.c", "	if (*check || iph->protocol == IPPROTO_TCP)",
+      "	if (iph->protocol == IPPROTO_TCP)", "the floor's UDP checksum follows the address and port"),
+    M("floor-port-not-written", "bench/bpf/floor_dnat.bpf.c", "	l4->dest = be->port;\n", "",
+      "the floor writes the backend's port"),
+    M("floor-source-mac-kept", "bench/bpf/floor_dnat.bpf.c", "		__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);\n", "",
+      "the floor writes the next hop's source MAC"),
 ]
 
 # Mutations no test can kill because they change no behaviour, with why.
 EQUIVALENT: dict[str, str] = {}
 
 
+OWN_TESTS = {"bench/bpf/floor_dnat.bpf.c": "tests/test_bench_floor.py"}  # run first for their mutations
+
+
 def source(mutation: Mutation, root: Path = REPO_ROOT) -> Path:
-    return root / mutation.file if mutation.file.startswith("examples/") else root / "bpf" / mutation.file
+    return root / mutation.file if mutation.file.startswith(("examples/", "bench/")) else root / "bpf" / mutation.file
 
 
 def mutated(mutation: Mutation, text: str) -> str:
@@ -212,22 +222,23 @@ def first_failure(output: str) -> str:
 
 
 def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
-    src, examples, build = work / "bpf", work / "examples", work / "build"
+    src, examples, bench, build = work / "bpf", work / "examples", work / "bench" / "bpf", work / "build"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "bpf", src)  # copy2 keeps times: make rebuilds what the mutation touches
     shutil.copytree(REPO_ROOT / "examples", examples)
+    shutil.copytree(REPO_ROOT / "bench" / "bpf", bench)
     shutil.copytree(REPO_ROOT / "build", build)
     apply(mutation, work)
     started = time.monotonic()
-    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}", f"EXAMPLES={examples}"], cwd=REPO_ROOT,
+    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}", f"EXAMPLES={examples}", f"BENCH_SRC={bench}"], cwd=REPO_ROOT,
                           capture_output=True, text=True)
     if made.returncode != 0:
         return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],
                 "seconds": round(time.monotonic() - started, 1)}
     # An example's own tests first when the mutation is in the example.
     own = [str(Path(mutation.file).parent / f"test_{Path(mutation.file).name.removesuffix('.bpf.c')}.py")] \
-        if mutation.file.startswith("examples/") else []
+        if mutation.file.startswith("examples/") else [OWN_TESTS[mutation.file]] if mutation.file in OWN_TESTS else []
     tests = own + [t for t in FIRST if t not in own] + sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests").glob("test_*.py")
                            if str(p.relative_to(REPO_ROOT)) not in FIRST)
     try:

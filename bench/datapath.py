@@ -52,22 +52,38 @@ class Nexthop(ctypes.Structure):
     """floor_dnat.bpf.c's struct nexthop."""
     _fields_ = [("ifindex", ctypes.c_uint32), ("smac", ctypes.c_uint8 * 6), ("dmac", ctypes.c_uint8 * 6)]
 
+    @classmethod
+    def of(cls, ifindex: int, smac: str, dmac: str) -> Nexthop:
+        hop = cls(ifindex)
+        hop.smac[:] = bytes.fromhex(smac.replace(":", ""))
+        hop.dmac[:] = bytes.fromhex(dmac.replace(":", ""))
+        return hop
 
-FLOORS = {"floor_dnat": "floor_dnat", "floor_dnat_nexthop": "floor_dnat_nexthop"}  # mode -> program
+
+FLOORS = ("floor_dnat", "floor_dnat_nexthop")  # modes named after their programs
 
 
-def attach_floor(lab, mode: str) -> tuple[BpfObject, XdpAttachment]:
+class Floor:
     """The floor program on the lb's eth0, native, with the lab's one service;
     the next-hop variant told the lb's eth1 and the backend's MAC (what the
     lb's neighbour table holds for it)."""
-    obj = BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o")
-    obj.map("services").bind(ServiceKey, BackendSlot).update(
-        service_key(VIP, 53, "udp"), BackendSlot(ip_be32(BACKEND_IP), socket.htons(5353), 1))
-    hop = Nexthop(lab.ifindex("lb", "eth1"))
-    hop.smac[:] = bytes.fromhex(lab.endpoint("lb", "eth1").mac.replace(":", ""))
-    hop.dmac[:] = bytes.fromhex(lab.endpoint("backend", "eth0").mac.replace(":", ""))
-    obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
-    return obj, XdpAttachment(obj.program(FLOORS[mode]).fd, "eth0", lab.netns("lb"), "native")
+
+    def __init__(self, lab, program: str):
+        self.obj = BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o")
+        try:
+            self.obj.map("services").bind(ServiceKey, BackendSlot).update(
+                service_key(VIP, 53, "udp"), BackendSlot(ip_be32(BACKEND_IP), socket.htons(5353), 1))
+            hop = Nexthop.of(lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac,
+                             lab.endpoint("backend", "eth0").mac)
+            self.obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
+            self.link = XdpAttachment(self.obj.program(program).fd, "eth0", lab.netns("lb"), "native")
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def close(self) -> None:
+        self.link.detach()
+        self.obj.close()
 
 
 def template(lab) -> bytes:
@@ -101,7 +117,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
     try:
         gen = BpfObject(BUILD_DIR / "bench" / "gen.bpf.o")
         sink = BpfObject(BUILD_DIR / "bench" / "sink.bpf.o")
-        datapath = floor = None
+        datapath = None
         if mode == "generator":
             # The generator's own ceiling: the sink drops at the lb's first
             # interface, so no datapath runs at all.
@@ -111,7 +127,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
         if mode == "generator":
             pass
         elif mode in FLOORS:
-            floor, datapath = attach_floor(lab, mode)
+            datapath = Floor(lab, mode)
         elif mode == "xdp_native":
             datapath = XdpDnat("eth0", netns=lab.netns("lb"), mode="native", services=[SERVICE], return_path=False)
         else:
@@ -134,10 +150,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
                 rates.append(received / elapsed / 1e6)
                 delivered.append(received / packets * 100)
         finally:
-            if floor is not None:
-                datapath.detach()
-                floor.close()
-            elif datapath is not None:
+            if datapath is not None:
                 datapath.close()
             sink_link.detach()
             gen.close()

@@ -126,7 +126,7 @@ def compile_for_guests(guest_args: list[str]) -> list[str]:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if collect.returncode != 0 or not out.exists():
             return []
-        return [f"--ignore={path}" for path in json.loads(out.read_text())["unselected"]]
+        return [f"--ignore={path}" for path in json.loads(out.read_text())]
 
 
 def run_on_host(pytest_args: list[str]) -> KernelResult:
@@ -144,7 +144,7 @@ def run_on_host(pytest_args: list[str]) -> KernelResult:
 
 
 def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
-           ignored: list[str] = ()) -> KernelResult:
+           ignored: tuple[str, ...] | list[str] = ()) -> KernelResult:
     """Boot `version` and run pytest inside; its JUnit XML comes back through
     the console (base64 on one marked line), since the guest's root is
     read-only."""

@@ -1,5 +1,5 @@
 """A pytest plugin for the host's collection before the guests boot: it
-writes which test files hold selected tests and which hold none, so a guest
+writes which collected test files hold no selected test, so a guest
 imports only the files it runs (every import costs seconds under emulation,
 in each pytest worker). Loaded with -p; writes to $BPFLAB_SELECTION_OUT."""
 from __future__ import annotations
@@ -21,9 +21,6 @@ def pytest_collection_finish(session) -> None:
     if not out:
         return
     root = session.config.rootpath
-
-    def shown(paths):
-        return sorted(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths)
-
-    selected = {Path(item.path) for item in session.items}
-    Path(out).write_text(json.dumps({"selected": shown(selected), "unselected": shown(_collected - selected)}))
+    unselected = _collected - {Path(item.path) for item in session.items}
+    Path(out).write_text(json.dumps(sorted(str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+                                           for p in unselected)))

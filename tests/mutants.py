@@ -195,11 +195,19 @@ MUTATIONS = [
 EQUIVALENT: dict[str, str] = {}
 
 
-OWN_TESTS = {"bench/bpf/floor_dnat.bpf.c": "tests/test_bench_floor.py"}  # run first for their mutations
+FLOOR_TESTS = "tests/test_bench_floor.py"
 
 
 def source(mutation: Mutation, root: Path = REPO_ROOT) -> Path:
     return root / mutation.file if mutation.file.startswith(("examples/", "bench/")) else root / "bpf" / mutation.file
+
+
+def own_tests(mutation: Mutation) -> list[str]:
+    """The tests to run first: an example's own, or the bench floor's."""
+    path = Path(mutation.file)
+    if mutation.file.startswith("examples/"):
+        return [str(path.parent / f"test_{path.name.removesuffix('.bpf.c')}.py")]
+    return [FLOOR_TESTS] if mutation.file.startswith("bench/") else []
 
 
 def mutated(mutation: Mutation, text: str) -> str:
@@ -236,9 +244,7 @@ def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
     if made.returncode != 0:
         return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],
                 "seconds": round(time.monotonic() - started, 1)}
-    # An example's own tests first when the mutation is in the example.
-    own = [str(Path(mutation.file).parent / f"test_{Path(mutation.file).name.removesuffix('.bpf.c')}.py")] \
-        if mutation.file.startswith("examples/") else [OWN_TESTS[mutation.file]] if mutation.file in OWN_TESTS else []
+    own = own_tests(mutation)
     tests = own + [t for t in FIRST if t not in own] + sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests").glob("test_*.py")
                            if str(p.relative_to(REPO_ROOT)) not in FIRST)
     try:

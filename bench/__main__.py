@@ -35,6 +35,16 @@ def goals(results: dict) -> list[dict]:
              value >= target, "unit": unit.strip()} for goal, value, op, target, unit in out]
 
 
+def beyond_generator(lab_mpps: dict) -> dict:
+    """Each datapath's nanoseconds per packet beyond the generator's own
+    (1/rate - 1/generator's rate): the generator, the first veth crossing and
+    the sink's drop share the one core with every datapath, so this is what
+    the datapath itself adds, with the generator's cost taken out."""
+    generator_ns = 1e3 / lab_mpps["generator"]["median_mpps"]
+    return {mode: round(1e3 / r["median_mpps"] - generator_ns, 1) for mode, r in lab_mpps.items()
+            if mode != "generator"}
+
+
 def table(results: dict) -> str:
     lines = [f"bpflab benchmarks, {results['date']}, kernel {results['kernel']}, {results['cpus']} CPUs", ""]
     base = results["test_run_ns"]["baseline"]
@@ -49,6 +59,12 @@ def table(results: dict) -> str:
     for name, r in results["lab_mpps"].items():
         lines.append(f"  {name:<36}{r['median_mpps']:>8.3f}{r['spread_pct']:>10.1f}{r['median_mpps'] / nft:>8.2f}"
                      f"{r['delivered_pct']:>13.1f}")
+    ceiling = results["lab_mpps"]["floor_forward"]["median_mpps"] / nft
+    lines.append(f"  this path's ceiling for any XDP program (floor_forward, the MACs and the redirect only): "
+                 f"{ceiling:.2f}x nftables")
+    beyond = results["lab_ns_beyond_generator"]
+    lines.append("  ns per packet beyond the generator's own: " + ", ".join(f"{m} {ns:.0f}" for m, ns in beyond.items())
+                 + f"; nft_dnat / xdp_native {beyond['nft_dnat'] / beyond['xdp_native']:.2f}x")
     rb, c = results["ringbuf_events_per_s"], results["c_consumer_events_per_s"]
     offered, cli = results["offered_rate_drops"], results["cli_json_events_per_s"]
     lines += ["", "ring consumers (mytcpdump's program, test-run producer):",
@@ -93,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "test_run_ns": testrun.measure(),
         "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in (
-            "xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "generator")},
+            "xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "floor_forward",
+            "generator")},
         **ringbuf.measure(),
         "topology_ms": topology.measure(),
         "service_change_ms": services.measure(),
     }
+    results["lab_ns_beyond_generator"] = beyond_generator(results["lab_mpps"])
     if args.suite:
         results["suite_s"] = suite.measure()
     results["goals"] = goals(results)

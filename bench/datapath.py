@@ -2,9 +2,10 @@
 XDP DNAT in native and generic mode and for an nftables DNAT rule; the
 floor program (bench/bpf/floor_dnat.bpf.c) in native mode, with its FIB
 lookup and with a next hop from a map instead, so xdp_dnat's figure is read
-against what any XDP DNAT costs on this path; and the generator's own
-ceiling (the sink at the lb's first interface, no datapath), so a figure
-close to it is known to be limited by the generator.
+against what any XDP DNAT costs on this path; its forward-only program (the
+MACs and the redirect), the ceiling of any XDP program on this path; and
+the generator's own ceiling (the sink at the lb's first interface, no
+datapath), so a figure close to it is known to be limited by the generator.
 
 The generator is BPF_PROG_TEST_RUN in live-frames mode, run by one thread
 inside the client namespace: the kernel sends frames out of the client's
@@ -60,7 +61,7 @@ class Nexthop(ctypes.Structure):
         return hop
 
 
-FLOORS = ("floor_dnat", "floor_dnat_nexthop")  # modes named after their programs
+FLOORS = ("floor_dnat", "floor_dnat_nexthop", "floor_forward")  # modes named after their programs
 
 
 class Floor:

@@ -185,6 +185,8 @@ MUTATIONS = [
     # the bench's floor (xdp_dnat's figures are read against it: a floor that does less flatters xdp_dnat)
     M("floor-udp-checksum-kept", "bench/bpf/floor_dnat.bpf.c", "	if (*check || iph->protocol == IPPROTO_TCP)",
       "	if (iph->protocol == IPPROTO_TCP)", "the floor's UDP checksum follows the address and port"),
+    M("floor-forward-dest-mac-kept", "bench/bpf/floor_dnat.bpf.c", "	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);\n",
+      "", "the forward-only floor writes the next hop's MAC"),
     M("floor-port-not-written", "bench/bpf/floor_dnat.bpf.c", "	l4->dest = be->port;\n", "",
       "the floor writes the backend's port"),
     M("floor-source-mac-kept", "bench/bpf/floor_dnat.bpf.c", "		__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);\n", "",

@@ -3,7 +3,8 @@ stands for: xdp_dnat's figures are read against it, so a floor that
 rewrote less (a checksum left stale, a port not written) would flatter
 xdp_dnat. The next-hop variant runs in test-run without a lab; the output
 is compared with the frame scapy builds for the backend, checksums computed
-by scapy."""
+by scapy. The forward-only program (the lab's ceiling) must still write the
+next hop's MACs and redirect."""
 import ctypes
 import socket
 
@@ -56,6 +57,26 @@ def test_a_udp_frame_without_a_checksum_keeps_none(floor):
     result = floor.program("floor_dnat_nexthop").test_run(frame(UDP(sport=4000, dport=53, chksum=0)))
     assert result.retval == XDP_REDIRECT
     assert Ether(result.data)[UDP].chksum == 0 and Ether(result.data)[UDP].dport == 5353
+
+
+def test_the_forward_floor_writes_the_macs_and_nothing_else(floor):
+    """floor_forward is the lab's ceiling: it must still do what any forwarder
+    does (the next hop's MACs, the redirect), so its figure is a real one."""
+    sent = frame(UDP(sport=4000, dport=53))
+    result = floor.program("floor_forward").test_run(sent)
+    assert result.retval == XDP_REDIRECT
+    macs = bytes.fromhex(DMAC.replace(":", "") + SMAC.replace(":", ""))
+    assert result.data.hex() == (macs + sent[12:]).hex()
+
+
+def test_the_forward_floor_without_a_next_hop_passes(floor):
+    obj = BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o")  # its next-hop entry all zero
+    try:
+        sent = frame(UDP(sport=4000, dport=53))
+        result = obj.program("floor_forward").test_run(sent)
+        assert (result.retval, result.data) == (XDP_PASS, sent)
+    finally:
+        obj.close()
 
 
 @pytest.mark.parametrize("program", ["floor_dnat", "floor_dnat_nexthop"])

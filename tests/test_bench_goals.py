@@ -33,3 +33,11 @@ def test_a_miss_is_a_miss():
     assert not got["xdp_dnat per packet <= 1.3x the floor"]
     assert not got["0 drops at 500,000 events/s offered"]
     assert not got["mytcpdump --json > file writes every event at 300k events/s offered"]
+
+
+def test_the_generators_cost_is_taken_out_per_packet():
+    from bpflab.bench.__main__ import beyond_generator
+
+    lab = {"generator": {"median_mpps": 5.0}, "xdp_native": {"median_mpps": 2.0}, "nft_dnat": {"median_mpps": 0.5}}
+    # 1/5 Mpps = 200 ns, 1/2 Mpps = 500 ns, 1/0.5 Mpps = 2000 ns
+    assert beyond_generator(lab) == {"xdp_native": 300.0, "nft_dnat": 1800.0}

@@ -11,7 +11,12 @@
  * floor_dnat_nexthop is the same without the FIB lookup: the egress
  * interface and both MACs from a one-entry map, as a datapath would have
  * them if user space kept each backend's next hop (xdp_dnat's contract asks
- * the kernel per packet): what the lab's XDP figure could reach without it. */
+ * the kernel per packet): what the lab's XDP figure could reach without it.
+ *
+ * floor_forward is less than any DNAT: no parsing, no lookup but the next
+ * hop, only the MACs and the redirect. In the lab it is the ceiling of every
+ * XDP program that forwards from the lb to the backend: the generator, two
+ * veth crossings, the redirect and the sink, which no datapath can shed. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -146,6 +151,21 @@ SEC("xdp")
 int floor_dnat_nexthop(struct xdp_md *ctx)
 {
 	return floor(ctx, 0);
+}
+
+SEC("xdp")
+int floor_forward(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	__u32 zero = 0;
+	struct nexthop *nh = bpf_map_lookup_elem(&nexthop, &zero);
+
+	if ((void *)(eth + 1) > data_end || !nh || !nh->ifindex)
+		return XDP_PASS;
+	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+	return bpf_redirect(nh->ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

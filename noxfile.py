@@ -77,7 +77,8 @@ def unit(session):
 @nox.session
 def lint(session):
     """ruff, with the layering rule (each layer's ruff.toml bans what lies
-    above it), and the wheel: it must install nothing but the bpflab package."""
+    above it); the CI workflows (GitHub's schema, actionlint); and the wheel:
+    it must install nothing but the bpflab package."""
     session.install("ruff", "check-jsonschema")
     session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "examples", "noxfile.py",
                 "conftest.py")

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -54,7 +55,9 @@ def vng_command(image: Path, script: str, memory: str = "3G") -> list[str]:
     vng = shutil.which("vng", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if vng is None:
         raise RuntimeError("vng (virtme-ng) is missing: pip install virtme-ng")
-    cmd = [vng, "--run", str(image), "--force-9p", "--memory", memory, "--cpus", "2",
+    # --verbose: the kernel's console too, so a guest that dies says why
+    # (boot_and_run keeps it out of the output but for trouble).
+    cmd = [vng, "--run", str(image), "--force-9p", "--memory", memory, "--cpus", "2", "--verbose",
            f"--qemu-opts=-virtfs local,path=/,mount_tag={CACHED_ROOT_TAG},security_model=none,readonly=on",
            "--exec", script]
     if not has_hardware_virt():
@@ -168,21 +171,27 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
               f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
               f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
     notes = []
+    console = RESULTS / f"console-{version}.log"
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         say(version, f"booting {image} ...")
-        boot = boot_and_run(version, image, script)
-        if boot.release or boot.vm_status == -9 or attempt == BOOT_ATTEMPTS:
+        boot = boot_and_run(version, image, script, console)
+        if boot.vm_status == -9 or boot.status is not None or boot.trouble or attempt == BOOT_ATTEMPTS:
             break
-        # The guest never started: the emulator's, not the kernel's or the
-        # suite's (6.12's VM twice exited within seconds, silently, and
-        # booted at once when asked again).
-        notes.append(f"boot {attempt} exited (status {boot.vm_status}) before the guest ran anything")
+        # The VM went away silently, before the guest ran anything or while
+        # the suite ran, and the kernel said nothing: the emulator's, not the
+        # kernel's or the suite's (6.12's VM twice exited within seconds and
+        # booted at once when asked again; 7.2's once in the middle of the
+        # suite, and passed whole the next time).
+        notes.append(f"boot {attempt}: {silent_exit(boot)}")
         say(version, f"{notes[-1]}: booting again")
     status, release, junit_xml = boot.status, boot.release, boot.junit_xml
     if boot.vm_status == -9:
         notes.append(f"stopped after {VM_TIMEOUT_S} s")
-    elif not release:
-        notes.append(f"the VM exited (status {boot.vm_status}) before the guest ran anything")
+    elif boot.trouble:
+        notes.append(f"the kernel said: {boot.trouble} (console: {shown(console)})")
+    elif status is None:
+        notes.append(f"the VM {silent_exit(boot)} (console: {shown(console)})")
+    status = 2 if status is None else status
     note = "; ".join(notes)
     junit = None
     if junit_xml is not None:
@@ -199,30 +208,56 @@ BOOT_ATTEMPTS = 2
 
 @dataclasses.dataclass
 class Boot:
-    vm_status: int        # vng's exit status (-9: stopped at the timeout)
-    status: int = 2       # pytest's, as the guest reported it
-    release: str = ""     # uname -r, once the guest's script ran
+    vm_status: int            # vng's exit status (-9: stopped at the timeout)
+    status: int | None = None  # pytest's, as the guest reported it; None: it never did
+    release: str = ""         # uname -r, once the guest's script ran
     junit_xml: bytes | None = None
+    trouble: str = ""         # the first kernel message that says the kernel is in trouble
 
 
-def boot_and_run(version: str, image: Path, script: str) -> Boot:
-    """One boot of `image` running `script`, its output shown line by line."""
+def silent_exit(boot: Boot) -> str:
+    when = "while the suite ran" if boot.release else "before the guest ran anything"
+    return f"exited (status {boot.vm_status}) {when}, the kernel silent"
+
+
+# A console line of the kernel's own ("[   12.345678] ..."), and those of them
+# that mean the guest's kernel, not the emulator, is at fault.
+KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|soft lockup|"
+                            r"blocked for more than|rcu_\w+ detected stalls")
+
+
+def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
+    """One boot of `image` running `script`: its output shown line by line,
+    the kernel's console only where it says the kernel is in trouble; all of
+    it kept in `console`."""
     proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
-                                                                  f"/sbin:{os.environ.get('PATH', '')}"})
+                            text=True, errors="replace",
+                            env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
+                                                       f"/sbin:{os.environ.get('PATH', '')}"})
     boot = Boot(vm_status=0)
     timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
     timer.start()
-    for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
-        line = line.rstrip("\n")
-        if line.startswith("bpflab-exit="):
-            boot.status = int(line.split("=")[1])
-        elif line.startswith("bpflab-uname="):
-            boot.release = line.split("=", 1)[1].strip()
-        elif line.startswith("bpflab-junit="):
-            boot.junit_xml = base64.b64decode(line.split("=", 1)[1])
-        else:
-            say(version, line)
+    console.parent.mkdir(parents=True, exist_ok=True)
+    with console.open("w") as log:
+        for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
+            line = line.rstrip("\n")
+            log.write(line[:300] + "\n")
+            if line.startswith("bpflab-exit="):
+                boot.status = int(line.split("=")[1])
+            elif line.startswith("bpflab-uname="):
+                boot.release = line.split("=", 1)[1].strip()
+            elif line.startswith("bpflab-junit="):
+                try:
+                    boot.junit_xml = base64.b64decode(line.split("=", 1)[1], validate=True)
+                except ValueError:  # a kernel message printed into the line
+                    say(version, "the JUnit result came back garbled (see the console log)")
+            elif KERNEL_LINE.match(line):
+                if KERNEL_TROUBLE.search(line):
+                    boot.trouble = boot.trouble or KERNEL_LINE.sub("", line).strip()
+                    say(version, line)
+            else:
+                say(version, line)
     boot.vm_status = proc.wait()
     timer.cancel()
     return boot

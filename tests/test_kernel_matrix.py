@@ -1,6 +1,8 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
 
+from pathlib import Path
+
 import pytest
 
 from bpflab.host.waits import patience
@@ -218,26 +220,60 @@ def test_a_guest_does_not_import_test_files_in_which_nothing_is_selected(tmp_pat
 
 JUNIT_ONE_PASS = (b'<?xml version="1.0"?><testsuites><testsuite name="kernel-6.12.1" tests="1" failures="0" '
                   b'errors="0" skipped="0"><testcase classname="t" name="test_a" time="1"/></testsuite></testsuites>')
-NO_GUEST = "exited (status 1) before the guest ran anything"
+NO_GUEST = "exited (status 1) before the guest ran anything, the kernel silent"
+MID_RUN = "exited (status 0) while the suite ran, the kernel silent"
+PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
+CONSOLE = "(console: {console})"
 
 
 @pytest.mark.parametrize("outcomes, status, note", [
     # The first boot exits before the guest ran anything: booted again, and said so.
-    ([(1, "", 2, None), (0, "6.12.1", 0, JUNIT_ONE_PASS)], 0, f"boot 1 {NO_GUEST}"),
+    ([(1, "", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 0, f"boot 1: {NO_GUEST}"),
     # Twice: a failure that says what happened.
-    ([(1, "", 2, None), (1, "", 2, None)], 2, f"boot 1 {NO_GUEST}; the VM {NO_GUEST}"),
+    ([(1, "", None, None, ""), (1, "", None, None, "")], 2, f"boot 1: {NO_GUEST}; the VM {NO_GUEST} {CONSOLE}"),
+    # The VM goes away in the middle of the suite, the kernel silent: the
+    # emulator's; booted again.
+    ([(0, "6.12.1", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 0, f"boot 1: {MID_RUN}"),
+    # The kernel said it was in trouble: the kernel's, not booted again.
+    ([(0, "6.12.1", None, None, PANIC), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 2,
+     f"the kernel said: {PANIC} {CONSOLE}"),
     # A guest that ran and failed is not booted again.
-    ([(0, "6.12.1", 1, None), (0, "6.12.1", 0, JUNIT_ONE_PASS)], 1, "no JUnit result (the VM did not finish)"),
+    ([(0, "6.12.1", 1, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 1, "no JUnit result (the VM did not finish)"),
 ])
-def test_a_vm_that_exits_before_its_guest_runs_is_booted_once_more(tmp_path, monkeypatch, outcomes, status, note):
-    from pathlib import Path
+def test_a_vm_that_exits_silently_is_booted_once_more(tmp_path, monkeypatch, outcomes, status, note):
+    from bpflab.kernels import matrix
+
+    boots = iter([matrix.Boot(vm_status=v, release=r, status=s, junit_xml=j, trouble=t) for v, r, s, j, t in outcomes])
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
+    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
+    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script, console: next(boots))
+    result = matrix.run_on("6.12", ["-q"])
+    assert (result.status, result.note) == (status, note.format(console=tmp_path / "console-6.12.log"))
+    assert result.passed == (1 if status == 0 else 0)  # from the JUnit file of the boot that ran
+
+
+def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch, capsys):
+    """What vng prints: the kernel's console (kept in the log, shown only
+    where the kernel is in trouble), the guest's output (shown), the markers
+    (read, not shown)."""
+    import base64
 
     from bpflab.kernels import matrix
 
-    boots = iter([matrix.Boot(vm_status=v, release=r, status=s, junit_xml=j) for v, r, s, j in outcomes])
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
-    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
-    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script: next(boots))
-    result = matrix.run_on("6.12", ["-q"])
-    assert (result.status, result.note) == (status, note)
-    assert result.passed == (1 if status == 0 else 0)  # from the JUnit file of the boot that ran
+    junit = base64.b64encode(JUNIT_ONE_PASS).decode()
+    output = ["[    0.000000] Linux version 6.12.1", "Probing EDD (edd=off to disable)... ok",
+              "bpflab-uname=6.12.1", "........ [100%]", "[   12.345678] veth0: entered promiscuous mode",
+              f"[   13.000001] {PANIC}", "1 passed in 1.00s", "bpflab-exit=0", f"bpflab-junit={junit}",
+              "[   14.500000] reboot: Power down"]
+    script = tmp_path / "vng.sh"
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in output) + "\nexit 3\n")
+    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    console = tmp_path / "console.log"
+    boot = matrix.boot_and_run("6.12", Path("/boot/vmlinuz"), "unused", console)
+    assert (boot.vm_status, boot.release, boot.status, boot.junit_xml) == (3, "6.12.1", 0, JUNIT_ONE_PASS)
+    assert boot.trouble == PANIC
+    shown = capsys.readouterr().out.splitlines()
+    assert shown == ["[kernel 6.12] Probing EDD (edd=off to disable)... ok", "[kernel 6.12] ........ [100%]",
+                     f"[kernel 6.12] [   13.000001] {PANIC}", "[kernel 6.12] 1 passed in 1.00s"]
+    kept = console.read_text().splitlines()
+    assert kept[:3] == output[:3] and kept[-1] == output[-1] and len(kept) == len(output)

@@ -223,6 +223,8 @@ def silent_exit(boot: Boot) -> str:
 # A console line of the kernel's own ("[   12.345678] ..."), and those of them
 # that mean the guest's kernel, not the emulator, is at fault.
 KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+# x86's boot decompressor speaks before the kernel's timestamps start.
+BOOT_NOISE = re.compile(r"^(Probing EDD|Memory KASLR|Poking KASLR)")
 KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|soft lockup|"
                             r"blocked for more than|rcu_\w+ detected stalls")
 
@@ -252,7 +254,7 @@ def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
                     boot.junit_xml = base64.b64decode(line.split("=", 1)[1], validate=True)
                 except ValueError:  # a kernel message printed into the line
                     say(version, "the JUnit result came back garbled (see the console log)")
-            elif KERNEL_LINE.match(line):
+            elif KERNEL_LINE.match(line) or BOOT_NOISE.match(line):
                 if KERNEL_TROUBLE.search(line):
                     boot.trouble = boot.trouble or KERNEL_LINE.sub("", line).strip()
                     say(version, line)

@@ -171,7 +171,8 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
               f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
               f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
     notes = []
-    console = RESULTS / f"console-{version}.log"
+    console = RESULTS / f"console-{version}.log"  # every boot of this run, one after the other
+    console.unlink(missing_ok=True)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         say(version, f"booting {image} ...")
         boot = boot_and_run(version, image, script, console)
@@ -241,7 +242,8 @@ def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
     timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
     timer.start()
     console.parent.mkdir(parents=True, exist_ok=True)
-    with console.open("w") as log:
+    with console.open("a") as log:
+        log.write(f"=== {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} booting {image}\n")
         for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
             line = line.rstrip("\n")
             log.write(line[:300] + "\n")

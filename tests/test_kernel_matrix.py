@@ -276,4 +276,5 @@ def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch
     assert shown == ["[kernel 6.12] ........ [100%]",
                      f"[kernel 6.12] [   13.000001] {PANIC}", "[kernel 6.12] 1 passed in 1.00s"]
     kept = console.read_text().splitlines()
-    assert kept[:3] == output[:3] and kept[-1] == output[-1] and len(kept) == len(output)
+    assert kept[0].startswith("=== ") and kept[0].endswith(" booting /boot/vmlinuz")
+    assert kept[1:4] == output[:3] and kept[-1] == output[-1] and len(kept) == len(output) + 1

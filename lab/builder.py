@@ -18,7 +18,7 @@ from bpflab.host.interrupts import interrupt_on
 from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
-from bpflab.host.waits import read_line
+from bpflab.host.waits import read_line, wait_until
 from bpflab.lab import counters, process, traffic
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import Endpoint, Topology
@@ -219,6 +219,27 @@ def _build_into(lab: Lab) -> None:
                     if route.dev:
                         spec["oif"] = ipr.link_lookup(ifname=route.dev)[0]
                     ipr.route("add", **spec)
+    _wait_until_running(lab)
+
+
+IFF_RUNNING = 0x40
+LINKS_RUNNING_TIMEOUT_S = 5.0
+
+
+def _wait_until_running(lab: Lab) -> None:
+    """Until every lab link reports RUNNING (operational state up). The
+    kernel sets it from a work item after the carrier comes on, a moment
+    after `build` made both ends up; under load, a snapshot taken at once
+    then saw the flag appear (1 of 200 builds with both cores busy). Frames
+    flow before it, but whatever reads link state should find the lab settled."""
+    for node in lab.topology.nodes:
+        names = {end.ifname for link in lab.topology.links for end in (link.a, link.b) if end.node == node}
+        with entered(lab.netns(node)), IPRoute() as ipr:
+            def all_running(ipr: IPRoute = ipr, names: set[str] = names) -> bool:
+                return all(link["flags"] & IFF_RUNNING for link in ipr.get_links() if link.get("ifname") in names)
+
+            wait_until(all_running, timeout=LINKS_RUNNING_TIMEOUT_S, interval=0.002,
+                       what=f"the lab's links in {node} ({', '.join(sorted(names))}) to be running")
 
 
 def build(topology: Topology, *, prefix: str | None = None) -> Lab:

@@ -105,6 +105,24 @@ def test_snapshot_differences_notice_a_change(pair_lab):
     assert len(changes) == 1 and changes[0].startswith("routes: removed [], added [(254, '192.0.2.0', 24")
 
 
+def test_a_built_lab_has_its_links_running(pair_lab, monkeypatch):
+    """build() returns once the kernel reports every lab link running (the
+    flag comes a moment after both ends are up; a snapshot taken at once
+    once saw it appear), and a link that never runs is named, not waited on."""
+    from pyroute2 import IPRoute
+
+    from bpflab.host.netns import entered
+
+    for node in ("left", "right"):
+        with entered(pair_lab.netns(node)), IPRoute() as ipr:
+            (eth0,) = ipr.get_links(ipr.link_lookup(ifname="eth0")[0])
+            assert eth0["flags"] & builder.IFF_RUNNING
+    pair_lab.run("right", ["ip", "link", "set", "eth0", "down"], check=True)  # its peer loses the carrier
+    monkeypatch.setattr(builder, "LINKS_RUNNING_TIMEOUT_S", 0.2)
+    with pytest.raises(AssertionError, match=r"the lab's links in (left|right) \(eth0\) to be running"):
+        builder._wait_until_running(pair_lab)
+
+
 def test_capture_filters_and_times_out(pair_lab):
     base = towards_peer(pair_lab.topology, "left")
     with pair_lab.capture("right", "eth0", lambda p: UDP in p and p[UDP].dport == 5555) as cap:

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bpflab.host import kernel
 from bpflab.host.paths import REPO_ROOT
 from bpflab.kernels import selection
 from bpflab.kernels.fetch import Archive, KernelNotFound, fetch
@@ -98,6 +100,20 @@ def vm_args(pytest_args: list[str]) -> list[str]:
         else [*pytest_args, "-m", "kernel and not harness"]
 
 
+def one_worker(pytest_args: list[str]) -> list[str]:
+    """The same arguments with the tests run in pytest's own process, one
+    after the other: whatever -n (pytest-xdist) said is dropped."""
+    kept, skip = [], False
+    for arg in pytest_args:
+        if skip:
+            skip = False
+        elif arg in ("-n", "--numprocesses", "--dist"):
+            skip = True
+        elif not (arg.startswith(("--numprocesses=", "--dist=")) or re.fullmatch(r"-n\S+", arg)):
+            kept.append(arg)
+    return [*kept, "-n", "0"]
+
+
 # The project's Python, compiled on the host for the guests (see below).
 SOURCES = ("bpflab", "loaders", "lab", "bench", "kernels", "tests", "examples", "conftest.py", "noxfile.py")
 
@@ -160,6 +176,10 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
         say(version, f"cannot fetch: {exc}")
         return finish(version, "", 2, None, time.monotonic() - start, f"not fetched: {exc}")
     pytest_args = vm_args(pytest_args)
+    notes = []
+    if not kernel.has("xdp_dispatcher_sync", image.name.removeprefix("vmlinuz-")):
+        pytest_args = one_worker(pytest_args)
+        notes.append(f"one pytest worker: this kernel lacks {kernel.FEATURES['xdp_dispatcher_sync'][1]}")
     say(version, f"pytest {' '.join(pytest_args)}" + (f" (and {len(ignored)} files without selected tests ignored)"
                                                        if ignored else ""))
     # --exec runs under dash; the project's own interpreter by absolute path.
@@ -170,7 +190,6 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
               f"PYTHONDONTWRITEBYTECODE=1 BPFLAB_TIME_SCALE={time_scale()} "
               f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
               f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
-    notes = []
     console = RESULTS / f"console-{version}.log"  # every boot of this run, one after the other
     console.unlink(missing_ok=True)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
@@ -186,7 +205,10 @@ def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
         notes.append(f"boot {attempt}: {silent_exit(boot)}")
         say(version, f"{notes[-1]}: booting again")
     status, release, junit_xml = boot.status, boot.release, boot.junit_xml
-    if boot.vm_status == -9:
+    if boot.stuck_s:
+        notes.append(f"the kernel got stuck: {boot.trouble}; the VM was stopped after {boot.stuck_s} s of such "
+                     f"reports (console: {shown(console)})")
+    elif boot.vm_status == -9:
         notes.append(f"stopped after {VM_TIMEOUT_S} s")
     elif boot.trouble:
         notes.append(f"the kernel said: {boot.trouble} (console: {shown(console)})")
@@ -214,6 +236,7 @@ class Boot:
     release: str = ""         # uname -r, once the guest's script ran
     junit_xml: bytes | None = None
     trouble: str = ""         # the first kernel message that says the kernel is in trouble
+    stuck_s: int = 0          # stopped after the kernel reported itself stuck this long
 
 
 def silent_exit(boot: Boot) -> str:
@@ -227,44 +250,99 @@ KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
 # x86's boot decompressor speaks before the kernel's timestamps start.
 BOOT_NOISE = re.compile(r"^(Probing EDD|Memory KASLR|Poking KASLR)")
 KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|soft lockup|"
-                            r"blocked for more than|rcu_\w+ detected stalls")
+                            r"hard LOCKUP|blocked for more than|rcu_\w+ (?:self-)?detected stalls")
+# Trouble that means the kernel stopped making progress. Reported again and
+# again (a soft lockup every ~28 s, an RCU stall every minute, a hung task
+# every two) with nothing from the guest in between for STUCK_FOR_S seconds
+# of the guest's clock, the kernel is stuck for good: the VM is stopped then,
+# not at VM_TIMEOUT_S (5.10's VM once sat for ten minutes with both vCPUs
+# looping in bpf_dispatcher_xdp_func, and would have for the hour).
+KERNEL_STUCK = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|rcu_\w+ (?:self-)?detected stalls")
+STUCK_FOR_S = 180.0
+STUCK_GAP_S = 150.0  # reports further apart than this start the count again
+KERNEL_TIME = re.compile(r"^\[\s*(\d+\.\d+)\] ")
+
+
+class StuckWatch:
+    """Whether the kernel's reports of being stuck, with no guest output in
+    between, have gone on for STUCK_FOR_S seconds of the guest's clock."""
+
+    def __init__(self):
+        self.since: float | None = None
+        self.last: float | None = None
+
+    def progress(self) -> None:
+        self.since = self.last = None
+
+    def report(self, line: str) -> float | None:
+        """Seconds the kernel has reported itself stuck once that reaches
+        STUCK_FOR_S (None before)."""
+        at = KERNEL_TIME.match(line)
+        if not (at and KERNEL_STUCK.search(line)):
+            return None
+        now = float(at.group(1))
+        if self.last is None or now - self.last > STUCK_GAP_S:
+            self.since = now
+        self.last = now
+        return now - self.since if now - self.since >= STUCK_FOR_S else None
 
 
 def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
     """One boot of `image` running `script`: its output shown line by line,
     the kernel's console only where it says the kernel is in trouble; all of
     it kept in `console`."""
+    # A session of its own, so that stopping the VM stops qemu too (vng's
+    # grandchild, which holds the pipe open).
     proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace",
+                            text=True, errors="replace", start_new_session=True,
                             env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
                                                        f"/sbin:{os.environ.get('PATH', '')}"})
     boot = Boot(vm_status=0)
-    timer = threading.Timer(VM_TIMEOUT_S, proc.kill)
+    timer = threading.Timer(VM_TIMEOUT_S, stop_vm, (proc,))
     timer.start()
+    stuck = StuckWatch()
     console.parent.mkdir(parents=True, exist_ok=True)
-    with console.open("a") as log:
-        log.write(f"=== {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} booting {image}\n")
-        for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
-            line = line.rstrip("\n")
-            log.write(line[:300] + "\n")
-            if line.startswith("bpflab-exit="):
-                boot.status = int(line.split("=")[1])
-            elif line.startswith("bpflab-uname="):
-                boot.release = line.split("=", 1)[1].strip()
-            elif line.startswith("bpflab-junit="):
-                try:
-                    boot.junit_xml = base64.b64decode(line.split("=", 1)[1], validate=True)
-                except ValueError:  # a kernel message printed into the line
-                    say(version, "the JUnit result came back garbled (see the console log)")
-            elif KERNEL_LINE.match(line) or BOOT_NOISE.match(line):
-                if KERNEL_TROUBLE.search(line):
-                    boot.trouble = boot.trouble or KERNEL_LINE.sub("", line).strip()
+    try:
+        with console.open("a") as log:
+            log.write(f"=== {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} booting {image}\n")
+            for line in proc.stdout:  # vng's output is lost unless it goes through a pipe
+                line = line.rstrip("\n")
+                log.write(line[:300] + "\n")
+                if line.startswith("bpflab-exit="):
+                    boot.status = int(line.split("=")[1])
+                elif line.startswith("bpflab-uname="):
+                    boot.release = line.split("=", 1)[1].strip()
+                elif line.startswith("bpflab-junit="):
+                    try:
+                        boot.junit_xml = base64.b64decode(line.split("=", 1)[1], validate=True)
+                    except ValueError:  # a kernel message printed into the line
+                        say(version, "the JUnit result came back garbled (see the console log)")
+                elif KERNEL_LINE.match(line) or BOOT_NOISE.match(line):
+                    if KERNEL_TROUBLE.search(line):
+                        boot.trouble = boot.trouble or KERNEL_LINE.sub("", line).strip()
+                        say(version, line)
+                    stuck_for = stuck.report(line)
+                    if stuck_for is not None and not boot.stuck_s:
+                        boot.stuck_s = round(stuck_for)
+                        say(version, f"the kernel has reported itself stuck for {boot.stuck_s} s with nothing "
+                                     f"from the guest: stopping the VM")
+                        stop_vm(proc)
+                else:
+                    stuck.progress()
                     say(version, line)
-            else:
-                say(version, line)
-    boot.vm_status = proc.wait()
-    timer.cancel()
+        boot.vm_status = proc.wait()
+    finally:
+        timer.cancel()
+        stop_vm(proc)  # on the way out of an interrupted run too
     return boot
+
+
+def stop_vm(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def finish(version: str, release: str, status: int, junit: Path | None, seconds: float, note: str,

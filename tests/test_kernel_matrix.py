@@ -1,6 +1,7 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,113 @@ def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch
     kept = console.read_text().splitlines()
     assert kept[0].startswith("=== ") and kept[0].endswith(" booting /boot/vmlinuz")
     assert kept[1:4] == output[:3] and kept[-1] == output[-1] and len(kept) == len(output) + 1
+
+
+LOCKUP = "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [python:237]"
+
+
+def test_a_kernel_that_keeps_reporting_itself_stuck_is_stopped(tmp_path, monkeypatch, capsys):
+    """5.10's VM on 2026-11-28: both vCPUs in bpf_dispatcher_xdp_func,
+    a soft lockup reported every 28 s and nothing else. The VM (here a shell
+    that would sleep for ten minutes after its last line) is stopped once the
+    reports span STUCK_FOR_S of the guest's clock, qemu's stand-in with it."""
+    from bpflab.kernels import matrix
+
+    times = [197.2, 225.2, 253.2, 281.2, 309.2, 337.2, 365.2, 393.2]  # every 28 s, 196 s in all
+    lines = ["bpflab-uname=5.10.0-46-amd64", "...............s...ss"] + \
+            [f"[  {at:.6f}] {LOCKUP}" for at in times] + ["after the stop"]
+    script = tmp_path / "vng.sh"
+    # The last line comes from a grandchild that outlives the shell: qemu's place under vng.
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines[:-1]) + "\n"
+                      "sh -c 'sleep 600; echo after the stop' &\nwait\n")
+    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    started = time.monotonic()
+    boot = matrix.boot_and_run("5.10", Path("/boot/vmlinuz"), "unused", tmp_path / "console.log")
+    assert time.monotonic() - started < 30
+    # Stopped at the first report 180 s or more after the first: 393.2 - 197.2.
+    assert (boot.stuck_s, boot.trouble, boot.status) == (196, LOCKUP, None)
+    out = capsys.readouterr().out
+    assert "stuck for 196 s with nothing from the guest: stopping the VM" in out and "after the stop" not in out
+
+
+@pytest.mark.parametrize("gaps, progress_at, stopped", [
+    ([28] * 6, None, False),         # 168 s of reports: not yet
+    ([28] * 7, None, True),          # 196 s: stopped
+    ([28] * 3 + [160] + [28] * 3, None, False),  # a pause longer than STUCK_GAP_S starts the count again
+    ([28] * 7, 3, False),            # the guest printed something in between: it moves
+])
+def test_stuck_means_reported_again_and_again_with_nothing_else(gaps, progress_at, stopped):
+    from bpflab.kernels.matrix import StuckWatch
+
+    watch, at, results = StuckWatch(), 100.0, []
+    results.append(watch.report(f"[  {at:.6f}] {LOCKUP}"))
+    for index, gap in enumerate(gaps):
+        if index == progress_at:
+            watch.progress()
+        at += gap
+        results.append(watch.report(f"[  {at:.6f}] {LOCKUP}"))
+    assert (results[-1] is not None) == stopped
+    assert watch.report("[  999.000000] veth0: entered promiscuous mode") is None
+
+
+def test_a_stuck_kernel_is_a_failure_that_says_so(tmp_path, monkeypatch):
+    from bpflab.kernels import matrix
+
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
+    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
+    boots = iter([matrix.Boot(vm_status=-9, release="6.12.1", trouble=LOCKUP, stuck_s=196)])
+    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script, console: next(boots))
+    result = matrix.run_on("6.12", ["-q"])
+    assert (result.status, result.note) == (2, f"the kernel got stuck: {LOCKUP}; the VM was stopped after 196 s of "
+                                               f"such reports (console: {tmp_path / 'console-6.12.log'})")
+
+
+SERIAL = "-q --timeout 120 -m 'kernel and not harness' -n 0"
+PARALLEL = "-n 2 -q --timeout 120 -m 'kernel and not harness'"
+
+
+@pytest.mark.parametrize("image, guest_args", [("/boot/vmlinuz-5.10.0-46-amd64", SERIAL),
+                                               ("/boot/vmlinuz-6.1.0-56-amd64", PARALLEL),
+                                               ("/boot/vmlinuz-6.12.118+deb13-amd64", PARALLEL)])
+def test_kernels_without_the_dispatcher_fix_run_one_worker(tmp_path, monkeypatch, image, guest_args):
+    from bpflab.kernels import matrix
+
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
+    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path(image))
+    scripts = []
+
+    def boot(version, image, script, console):
+        scripts.append(script)
+        return matrix.Boot(vm_status=0, release="x", status=0, junit_xml=JUNIT_ONE_PASS)
+
+    monkeypatch.setattr(matrix, "boot_and_run", boot)
+    result = matrix.run_on("x", ["-n", "2", "-q", "--timeout", "120"])
+    (script,) = scripts
+    assert f"-m pytest -p no:cacheprovider --junitxml={matrix.GUEST_JUNIT} -o junit_family=xunit1 {guest_args}; " \
+        in script
+    assert result.note == ("" if guest_args == PARALLEL else "one pytest worker: this kernel lacks XDP dispatcher "
+                           "updates that wait for programs still running in the old image (commit 4121d4481b72)")
+
+
+def test_one_worker_drops_what_xdist_was_told():
+    from bpflab.kernels.matrix import one_worker
+
+    assert one_worker(["-n", "2", "-q", "-n4", "--numprocesses=3", "--dist", "load", "--numprocesses", "2",
+                       "-k", "dnat", "--dist=loadfile"]) == ["-q", "-k", "dnat", "-n", "0"]
+    assert one_worker(["-q"]) == ["-q", "-n", "0"]
+
+
+def test_a_kernel_that_reports_lockups_while_the_guest_moves_on_is_not_stopped(tmp_path, monkeypatch):
+    """Lockups reported under a loaded emulator while tests still finish (a
+    line from the guest between the reports): slow, not stuck."""
+    from bpflab.kernels import matrix
+
+    lines = ["bpflab-uname=5.10.0-46-amd64"]
+    for index, at in enumerate([197.2 + 28 * n for n in range(10)]):
+        lines += [f"[  {at:.6f}] {LOCKUP}", f"{'.' * 70} [ {index}%]"]
+    lines += ["bpflab-exit=0"]
+    script = tmp_path / "vng.sh"
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + "\n")
+    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    boot = matrix.boot_and_run("5.10", Path("/boot/vmlinuz"), "unused", tmp_path / "console.log")
+    assert (boot.stuck_s, boot.status, boot.vm_status, boot.trouble) == (0, 0, 0, LOCKUP)

@@ -1,6 +1,8 @@
 """The kernel matrix's plumbing that can be checked without booting a VM
 (the matrix itself runs in CI: scripts/test.sh)."""
 
+import json
+import shlex
 import time
 from pathlib import Path
 
@@ -344,27 +346,44 @@ SERIAL = "-q --timeout 120 -m 'kernel and not harness' -n 0"
 PARALLEL = "-n 2 -q --timeout 120 -m 'kernel and not harness'"
 
 
-@pytest.mark.parametrize("image, guest_args", [("/boot/vmlinuz-5.10.0-46-amd64", SERIAL),
-                                               ("/boot/vmlinuz-6.1.0-56-amd64", PARALLEL),
-                                               ("/boot/vmlinuz-6.12.118+deb13-amd64", PARALLEL)])
-def test_kernels_without_the_dispatcher_fix_run_one_worker(tmp_path, monkeypatch, image, guest_args):
+@pytest.mark.parametrize("hardware_virt, guest_args", [(False, SERIAL), (True, PARALLEL)])
+def test_emulated_guests_run_one_pytest_worker(tmp_path, monkeypatch, hardware_virt, guest_args):
     from bpflab.kernels import matrix
 
     monkeypatch.setattr(matrix, "RESULTS", tmp_path)
-    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path(image))
+    monkeypatch.setattr(matrix, "has_hardware_virt", lambda: hardware_virt)
+    monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
     scripts = []
 
     def boot(version, image, script, console):
         scripts.append(script)
-        return matrix.Boot(vm_status=0, release="x", status=0, junit_xml=JUNIT_ONE_PASS)
+        return matrix.Boot(vm_status=0, release="6.12.1", status=0, junit_xml=JUNIT_ONE_PASS)
 
     monkeypatch.setattr(matrix, "boot_and_run", boot)
-    result = matrix.run_on("x", ["-n", "2", "-q", "--timeout", "120"])
+    result = matrix.run_on("6.12", ["-n", "2", "-q", "--timeout", "120"])
     (script,) = scripts
     assert f"-m pytest -p no:cacheprovider --junitxml={matrix.GUEST_JUNIT} -o junit_family=xunit1 {guest_args}; " \
         in script
-    assert result.note == ("" if guest_args == PARALLEL else "one pytest worker: this kernel lacks XDP dispatcher "
-                           "updates that wait for programs still running in the old image (commit 4121d4481b72)")
+    assert (result.status, result.pytest_args) == (0, shlex.split(guest_args))  # what the JSON records
+
+
+def test_a_failure_of_the_matrix_on_one_kernel_is_that_kernels_result(tmp_path, monkeypatch, capsys):
+    from bpflab.kernels import matrix
+
+    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
+    monkeypatch.setattr(matrix, "compile_for_guests", lambda args: [])
+
+    def run_on(version, pytest_args, archive, ignored):
+        if version == "7.2":
+            raise ValueError("not a kernel release: 'vmlinuz'")
+        return matrix.finish(version, "6.12.1", 0, None, 1.0, "")
+
+    monkeypatch.setattr(matrix, "run_on", run_on)
+    assert matrix.main(["6.12", "7.2"], ["-q"], jobs=1) == 2
+    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+    lines = {line["version"]: (line["status"], line["note"]) for line in report["kernels"]}
+    assert lines == {"6.12": (0, ""), "7.2": (2, "the matrix failed on this kernel: ValueError: not a kernel "
+                                                 "release: 'vmlinuz'")}
 
 
 def test_one_worker_drops_what_xdist_was_told():

@@ -38,14 +38,6 @@ FEATURES: dict[str, tuple[str, str]] = {
     "xdp_test_run_frags": ("5.18", "XDP test-run of frames larger than a page (frags)"),
     "xdp_live_frames": ("5.18", "XDP test-run in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES)"),
     "tcx": ("6.6", "tcx links"),
-    # Not a feature a test asks for: a fix. Without it two quick XDP attach or
-    # detach calls can rewrite the dispatcher's code while another CPU runs
-    # an XDP program through it; the kernel matrix runs one pytest worker on
-    # such kernels (5.10's VM got stuck with -n 2, both vCPUs looping in
-    # bpf_dispatcher_xdp_func). Mainline since 6.2; Debian's 6.1 has the
-    # backport (6.1.103 on; its changelog lists it), 5.10's does not.
-    "xdp_dispatcher_sync": ("6.1", "XDP dispatcher updates that wait for programs still running in the old image "
-                                   "(commit 4121d4481b72)"),
     "skb_checksum_complete_test_run": ("6.11", "BPF_F_TEST_SKB_CHECKSUM_COMPLETE (test-run checks skb->csum)"),
 }
 

@@ -250,13 +250,12 @@ def silent_exit(boot: Boot) -> str:
     return f"exited (status {boot.vm_status}) {when}, the kernel silent"
 
 
-# A console line of the kernel's own ("[   12.345678] ..."), and those of them
-# that mean the guest's kernel, not the emulator, is at fault.
-KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+# A console line of the kernel's own ("[   12.345678] ...", the guest's clock
+# captured), and those of them that mean the guest's kernel, not the
+# emulator, is at fault.
+KERNEL_LINE = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 # x86's boot decompressor speaks before the kernel's timestamps start.
 BOOT_NOISE = re.compile(r"^(Probing EDD|Memory KASLR|Poking KASLR)")
-KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|soft lockup|"
-                            r"hard LOCKUP|blocked for more than|rcu_\w+ (?:self-)?detected stalls")
 # Trouble that means the kernel stopped making progress. Reported again and
 # again (a soft lockup every ~28 s, an RCU stall every minute, a hung task
 # every two) with nothing from the guest in between for STUCK_FOR_S seconds
@@ -264,9 +263,10 @@ KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|gene
 # not at VM_TIMEOUT_S (5.10's VM once sat for ten minutes with both vCPUs
 # looping in bpf_dispatcher_xdp_func, and would have for the hour).
 KERNEL_STUCK = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|rcu_\w+ (?:self-)?detected stalls")
+KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|"
+                            + KERNEL_STUCK.pattern)
 STUCK_FOR_S = 180.0
 STUCK_GAP_S = 150.0  # reports further apart than this start the count again
-KERNEL_TIME = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 
 
 class StuckWatch:
@@ -283,7 +283,7 @@ class StuckWatch:
     def report(self, line: str) -> float | None:
         """Seconds the kernel has reported itself stuck once that reaches
         STUCK_FOR_S (None before)."""
-        at = KERNEL_TIME.match(line)
+        at = KERNEL_LINE.match(line)
         if not (at and KERNEL_STUCK.search(line)):
             return None
         now = float(at.group(1))

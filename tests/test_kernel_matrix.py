@@ -255,6 +255,15 @@ def test_a_vm_that_exits_silently_is_booted_once_more(tmp_path, monkeypatch, out
     assert result.passed == (1 if status == 0 else 0)  # from the JUnit file of the boot that ran
 
 
+def fake_vng(tmp_path, monkeypatch, lines: list[str], then: str = "") -> None:
+    """vng replaced by a shell script that prints `lines`, then runs `then`."""
+    from bpflab.kernels import matrix
+
+    script = tmp_path / "vng.sh"
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + "\n" + then)
+    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+
+
 def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch, capsys):
     """What vng prints: the kernel's console (kept in the log, shown only
     where the kernel is in trouble), the guest's output (shown), the markers
@@ -268,9 +277,7 @@ def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch
               "bpflab-uname=6.12.1", "........ [100%]", "[   12.345678] veth0: entered promiscuous mode",
               f"[   13.000001] {PANIC}", "1 passed in 1.00s", "bpflab-exit=0", f"bpflab-junit={junit}",
               "[   14.500000] reboot: Power down"]
-    script = tmp_path / "vng.sh"
-    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in output) + "\nexit 3\n")
-    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    fake_vng(tmp_path, monkeypatch, output, then="exit 3\n")
     console = tmp_path / "console.log"
     boot = matrix.boot_and_run("6.12", Path("/boot/vmlinuz"), "unused", console)
     assert (boot.vm_status, boot.release, boot.status, boot.junit_xml) == (3, "6.12.1", 0, JUNIT_ONE_PASS)
@@ -296,11 +303,8 @@ def test_a_kernel_that_keeps_reporting_itself_stuck_is_stopped(tmp_path, monkeyp
     times = [197.2, 225.2, 253.2, 281.2, 309.2, 337.2, 365.2, 393.2]  # every 28 s, 196 s in all
     lines = ["bpflab-uname=5.10.0-46-amd64", "...............s...ss"] + \
             [f"[  {at:.6f}] {LOCKUP}" for at in times] + ["after the stop"]
-    script = tmp_path / "vng.sh"
     # The last line comes from a grandchild that outlives the shell: qemu's place under vng.
-    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines[:-1]) + "\n"
-                      "sh -c 'sleep 600; echo after the stop' &\nwait\n")
-    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    fake_vng(tmp_path, monkeypatch, lines[:-1], then="sh -c 'sleep 600; echo after the stop' &\nwait\n")
     started = time.monotonic()
     boot = matrix.boot_and_run("5.10", Path("/boot/vmlinuz"), "unused", tmp_path / "console.log")
     assert time.monotonic() - started < 30
@@ -403,8 +407,6 @@ def test_a_kernel_that_reports_lockups_while_the_guest_moves_on_is_not_stopped(t
     for index, at in enumerate([197.2 + 28 * n for n in range(10)]):
         lines += [f"[  {at:.6f}] {LOCKUP}", f"{'.' * 70} [ {index}%]"]
     lines += ["bpflab-exit=0"]
-    script = tmp_path / "vng.sh"
-    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + "\n")
-    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
+    fake_vng(tmp_path, monkeypatch, lines)
     boot = matrix.boot_and_run("5.10", Path("/boot/vmlinuz"), "unused", tmp_path / "console.log")
     assert (boot.stuck_s, boot.status, boot.vm_status, boot.trouble) == (0, 0, 0, LOCKUP)

@@ -182,6 +182,33 @@ def installed(session):
         run("bpflab", "verifier", "must_reject")
         session.run(str(bin_ / "pytest"), "-q", "-p", "no:cacheprovider", "test_xdp_pong.py", external=True,
                     env={**env, "XDP_PONG_OBJ": str(work / "xdp_pong.bpf.o")})
+        tc_programs_in_every_state(session, repo, tmp / "tc", run)
+
+
+def tc_programs_in_every_state(session, repo: Path, work: Path, run) -> None:
+    """tc NATs with the kernel's checksum helpers, each with one mistake,
+    built here from their source: `bpflab csum` fails each in the checksum
+    states it can run and passes the correct one in all of them."""
+    work.mkdir()
+    for source in (repo / "tests" / "bpf").glob("tc_nat_*"):
+        shutil.copy(source, work)
+    session.chdir(work)
+    for source in sorted(work.glob("tc_nat_*.bpf.c")):
+        obj = source.name.replace(".bpf.c", ".bpf.o")
+        run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", "-c",
+            source.name, "-o", obj)
+        out = run("bpflab", "csum", obj, "--examples", "300", "--json", success_codes=[0, 1])
+        report = json.loads(out)
+        failed = report["failure"] is not None
+        if failed != (source.name != "tc_nat_correct.bpf.c") or "partial" not in report["states"]:
+            session.error(f"bpflab csum {obj}: {report}")
+        session.log(f"bpflab csum {obj} in {', '.join(report['states'])}: "
+                    + (f"failed in {report['failure']['state']}: {report['failure']['problems'][0]['field']}"
+                       if failed else f"{report['checked']} checked, every checksum right"))
+    # Each state alone: the correct one passes in each, and partial packets alone catch the missing flag.
+    for obj, state, code in [*(("tc_nat_correct.bpf.o", state, 0) for state in report["states"]),
+                             ("tc_nat_forgets_pseudo_flag.bpf.o", "partial", 1)]:
+        run("bpflab", "csum", obj, "--examples", "200", "--states", state, success_codes=[code])
 
 
 @nox.session

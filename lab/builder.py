@@ -218,6 +218,8 @@ def _build_into(lab: Lab) -> None:
                         spec["gateway"] = route.via
                     if route.dev:
                         spec["oif"] = ipr.link_lookup(ifname=route.dev)[0]
+                    if route.type == "local":
+                        spec.update(type="local", scope=254)  # RT_SCOPE_HOST, as `ip route add local` sets
                     ipr.route("add", **spec)
     _wait_until_running(lab)
 

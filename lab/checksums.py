@@ -149,6 +149,22 @@ def ip_offset(frame: bytes) -> int | None:
     return off if ethertype == ETH_P_IP else None
 
 
+def l4_span(frame: bytes) -> tuple[int, int, int, bytes, bytes] | None:
+    """(protocol, where the L4 header starts, where the packet ends, source
+    and destination address) of a frame whose L4 segment is whole and ends
+    the frame (no padding after it, not a fragment); None otherwise."""
+    off = ip_offset(frame)
+    if off is None or len(frame) < off + 20 or frame[off] >> 4 != 4:
+        return None
+    ihl = (frame[off] & 0xF) * 4
+    (tot_len,), (frag,) = struct.unpack_from("!H", frame, off + 2), struct.unpack_from("!H", frame, off + 6)
+    if ihl < 20 or frag & 0x3FFF or off + tot_len != len(frame) or tot_len < ihl:
+        return None
+    if frame[off + 9] == UDP and (tot_len - ihl < 8 or struct.unpack_from("!H", frame, off + ihl + 4)[0] != tot_len - ihl):
+        return None
+    return frame[off + 9], off + ihl, off + tot_len, frame[off + 12:off + 16], frame[off + 16:off + 20]
+
+
 def verify_frame(frame: bytes, *, partial: bool = False) -> Verdict:
     """Judge every checksum of an Ethernet frame carrying IPv4. `partial`:
     the frame was captured with CHECKSUM_PARTIAL (see the module's doc)."""
@@ -201,6 +217,32 @@ def _verify_l4(name: str, l4: bytes, src: bytes, dst: bytes, partial: bool) -> t
     if name == "UDP" and expected == 0:
         expected = 0xFFFF  # a computed 0 is sent as all ones (RFC 768)
     return Finding(name, ones_sum(l4, pseudo) == 0xFFFF, stored, expected), ""
+
+
+def verify_rewrite(before: bytes, after: bytes, *, partial: bool = False) -> Verdict:
+    """Judge `after`, what a program made of `before`: every checksum of it
+    (verify_frame), and one thing no single frame shows: a UDP checksum the
+    input carried must not become 0, which says "no checksum" (a result that
+    computes to 0 is sent as 0xFFFF, RFC 768; dropping the checksum is not a
+    NAT's to decide)."""
+    verdict = verify_frame(after, partial=partial)
+    dropped = _udp_checksum_dropped(before, after)
+    if dropped is None:
+        return verdict
+    findings = tuple(f for f in verdict.findings if f.layer != "UDP") + (dropped,)
+    return Verdict(findings, verdict.unchecked)
+
+
+def _udp_checksum_dropped(before: bytes, after: bytes) -> Finding | None:
+    spans = l4_span(before), l4_span(after)
+    if None in spans or spans[0][0] != UDP or spans[1][0] != UDP:
+        return None
+    (_, start, _, _, _), (_, out_start, out_end, src, dst) = spans
+    if before[start + 6:start + 8] == b"\0\0" or after[out_start + 6:out_start + 8] != b"\0\0":
+        return None
+    datagram = after[out_start:out_end]
+    expected = checksum(datagram, pseudo_header_sum(src, dst, UDP, len(datagram))) or 0xFFFF
+    return Finding("UDP", False, 0, expected, "the input had a checksum: 0 would say it has none")
 
 
 class BadChecksum(AssertionError):

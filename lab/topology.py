@@ -38,6 +38,7 @@ class Route:
     dst: str  # "10.96.0.0/16" or "default"
     via: str | None = None
     dev: str | None = None
+    type: str = "unicast"  # "local": every address in dst is the node's own (AnyIP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,4 +185,39 @@ def service() -> Topology:
         links=tuple(links), routes=tuple(routes), neighbours=tuple(neighbours))
 
 
-TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat, "service": service}
+EGRESS_SENDER_MAC, EGRESS_MIDDLE_MAC = "02:00:00:00:02:02", "02:00:00:00:02:01"
+
+
+def egress() -> Topology:
+    """sender -- middle -- sink: packets as a tc egress program gets them
+    from local sockets, then judged twice (bpflab.tool.egress).
+
+    The sender's eth0 keeps TX checksum offload on, so what it sends carries
+    CHECKSUM_PARTIAL through its tc egress hook and across the veth (the L4
+    field holds the pseudo-header sum; a capture at the middle says so). The
+    middle forwards it out of eth1, whose offload is off, so its kernel
+    completes the checksum in software, and the sink, which takes every
+    address as its own (a local route for 0.0.0.0/0, AnyIP; accept_local
+    so that no source is a martian), verifies it and counts errors. The
+    sender's and middle's MACs are the ones `bpflab csum` puts in its frames.
+    Addresses are in 198.18.0.0/15 (RFC 2544), which no program steers by."""
+    return Topology(
+        name="egress",
+        nodes={"sender": {},
+               "middle": {"net.ipv4.conf.all.forwarding": "1"},
+               "sink": {"net.ipv4.conf.all.accept_local": "1", "net.ipv4.conf.eth0.accept_local": "1"}},
+        links=(
+            Link(Endpoint("sender", "eth0", "198.18.0.1/24", EGRESS_SENDER_MAC),
+                 Endpoint("middle", "eth0", "198.18.0.2/24", EGRESS_MIDDLE_MAC)),
+            Link(Endpoint("middle", "eth1", "198.19.0.1/24", "02:00:00:00:07:01", tx_checksum=False),
+                 Endpoint("sink", "eth0", "198.19.0.2/24", "02:00:00:00:07:02")),
+        ),
+        routes=(Route("sender", "default", via="198.18.0.2"), Route("middle", "default", via="198.19.0.2"),
+                Route("sink", "default", dev="lo", type="local")),
+        neighbours=(Neighbour("sender", "eth0", "198.18.0.2", EGRESS_MIDDLE_MAC),
+                    Neighbour("middle", "eth0", "198.18.0.1", EGRESS_SENDER_MAC),
+                    Neighbour("middle", "eth1", "198.19.0.2", "02:00:00:00:07:02")),
+    )
+
+
+TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat, "service": service, "egress": egress}

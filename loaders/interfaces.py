@@ -51,12 +51,12 @@ def detach_any(iface: str, netns: str | None = None) -> XdpState:
 
 
 class TcAttachment:
-    """A tc ingress program on `iface` of `netns` (tcx link, or classic)."""
+    """A tc program on `iface` of `netns`, at ingress or egress (tcx link, or classic)."""
 
-    def __init__(self, prog_fd: int, iface: str, netns: str | None = None):
+    def __init__(self, prog_fd: int, iface: str, netns: str | None = None, direction: str = "ingress"):
         self.iface, self.netns = iface, netns
         with entered(netns):
-            self._link = TcLink(prog_fd, ifindex(iface))
+            self._link = TcLink(prog_fd, ifindex(iface), direction)
         self.kind = self._link.kind
 
     def detach(self) -> None:

@@ -1,7 +1,9 @@
-"""Mutation testing of bpf/, examples/ and the bench's floor: break one rule at a time on purpose, rebuild,
-run the suite, and see it fail. A mutation the suite survives is a real bug
-the suite would let through, unless it is listed in EQUIVALENT with the
-reason it cannot change any behaviour.
+"""Mutation testing of bpf/, examples/, the bench's floor and bpflab's own
+checks (the tool that calls other people's programs right or wrong): break
+one rule at a time on purpose, rebuild, run the suite, and see it fail. A
+mutation the suite survives is a real bug the suite would let through,
+unless it is listed in EQUIVALENT with the reason it cannot change any
+behaviour.
 
     nox -s mutants                       every mutation
     nox -s mutants -- -k csum            those whose id contains "csum"
@@ -11,6 +13,9 @@ Each mutation is a text replacement that must occur exactly once in its
 file. It is applied to a copy of bpf/, built with `make SRC=... BUILD=...`
 into a copy of build/, and the suite runs against those objects
 (BPFLAB_BUILD_DIR) with -x, the fastest exact tests first, bounded in time.
+A mutation of a Python file (bpflab/, lab/, loaders/) is applied to a copy
+of the package laid out as the wheel installs it, first on PYTHONPATH, and
+its own tests run against it (the copy unmutated must pass them first).
 """
 from __future__ import annotations
 
@@ -38,13 +43,19 @@ RUN_TIMEOUT_S = 600
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     id: str
-    file: str  # under bpf/, or examples/NAME/NAME.bpf.c, or bench/bpf/NAME.bpf.c
+    file: str  # under bpf/, or examples/NAME/NAME.bpf.c, or bench/bpf/NAME.bpf.c, or a .py file of the package
     old: str
     new: str
     breaks: str  # the rule it breaks, for people
+    tests: tuple[str, ...] = ()  # a Python mutation's own tests (the only ones run for it)
+
+    @property
+    def python(self) -> bool:
+        return self.file.endswith(".py")
 
 
 M = Mutation
+STATE_TESTS = ("tests/test_tool_csum_states.py",)
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -191,6 +202,32 @@ MUTATIONS = [
       "the floor writes the backend's port"),
     M("floor-source-mac-kept", "bench/bpf/floor_dnat.bpf.c", "		__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);\n", "",
       "the floor writes the next hop's source MAC"),
+    # bpflab's own checks: `bpflab csum` and `run` in every checksum state of a tc program
+    M("tool-partial-skipped", "bpflab/tool/csum.py", '        if state == "partial" and as_partial(case.frame) is None:',
+      '        if state == "partial":', "frames a stack sends partial are run in the partial state", STATE_TESTS),
+    M("tool-complete-left-out", "bpflab/tool/states.py", "    return tuple(s for s in STATES if s not in why), why",
+      '    return tuple(s for s in STATES if s not in why and s != "complete"), why',
+      "every state this machine can run is run by default", STATE_TESTS),
+    M("tool-ebadmsg-is-success", "bpflab/tool/target.py",
+      '                    return Outcome("REFUSED", b"", state, refused="EBADMSG")',
+      "                    return Outcome(\"TC_ACT_OK\", frame, state)", "a frame the kernel refused is not right",
+      STATE_TESTS),
+    M("tool-refusal-ignored", "bpflab/tool/judge.py", "    if outcome.refused:", "    if False:",
+      "the judge reads a refusal as a failure", STATE_TESTS),
+    M("tool-partial-field-full", "bpflab/tool/states.py", "    return frame[:field] + struct.pack(\"!H\", pseudo) + frame[field + 2:], start, where",
+      "    return frame, start, where", "a partial frame's field holds the pseudo-header sum, as a stack leaves it",
+      STATE_TESTS),
+    M("tool-kernel-counters-ignored", "bpflab/tool/judge.py", "    for counter, n in arrival.kernel_errors.items():",
+      "    for counter, n in {}.items():", "a frame the receiving kernel dropped for its checksum is a failure",
+      STATE_TESTS),
+    M("tool-partial-oracle-complete", "bpflab/tool/judge.py", "            verdict = verify_rewrite(sent, data, partial=partial)",
+      "            verdict = verify_rewrite(sent, data)", "a frame seen still partial is judged by its pseudo-header sum",
+      STATE_TESTS),
+    M("tool-nothing-arrived-unchanged", "bpflab/tool/judge.py", "    if not arrival.at_middle:", "    if False:",
+      "a frame that never reached the middle is not called unchanged", STATE_TESTS + ("tests/test_tool_run.py",)),
+    M("tool-udp-checksum-drop-allowed", "lab/checksums.py", "    if dropped is None:\n        return verdict",
+      "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",
+      ("tests/test_checksums.py", *STATE_TESTS)),
 ]
 
 # Mutations no test can kill because they change no behaviour, with why.
@@ -200,8 +237,28 @@ EQUIVALENT: dict[str, str] = {}
 FLOOR_TESTS = "tests/test_bench_floor.py"
 
 
+# Where each of the package's directories is installed (pyproject.toml's package-dir).
+INSTALLED_AS = {"bpflab": "bpflab", "lab": "bpflab/lab", "loaders": "bpflab/loaders", "bench": "bpflab/bench",
+                "kernels": "bpflab/kernels"}
+
+
 def source(mutation: Mutation, root: Path = REPO_ROOT) -> Path:
+    if mutation.python:
+        return root / mutation.file
     return root / mutation.file if mutation.file.startswith(("examples/", "bench/")) else root / "bpf" / mutation.file
+
+
+def package_copy(pkg: Path) -> None:
+    """The package as the wheel lays it out, from this checkout, under `pkg`."""
+    shutil.copytree(REPO_ROOT / "bpflab", pkg / "bpflab", ignore=shutil.ignore_patterns("__pycache__"))
+    for directory, installed in INSTALLED_AS.items():
+        if directory != "bpflab":
+            shutil.copytree(REPO_ROOT / directory, pkg / installed, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def in_package_copy(mutation: Mutation, pkg: Path) -> Path:
+    top, _, rest = mutation.file.partition("/")
+    return pkg / INSTALLED_AS[top] / rest
 
 
 def own_tests(mutation: Mutation) -> list[str]:
@@ -231,7 +288,40 @@ def first_failure(output: str) -> str:
     return ""
 
 
+def run_python(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
+    """A mutation of the package: its own tests against a mutated copy, after
+    the same copy unmutated passed them (else the copy, not the mutation,
+    would be what fails)."""
+    shutil.rmtree(work, ignore_errors=True)
+    pkg = work / "pkg"
+    package_copy(pkg)
+    # Run from the work directory: from the checkout, its own bpflab/ (first on sys.path) would shadow the copy.
+    env = {**os.environ, "PYTHONPATH": f"{pkg}:{REPO_ROOT}", "PYTHONDONTWRITEBYTECODE": "1",
+           "BPFLAB_BUILD_DIR": os.environ.get("BPFLAB_BUILD_DIR", str(REPO_ROOT / "build"))}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0", "--rootdir", str(REPO_ROOT),
+               *pytest_args, *(str(REPO_ROOT / test) for test in mutation.tests)]
+    started = time.monotonic()
+    clean = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+    if clean.returncode != 0:
+        return {"id": mutation.id, "result": "invalid", "seconds": round(time.monotonic() - started, 1),
+                "detail": "its tests fail on the unmutated copy: " + (first_failure(clean.stdout) or clean.stdout[-200:])}
+    path = in_package_copy(mutation, pkg)
+    path.write_text(mutated(mutation, path.read_text()))
+    try:
+        run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+        output, code = run.stdout + run.stderr, run.returncode
+    except subprocess.TimeoutExpired as exc:
+        output, code = str(exc.stdout or ""), -1
+    seconds = round(time.monotonic() - started, 1)
+    if code == 0:
+        return {"id": mutation.id, "result": "survived", "detail": "", "seconds": seconds}
+    detail = first_failure(output) or ("timed out" if code == -1 else f"pytest exit {code}")
+    return {"id": mutation.id, "result": "killed", "detail": detail, "seconds": seconds}
+
+
 def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
+    if mutation.python:
+        return run_python(mutation, work, pytest_args)
     src, examples, bench, build = work / "bpf", work / "examples", work / "bench" / "bpf", work / "build"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -297,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     for mid in unexplained:
         print(f"  SURVIVED, unexplained: {mid}: a test should fail for it, or EQUIVALENT must say why it cannot")
     for mid in invalid:
-        print(f"  INVALID (does not build): {mid}: fix the mutation")
+        print(f"  INVALID (does not build, or its own tests fail without it): {mid}: fix the mutation")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "kill_rate": rate}, indent=2))
     return 0 if rate >= 0.95 and not unexplained and not invalid else 1

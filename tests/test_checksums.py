@@ -18,6 +18,7 @@ from bpflab.lab.checksums import (
     needs_second_fold,
     pseudo_header_sum,
     verify_frame,
+    verify_rewrite,
 )
 
 
@@ -117,6 +118,25 @@ def test_udp_zero_means_no_checksum_and_a_computed_zero_is_all_ones():
     wire = zero[:at] + b"\xff\xff" + zero[at + 2:]  # ... is sent as 0xFFFF
     assert verify_frame(wire).ok
     assert not verify_frame(zero[:at] + b"\x00\x01" + zero[at + 2:]).ok
+
+
+def test_a_udp_checksum_the_input_carried_must_not_become_zero():
+    """0 says "no checksum": alone the frame is valid, but a rewrite that
+    turned a checksum into 0 lost it (a result of 0 is sent as 0xFFFF)."""
+    before = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.1.2", dst="10.96.0.10")
+                   / UDP(sport=1, dport=53) / b"q")
+    after = Ether(before)
+    after[IP].dst = "10.244.1.5"
+    del after[IP].chksum, after[UDP].chksum
+    right = bytes(Ether(bytes(after)))
+    lost = right[:40] + b"\0\0" + right[42:]
+    assert verify_frame(lost).ok  # one frame cannot tell
+    verdict = verify_rewrite(before, lost)
+    assert [str(p) for p in verdict.problems] == [
+        f"UDP checksum 0x0000, expected 0x{Ether(right)[UDP].chksum:04x} (the input had a checksum: 0 would say it has none)"]
+    assert verify_rewrite(before, right).ok
+    no_checksum = before[:40] + b"\0\0" + before[42:]
+    assert verify_rewrite(no_checksum, lost).ok  # none before, none after
 
 
 def test_a_partial_checksum_must_hold_the_pseudo_header_sum():

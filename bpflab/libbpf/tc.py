@@ -1,5 +1,6 @@
-"""tc ingress attach on an interface index of the calling thread's network
-namespace (bpflab.loaders.interfaces does it by name, in any namespace).
+"""tc attach, ingress or egress, on an interface index of the calling
+thread's network namespace (bpflab.loaders.interfaces does it by name, in
+any namespace).
 
 On kernels with tcx (6.6+) the attachment is a bpf_link, which the kernel
 removes when its last fd closes, exactly like XDP links. Older kernels get
@@ -16,32 +17,37 @@ import os
 from . import _lib
 from .errors import BpfError
 
-BPF_TCX_INGRESS = 46
-BPF_TC_INGRESS = 1
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47  # enum bpf_attach_type
+BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2  # enum bpf_tc_attach_point
+DIRECTIONS = {"ingress": (BPF_TCX_INGRESS, BPF_TC_INGRESS), "egress": (BPF_TCX_EGRESS, BPF_TC_EGRESS)}
 HANDLE, PRIORITY = 0xB1AB, 0xB1
 
 
 class TcLink:
-    def __init__(self, prog_fd: int, ifindex: int):
-        self.ifindex, self.link_fd, self._hook = ifindex, -1, None
+    def __init__(self, prog_fd: int, ifindex: int, direction: str = "ingress"):
+        if direction not in DIRECTIONS:
+            raise ValueError(f"tc direction {direction!r}: ingress or egress")
+        self.ifindex, self.direction, self.link_fd, self._hook = ifindex, direction, -1, None
+        tcx, self._attach_point = DIRECTIONS[direction]
         opts = _lib.bpf_link_create_opts(sz=ctypes.sizeof(_lib.bpf_link_create_opts))
-        fd = _lib.bpf_link_create(prog_fd, ifindex, BPF_TCX_INGRESS, ctypes.byref(opts))
+        fd = _lib.bpf_link_create(prog_fd, ifindex, tcx, ctypes.byref(opts))
         if fd >= 0:
             self.link_fd, self.kind = fd, "tcx"
             return
         if fd != -errno.EINVAL:
-            raise BpfError(-fd, f"tc attach to ifindex {ifindex}")
+            raise BpfError(-fd, f"tc {direction} attach to ifindex {ifindex}")
         self._attach_classic(prog_fd)
 
     def _attach_classic(self, prog_fd: int) -> None:
-        hook = _lib.bpf_tc_hook(sz=ctypes.sizeof(_lib.bpf_tc_hook), ifindex=self.ifindex, attach_point=BPF_TC_INGRESS)
+        hook = _lib.bpf_tc_hook(sz=ctypes.sizeof(_lib.bpf_tc_hook), ifindex=self.ifindex,
+                                attach_point=self._attach_point)
         ret = _lib.bpf_tc_hook_create(ctypes.byref(hook))
         if ret < 0 and ret != -errno.EEXIST:
             raise BpfError(-ret, f"clsact on ifindex {self.ifindex}")
         opts = _lib.bpf_tc_opts(sz=ctypes.sizeof(_lib.bpf_tc_opts), prog_fd=prog_fd, handle=HANDLE, priority=PRIORITY)
         ret = _lib.bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts))
         if ret < 0:
-            raise BpfError(-ret, f"tc attach to ifindex {self.ifindex}")
+            raise BpfError(-ret, f"tc {self.direction} attach to ifindex {self.ifindex}")
         self._hook, self.kind = hook, "cls_bpf"
 
     @property

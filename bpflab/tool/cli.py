@@ -41,6 +41,12 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ifindex", type=int, metavar="N", help="the ingress interface frames arrive on (XDP)")
 
 
+def add_states_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--states", metavar="STATE,...",
+                   help="tc programs: the checksum states to hand packets over in, of none, complete, partial "
+                        "(default: every state this kernel and machine can run; the report says which were left out)")
+
+
 @contextlib.contextmanager
 def opened_target(args):
     """(the target, the lab's (ingress endpoint, its peer) or None), inside
@@ -72,13 +78,18 @@ def cmd_run(args) -> int:
 
     frames = read_frames(args.pcap)
     with opened_target(args) as (target, _ends):
-        results = replay(target, frames)
+        states, left_out = chosen_states(args, target)
+        results = replay(target, frames, states)
     for r in results:
         print(json.dumps(r.as_json()) if args.json else r.line())
     verdicts = Counter(r.verdict for r in results)
-    bad = sum(1 for r in results if r.checksums not in ("ok", "unchanged", "-") and not r.checksums.startswith("ok "))
+    bad = sum(r.bad for r in results)
+    in_states = ""
+    if target.kind == "tc":
+        in_states = f" (checksum states: {', '.join(states)}" + "".join(
+            f"; left out: {state} ({why})" for state, why in left_out.items()) + ")"
     summary = (f"{len(results)} frames: " + ", ".join(f"{n} {v}" for v, n in verdicts.most_common())
-               + f"; {sum(1 for r in results if r.changed)} changed, {bad} with a bad checksum")
+               + f"; {sum(1 for r in results if r.changed)} changed, {bad} with a bad checksum{in_states}")
     print(summary, file=sys.stderr)
     if args.out:
         write_pcapng(args.out, results)
@@ -107,6 +118,7 @@ def csum(args) -> int:
     from bpflab.tool.edges import Pool
 
     with opened_target(args) as (target, ends):
+        states, left_out = chosen_states(args, target)
         pool = Pool()
         if ends is not None:  # frames come from the ingress interface's peer
             me, peer = ends
@@ -116,11 +128,14 @@ def csum(args) -> int:
         if not args.json:
             print(f"bpflab csum {args.obj}: program {kind}, {args.examples} frames aimed at "
                   f"{', '.join(pool.destinations)} ports {', '.join(map(str, pool.ports))}", flush=True)
-        report = check(target, examples=args.examples, seed=args.seed, pool=pool)
+            if target.kind == "tc":
+                print(f"  checksum states: {', '.join(states)}"
+                      + "".join(f"; left out: {state} ({why})" for state, why in left_out.items()), flush=True)
+        report = check(target, examples=args.examples, seed=args.seed, pool=pool, states=states, left_out=left_out)
     if args.json:
         written = write_failure_pcaps(report.failure, args.out_dir) if report.failure is not None else []
-        print(json.dumps({"object": str(args.obj), "program": target.program.name, **report.as_json(),
-                          "written": written}))
+        print(json.dumps({"object": str(args.obj), "program": target.program.name, "kind": target.kind,
+                          **report.as_json(), "written": written}))
         if report.failure is not None:
             return EXIT_BAD_CHECKSUM
         return EXIT_NOTHING_CHECKED if report.checked == 0 else 0
@@ -128,18 +143,38 @@ def csum(args) -> int:
     acts_on = ", ".join(f"{dst}:{port}/{names[proto]}" if port else f"{dst} {names[proto]}"
                         for dst, port, proto in report.targets)
     print(f"  probes changed: {acts_on or 'none (frames go to the whole pool)'}")
-    print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{'checked':>9}")
+    by_state = target.kind == "tc"
+    checked_columns = "".join(f"{state:>10}" for state in report.states) if by_state else f"{'checked':>9}"
+    print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{checked_columns}")
     for edge, c in report.edges.items():
-        print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{c.checked:>9}")
+        checked = "".join(f"{c.states[state]:>10}" for state in report.states) if by_state else f"{c.checked:>9}"
+        print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{checked}")
+    if by_state:
+        print(f"  (the last {len(report.states)} columns: changed frames checked in each checksum state)")
     if report.failure is not None:
         return report_failure(report, args)
     if report.checked == 0:
         print(f"{report.frames} frames, none changed by the program: its checksums were checked for nothing. "
               "Fill the maps that steer it (--map) or aim at what it acts on.", file=sys.stderr)
         return EXIT_NOTHING_CHECKED
-    print(f"{report.frames} frames, {report.changed} changed by the program, {report.checked} checked: "
+    in_states = f" in checksum state{'s' * (len(report.states) > 1)} {', '.join(report.states)}" if by_state else ""
+    print(f"{report.frames} frames, {report.changed} changed by the program, {report.checked} checked{in_states}: "
           "every checksum right.")
     return 0
+
+
+def chosen_states(args, target) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The checksum states to run (bpflab.tool.states), from --states."""
+    from bpflab.tool.states import StateError, choose, parse
+
+    try:
+        asked = parse(args.states) if args.states else None
+        return choose(target.kind, asked, in_namespace=bool(args.netns or args.lab))
+    except StateError as exc:
+        raise TargetError(str(exc)) from None
+
+
+STATE_NAMES = {"none": "CHECKSUM_NONE", "complete": "CHECKSUM_COMPLETE", "partial": "CHECKSUM_PARTIAL"}
 
 
 def write_failure_pcaps(failure, out_dir: str) -> list[str]:
@@ -151,7 +186,7 @@ def write_failure_pcaps(failure, out_dir: str) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "csum-failure-input.pcap", out / "csum-failure-output.pcap"]
     for path, frame in zip(paths, (failure.case.frame, failure.output), strict=True):
-        wrpcap(str(path), [Ether(frame)])
+        wrpcap(str(path), [Ether(frame)] if frame else [])
     return [str(p) for p in paths]
 
 
@@ -161,9 +196,17 @@ def report_failure(report, args) -> int:
 
     f = report.failure
     written = write_failure_pcaps(f, args.out_dir)
-    print(f"FAILED: the program ({f.verdict}) sent a frame with {f} (edge {f.case.edge})")
+    state = f" in {STATE_NAMES[f.state]}" if report.kind == "tc" else ""
+    where = {"middle": " (as it left, still partial)", "sink": " (once a kernel completed it)"}.get(f.where, "")
+    if f.verdict == "REFUSED":
+        what = f"the kernel refused what the program left: {f}"
+    elif f.state == "partial":
+        what = f"the program let a frame out at egress with {f}{where}"
+    else:
+        what = f"the program ({f.verdict}) sent a frame with {f}"
+    print(f"FAILED{state}: {what} (edge {f.case.edge})")
     for problem in f.problems:
-        print(f"  field: {problem.layer} checksum; expected 0x{problem.expected:04x}, actual 0x{problem.actual:04x}")
+        print(f"  field: {problem.detail()}")
     print(f"  smallest failing input found ({len(f.case.frame)} bytes): {Ether(f.case.frame).summary()}")
     print(f"    {f.case.frame.hex()}")
     print(f"  written: {', '.join(written)}")
@@ -198,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
     add_target_args(run)
     run.add_argument("--pcap", required=True, metavar="IN", help="the frames (pcap or pcapng, Ethernet)")
     run.add_argument("--out", metavar="OUT.pcapng", help="write what the program sent, each with its verdict as a comment")
+    add_states_arg(run)
     run.add_argument("--json", action="store_true", help="one JSON object per frame")
     run.set_defaults(func=cmd_run)
     csum = sub.add_parser("csum", help="check the program's checksums on frames aimed at the edges",
@@ -209,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
     csum.add_argument("--examples", type=positive_int, default=1000, metavar="N", help="frames to try (default 1000)")
     csum.add_argument("--seed", type=int, metavar="S", help="a random seed (default: the same frames every run)")
     csum.add_argument("--out-dir", default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
+    add_states_arg(csum)
     csum.add_argument("--json", action="store_true", help="the report as one JSON object (same exit codes)")
     csum.set_defaults(func=cmd_csum)
     ver = sub.add_parser("verifier", help="the annotated verifier-rejection corpus of a directory",

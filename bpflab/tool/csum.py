@@ -1,7 +1,8 @@
 """`bpflab csum`: does a program get its checksums right? Frames aimed at
-the checksum edges (bpflab.tool.edges) go through the program; every frame
-it changes is judged by the lab's oracle (bpflab.lab.checksums). Hypothesis
-drives it: a failure is shrunk to the smallest failing input found."""
+the checksum edges (bpflab.tool.edges) go through the program, a tc
+program in every checksum state the kernel hands packets over in
+(bpflab.tool.states); every frame it changes is judged (bpflab.tool.judge).
+Hypothesis drives it: a failure is shrunk to the smallest failing input found."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +10,10 @@ import dataclasses
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as with_seed
 
-from bpflab.lab.checksums import Finding, verify_frame
 from bpflab.libbpf.btf_codec import addresses_and_ports
 from bpflab.tool.edges import EDGES, Case, Pool, cases, discover, shares
+from bpflab.tool.judge import Problem, judge
+from bpflab.tool.states import as_partial, choose
 from bpflab.tool.target import Target
 
 
@@ -20,15 +22,18 @@ class EdgeCount:
     frames: int = 0
     aimed: int = 0
     changed: int = 0
-    checked: int = 0
+    checked: int = 0  # changed frames judged (in at least one state)
+    states: dict[str, int] = dataclasses.field(default_factory=dict)  # changed frames judged in each state
 
 
 @dataclasses.dataclass
 class Failure(Exception):
     case: Case
+    state: str         # the checksum state it failed in ("none" for XDP)
     verdict: str
-    output: bytes
-    problems: list[Finding]
+    output: bytes      # what the program sent (complete, refused: what it sends in the none state)
+    problems: list[Problem]
+    where: str = ""    # partial: "middle" (still partial) or "sink" (completed)
 
     def __str__(self) -> str:
         return "; ".join(str(p) for p in self.problems)
@@ -39,6 +44,9 @@ class Report:
     edges: dict[str, EdgeCount]
     failure: Failure | None
     targets: tuple[tuple[str, int, int], ...] = ()
+    kind: str = "xdp"
+    states: tuple[str, ...] = ("none",)
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # state: why it was not run
 
     @property
     def frames(self) -> int:
@@ -56,12 +64,16 @@ class Report:
         failure = None
         if self.failure is not None:
             f = self.failure
-            failure = {"edge": f.case.edge, "verdict": f.verdict, "input": f.case.frame.hex(), "output": f.output.hex(),
-                       "problems": [{"field": f"{p.layer} checksum", "expected": p.expected, "actual": p.actual}
-                                    for p in f.problems]}
+            failure = {"edge": f.case.edge, "state": f.state if self.kind == "tc" else None, "where": f.where or None,
+                       "verdict": f.verdict, "input": f.case.frame.hex(), "output": f.output.hex(),
+                       "problems": [p.as_json() for p in f.problems]}
+        tc = self.kind == "tc"
         return {"frames": self.frames, "changed": self.changed, "checked": self.checked,
+                "states": list(self.states) if tc else None, "left_out": self.left_out if tc else None,
                 "targets": [{"destination": d, "port": port, "protocol": proto} for d, port, proto in self.targets],
-                "edges": {edge: dataclasses.asdict(c) for edge, c in self.edges.items()}, "failure": failure}
+                "edges": {edge: {**dataclasses.asdict(c), "states": c.states if tc else None}
+                          for edge, c in self.edges.items()},
+                "failure": failure}
 
 
 def pool_from_maps(target: Target, base: Pool) -> Pool:
@@ -91,10 +103,15 @@ def pool_from_maps(target: Target, base: Pool) -> Pool:
                                ports=tuple(ports) or base.ports)
 
 
-def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool: Pool | None = None) -> Report:
+def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool: Pool | None = None,
+          states: tuple[str, ...] | None = None, left_out: dict[str, str] | None = None) -> Report:
     """Run `examples` frames, each edge its share (edges.shares), through the
-    program; stop at the first edge with a failure, shrunk to its smallest."""
-    counts = {edge: EdgeCount() for edge in EDGES}
+    program, in each of `states` (tc programs; default: every state this
+    machine can run, bpflab.tool.states.choose); stop at the first edge
+    with a failure, shrunk to its smallest."""
+    if states is None:
+        states, left_out = choose(target.kind, None, in_namespace=target.netns is not None)
+    counts = {edge: EdgeCount(states=dict.fromkeys(states, 0)) for edge in EDGES}
 
     def run(frame: bytes) -> bytes:
         try:
@@ -104,35 +121,52 @@ def check(target: Target, *, examples: int = 1000, seed: int | None = None, pool
 
     pool = pool or pool_from_maps(target, Pool())
     pool = dataclasses.replace(pool, targets=discover(pool, run))
+    report = Report(counts, None, pool.targets, target.kind, states, left_out or {})
     for edge, share in shares(examples).items():
         if share:
-            failure = _check_edge(target, edge, share, seed, pool, run, counts[edge])
-            if failure is not None:
-                return Report(counts, failure, pool.targets)
-    return Report(counts, None, pool.targets)
+            report.failure = _check_edge(target, edge, share, seed, pool, run, counts[edge], states)
+            if report.failure is not None:
+                break
+    return report
 
 
-def _check_edge(target: Target, edge: str, share: int, seed: int | None, pool: Pool, run, count: EdgeCount
-                ) -> Failure | None:
+def _run_case(target: Target, case: Case, states: tuple[str, ...], count: EdgeCount | None) -> Failure | None:
+    """`case` through the program in each state (the partial one only for
+    what a stack sends partial); the first state it fails in."""
+    changed = checked = False
+    failure = None
+    for state in states:
+        if state == "partial" and as_partial(case.frame) is None:
+            continue
+        outcome = target.run(case.frame, state)
+        verdict = judge(case.frame, outcome)
+        changed, checked = changed or verdict.changed, checked or verdict.checked
+        if count is not None and verdict.checked:
+            count.states[state] += 1
+        if not verdict.ok:
+            output = verdict.output or (target.run(case.frame).data if outcome.refused else b"")
+            failure = Failure(case, state, outcome.verdict, output, list(verdict.problems), verdict.where)
+            break
+    if count is not None:
+        count.changed += changed
+        count.checked += checked
+    return failure
+
+
+def _check_edge(target: Target, edge: str, share: int, seed: int | None, pool: Pool, run, count: EdgeCount,
+                states: tuple[str, ...]) -> Failure | None:
     failed: list[Failure] = []
 
     @settings(max_examples=share, database=None, deadline=None, derandomize=seed is None,
               phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     @given(case=cases(pool, run, edge))
     def each(case: Case) -> None:
-        outcome = target.run(case.frame)
         counting = not failed  # shrinking re-runs cases: count the search only
         if counting:
             count.frames += 1
             count.aimed += case.aimed
-        if outcome.data == case.frame:
-            return
-        verdict = verify_frame(outcome.data)
-        if counting:
-            count.changed += 1
-            count.checked += bool(verdict.findings)
-        if not verdict.ok:
-            failure = Failure(case, outcome.verdict, outcome.data, verdict.problems)
+        failure = _run_case(target, case, states, count if counting else None)
+        if failure is not None:
             failed.append(failure)
             raise failure
 

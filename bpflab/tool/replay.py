@@ -1,15 +1,28 @@
 """`bpflab run`: every frame of a pcap or pcapng through a program, with
 what it decided, what it changed and whether the checksums it sent are
-right; --out writes what it sent, each frame carrying its verdict as a
-pcapng comment (Wireshark shows it in the packet's details)."""
+right (a tc program in each checksum state, bpflab.tool.states); --out
+writes what it sent, each frame carrying its verdict as a pcapng comment
+(Wireshark shows it in the packet's details)."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from bpflab.lab.checksums import verify_frame
 from bpflab.tool.fields import changes
-from bpflab.tool.target import Target, TargetError
+from bpflab.tool.judge import Judgement, judge
+from bpflab.tool.states import as_partial
+from bpflab.tool.target import Outcome, Target, TargetError
+
+
+@dataclasses.dataclass
+class StateRun:
+    """One frame in one checksum state (tc programs)."""
+
+    verdict: str         # TC_ACT_OK, ...; REFUSED (complete); SENT or DROPPED (partial); "-": not run
+    checksums: str       # Judgement.summary(), or why the state did not apply
+
+    def as_json(self) -> dict:
+        return {"verdict": self.verdict, "checksums": self.checksums}
 
 
 @dataclasses.dataclass
@@ -17,15 +30,22 @@ class Replayed:
     index: int
     verdict: str
     changed: list[str]
-    checksums: str  # "ok", "unchanged", or what is wrong
+    checksums: str  # "ok", "unchanged", or what is wrong (tc: in any state)
     data: bytes
+    bad: bool = False
+    states: dict[str, StateRun] | None = None  # tc programs: each state that was run
 
     def line(self) -> str:
         what = "; ".join(self.changed) if self.changed else "unchanged"
-        return f"{self.index:>5}  {self.verdict:<15} {what}  [checksums: {self.checksums}]"
+        if self.states is None:
+            return f"{self.index:>5}  {self.verdict:<15} {what}  [checksums: {self.checksums}]"
+        each = "; ".join(f"{state}: {r.verdict}, {r.checksums}" for state, r in self.states.items())
+        return f"{self.index:>5}  {self.verdict:<15} {what}  [{each}]"
 
     def as_json(self) -> dict:
-        return {"index": self.index, "verdict": self.verdict, "changed": self.changed, "checksums": self.checksums}
+        states = None if self.states is None else {state: r.as_json() for state, r in self.states.items()}
+        return {"index": self.index, "verdict": self.verdict, "changed": self.changed, "checksums": self.checksums,
+                "states": states}
 
 
 def read_frames(path: str | Path) -> list[bytes]:
@@ -40,23 +60,43 @@ def read_frames(path: str | Path) -> list[bytes]:
         raise TargetError(f"{path}: not a pcap or pcapng file ({exc})") from None
 
 
-def replay(target: Target, frames: list[bytes]) -> list[Replayed]:
+def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none",)) -> list[Replayed]:
+    """Each frame through the program; a tc program in each of `states`
+    (the first one's verdict and output lead the line)."""
     out = []
     for i, frame in enumerate(frames):
         try:
-            outcome = target.run(frame)
+            first = target.run(frame, states[0])
         except OSError as exc:  # e.g. a frame shorter than Ethernet: the kernel refuses it
             out.append(Replayed(i, "REFUSED", [f"test-run refused the frame: {exc.strerror}"], "-", b""))
             continue
-        if outcome.data == frame:
-            status = "unchanged"
-        else:
-            verdict = verify_frame(outcome.data)
-            status = "ok" if verdict.ok else "; ".join(str(p) for p in verdict.problems)
-            if verdict.ok and verdict.unchecked:
-                status = f"ok (not checked: {verdict.unchecked})"
-        out.append(Replayed(i, outcome.verdict, changes(frame, outcome.data), status, outcome.data))
+        judged = {states[0]: (first, judge(frame, first))}
+        if target.kind == "tc":
+            for state in states[1:]:
+                judged[state] = _in_state(target, frame, state)
+        _, verdict = judged[states[0]]
+        bad = any(j is not None and not j.ok for _, j in judged.values())
+        worst = next((j.summary() for _, j in judged.values() if j is not None and not j.ok), verdict.summary())
+        runs = None
+        if target.kind == "tc":
+            runs = {state: StateRun(o.verdict if o else "-", j.summary() if j else why)
+                    for state, (o, j), why in ((s, judged[s], _not_run(frame, s)) for s in judged)}
+        data = first.data if first.data else frame
+        out.append(Replayed(i, first.verdict, changes(frame, data) if data != frame else [], worst, first.data, bad,
+                            runs))
     return out
+
+
+def _in_state(target: Target, frame: bytes, state: str) -> tuple[Outcome | None, Judgement | None]:
+    if state == "partial" and as_partial(frame) is None:
+        return None, None
+    outcome = target.run(frame, state)
+    return outcome, judge(frame, outcome)
+
+
+def _not_run(frame: bytes, state: str) -> str:
+    return "not run: only TCP and UDP with a checksum go out partial" \
+        if state == "partial" and as_partial(frame) is None else ""
 
 
 def write_pcapng(path: str | Path, results: list[Replayed]) -> None:

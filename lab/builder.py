@@ -5,6 +5,7 @@ import atexit
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import weakref
 from pathlib import Path
@@ -144,6 +145,9 @@ class Lab:
         self.teardown()
 
 
+IFA_F_NODAD = 0x02
+
+
 def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
     idx = ipr.link_lookup(ifname=end.ifname)[0]
     if end.mac:
@@ -151,6 +155,11 @@ def _configure_endpoint(ipr: IPRoute, end: Endpoint) -> None:
     if end.address:
         ip, plen = end.address.split("/")
         ipr.addr("add", index=idx, address=ip, prefixlen=int(plen))
+    if end.address6:
+        # No duplicate address detection: the address is usable at once and
+        # no neighbour solicitation for it crosses the link.
+        ip, plen = end.address6.split("/")
+        ipr.addr("add", index=idx, address=ip, prefixlen=int(plen), family=socket.AF_INET6, flags=IFA_F_NODAD)
     ipr.link("set", index=idx, state="up")
     # After "up": veth acts on a GRO change only while the link is up.
     if not end.tx_checksum or end.gro is not None:
@@ -180,14 +189,22 @@ def _write_sysctl(key: str, value: str) -> None:
 
 def _build_into(lab: Lab) -> None:
     topo = lab.topology
-    for name in lab.namespaces.values():
+    for node, name in lab.namespaces.items():
         netns.create(name)
-        if not topo.ipv6:
-            # No router solicitations, DAD or MLD reports: the only frames
-            # on a lab link are the ones a test sends.
-            with entered(name):
-                for scope in ("all", "default"):
+        with entered(name):
+            for scope in ("all", "default"):
+                if not topo.dual_stack(node):
+                    # No router solicitations, DAD or MLD reports: the only
+                    # frames on a lab link are the ones a test sends.
                     _write_sysctl(f"net.ipv6.conf.{scope}.disable_ipv6", "1")
+                    continue
+                # IPv6, quietly: no link-local address (nothing to detect as
+                # duplicate or to solicit routers from), no router advertisements.
+                # (MLD reports still go out once the carrier is up: no setting
+                # stops them; lab.topology.pair6 says so.)
+                for key, value in (("addr_gen_mode", "1"), ("accept_dad", "0"), ("router_solicitations", "0"),
+                                   ("accept_ra", "0")):
+                    _write_sysctl(f"net.ipv6.conf.{scope}.{key}", value)
     # Each veth is created inside its a-side namespace with the peer placed
     # straight into the b-side one: nothing ever appears in the root namespace.
     for link in topo.links:
@@ -208,12 +225,12 @@ def _build_into(lab: Lab) -> None:
             for neigh in topo.neighbours:
                 if neigh.node == node:
                     ipr.neigh(
-                        "replace", dst=neigh.ip, lladdr=neigh.mac,
-                        ifindex=ipr.link_lookup(ifname=neigh.dev)[0], state="permanent",
+                        "replace", dst=neigh.ip, lladdr=neigh.mac, family=socket.AF_INET6 if ":" in neigh.ip else
+                        socket.AF_INET, ifindex=ipr.link_lookup(ifname=neigh.dev)[0], state="permanent",
                     )
             for route in topo.routes:
                 if route.node == node:
-                    spec = {"dst": route.dst} if route.dst != "default" else {"dst": "0.0.0.0/0"}
+                    spec = {"dst": route.prefix, "family": socket.AF_INET6 if route.family == 6 else socket.AF_INET}
                     if route.via:
                         spec["gateway"] = route.via
                     if route.dev:

@@ -1,10 +1,15 @@
 """The lab's checksum oracle: is every checksum in a frame right?
 
-Written from the RFCs (791, 793, 768, 792, 1071), independent of the C under
-test and of scapy: IPv4 header checksum, TCP and UDP over the pseudo-header
-(UDP 0 means "no checksum"), ICMP over its message. What cannot be judged is
-said, never guessed: a frame cut short, a fragment (its L4 checksum covers
-the whole datagram), a protocol without a checksum here.
+Written from the RFCs (791, 793, 768, 792, 1071, 8200, 4443), independent of
+the C under test and of scapy: the IPv4 header checksum; TCP, UDP and ICMPv6
+over their pseudo-header (IPv4's, or IPv6's with both 128-bit addresses, the
+final destination when a routing header names one); ICMP over its message;
+the inner packet of a tunnel (IP in IP, either way) too. UDP 0 means "no
+checksum" over IPv4, and is wrong over IPv6 unless the caller declares the
+tunnel port that may send it (RFC 6935/6936). Where the frames are is
+bpflab.lab.headers' job; what cannot be judged is said, never guessed (a
+frame cut short, a first fragment, a protocol without a checksum here), and
+kept apart from what has no checksum at all (ARP, a later fragment).
 
 A frame captured with TP_STATUS_CSUMNOTREADY (the kernel's CHECKSUM_PARTIAL:
 TX checksum offload left the L4 checksum for the "hardware" to finish) holds
@@ -17,9 +22,7 @@ import dataclasses
 import struct
 from collections.abc import Iterable
 
-ETH_P_IP, VLAN_TYPES = 0x0800, (0x8100, 0x88A8)
-TCP, UDP, ICMP = 6, 17, 1
-PROTO_NAMES = {TCP: "TCP", UDP: "UDP", ICMP: "ICMP"}
+from bpflab.lab.headers import CHECKSUM_AT, ETH_P_IP, ICMP, TCP, UDP, UPPER, link, parse
 
 
 def ones_sum(data: bytes, start: int = 0) -> int:
@@ -39,7 +42,10 @@ def checksum(data: bytes, start: int = 0) -> int:
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """Folded one's complement sum of the IPv4 pseudo-header."""
+    """Folded one's complement sum of the pseudo-header: IPv4's (4-byte
+    addresses, RFC 793) or IPv6's (16-byte ones, a 32-bit length, RFC 8200)."""
+    if len(src) == 16:
+        return ones_sum(src + dst + struct.pack("!I3xB", length, proto))
     return ones_sum(src + dst + struct.pack("!BBH", 0, proto, length))
 
 
@@ -103,7 +109,7 @@ def same_checksum(a: int, b: int) -> bool:
 class Finding:
     """One checksum field judged: `ok`, or what was expected instead."""
 
-    layer: str      # "IPv4", "TCP", "UDP", "ICMP"
+    layer: str      # "IPv4", "TCP", "UDP", "ICMP", "ICMPv6"; "inner TCP" inside a tunnel
     ok: bool
     actual: int
     expected: int
@@ -119,11 +125,17 @@ class Finding:
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     findings: tuple[Finding, ...]
-    unchecked: str = ""  # why (part of) the frame could not be judged
+    unchecked: str = ""  # what the frame holds that could not be judged, and why
+    nothing: str = ""    # why there is nothing (more) to judge: no checksum there (not a gap)
 
     @property
     def ok(self) -> bool:
         return all(f.ok for f in self.findings)
+
+    @property
+    def complete(self) -> bool:
+        """Everything in the frame that has a checksum was judged."""
+        return not self.unchecked
 
     @property
     def problems(self) -> list[Finding]:
@@ -131,133 +143,145 @@ class Verdict:
 
     def __str__(self) -> str:
         parts = [str(f) for f in self.findings] + ([f"not checked: {self.unchecked}"] if self.unchecked else [])
+        parts += [f"no checksum: {self.nothing}"] if self.nothing and not self.findings else []
         return "; ".join(parts) or "nothing to check"
 
 
 def ip_offset(frame: bytes) -> int | None:
     """Where the IPv4 header starts after Ethernet and up to two VLAN tags."""
-    if len(frame) < 14:
-        return None
-    off, (ethertype,) = 14, struct.unpack_from("!H", frame, 12)
-    for _ in range(2):
-        if ethertype not in VLAN_TYPES:
-            break
-        if len(frame) < off + 4:
-            return None
-        (ethertype,) = struct.unpack_from("!H", frame, off + 2)
-        off += 4
-    return off if ethertype == ETH_P_IP else None
+    l2 = link(frame)
+    return l2[1] if l2 is not None and l2[0] == ETH_P_IP else None
 
 
 def l4_span(frame: bytes) -> tuple[int, int, int, bytes, bytes] | None:
     """(protocol, where the L4 header starts, where the packet ends, source
-    and destination address) of a frame whose L4 segment is whole and ends
-    the frame (no padding after it, not a fragment); None otherwise."""
-    off = ip_offset(frame)
-    if off is None or len(frame) < off + 20 or frame[off] >> 4 != 4:
+    and pseudo-header destination address) of a frame whose one IP packet
+    holds a whole upper layer and ends the frame (no padding after it, not
+    a fragment, no tunnel); None otherwise."""
+    parsed = parse(frame)
+    segment = parsed.segment()
+    if segment is None or len(parsed.networks) != 1 or segment[2] != len(frame):
         return None
-    ihl = (frame[off] & 0xF) * 4
-    (tot_len,), (frag,) = struct.unpack_from("!H", frame, off + 2), struct.unpack_from("!H", frame, off + 6)
-    if ihl < 20 or frag & 0x3FFF or off + tot_len != len(frame) or tot_len < ihl:
+    proto, start, end = segment
+    if proto == UDP and (end - start < 8 or struct.unpack_from("!H", frame, start + 4)[0] != end - start):
         return None
-    if frame[off + 9] == UDP and (tot_len - ihl < 8 or struct.unpack_from("!H", frame, off + ihl + 4)[0] != tot_len - ihl):
-        return None
-    return frame[off + 9], off + ihl, off + tot_len, frame[off + 12:off + 16], frame[off + 16:off + 20]
+    net = parsed.innermost
+    return proto, start, end, net.src, net.dst
 
 
-def verify_frame(frame: bytes, *, partial: bool = False) -> Verdict:
-    """Judge every checksum of an Ethernet frame carrying IPv4. `partial`:
-    the frame was captured with CHECKSUM_PARTIAL (see the module's doc)."""
-    off = ip_offset(frame)
-    if off is None:
-        return Verdict((), "not IPv4")
-    if len(frame) < off + 20 or frame[off] >> 4 != 4:
-        return Verdict((), "IPv4 header cut short or not version 4")
-    ihl = (frame[off] & 0xF) * 4
-    tot_len, frag, proto = struct.unpack_from("!H", frame, off + 2)[0], struct.unpack_from("!H", frame, off + 6)[0], \
-        frame[off + 9]
-    if ihl < 20 or len(frame) < off + ihl:
-        return Verdict((), "IPv4 header length invalid or beyond the frame")
-    header = frame[off:off + ihl]
-    stored = struct.unpack_from("!H", header, 10)[0]
-    expected = checksum(header[:10] + b"\0\0" + header[12:])
-    findings = [Finding("IPv4", ones_sum(header) == 0xFFFF, stored, expected)]
-    if frag & 0x3FFF:
-        return Verdict(tuple(findings), "a fragment: its L4 checksum covers the whole datagram")
-    if proto not in PROTO_NAMES:
-        return Verdict(tuple(findings), f"IP protocol {proto} has no checksum checked here")
-    if tot_len < ihl or len(frame) < off + tot_len:
-        return Verdict(tuple(findings), f"IP total length {tot_len} beyond the frame's {len(frame) - off} bytes")
-    l4 = frame[off + ihl:off + tot_len]
-    finding, unchecked = _verify_l4(PROTO_NAMES[proto], l4, header[12:16], header[16:20], partial)
-    return Verdict(tuple(findings) + ((finding,) if finding else ()), unchecked)
+def verify_frame(frame: bytes, *, partial: bool = False, udp6_zero_ports=()) -> Verdict:
+    """Judge every checksum of an Ethernet frame. `partial`: the frame was
+    captured with CHECKSUM_PARTIAL (the outermost L4 field holds only the
+    pseudo-header sum). `udp6_zero_ports`: UDP ports of tunnels that may
+    send UDP checksum 0 over IPv6 (RFC 6935); elsewhere it is wrong there."""
+    parsed = parse(frame)
+    findings = []
+    for depth, net in enumerate(parsed.networks):
+        if net.family == 4:
+            header = frame[net.offset:net.upper]
+            stored = struct.unpack_from("!H", header, 10)[0]
+            findings.append(Finding(_inner(depth, "IPv4"), ones_sum(header) == 0xFFFF, stored,
+                                    checksum(header[:10] + b"\0\0" + header[12:])))
+    segment = parsed.segment()
+    if segment is None:
+        return Verdict(tuple(findings), parsed.gap, parsed.nothing)
+    net, depth = parsed.innermost, len(parsed.networks) - 1
+    finding, unchecked = _verify_l4(frame, segment, net, partial and depth == 0, udp6_zero_ports)
+    findings += [dataclasses.replace(finding, layer=_inner(depth, finding.layer))] if finding else []
+    return Verdict(tuple(findings), unchecked)
 
 
-def _verify_l4(name: str, l4: bytes, src: bytes, dst: bytes, partial: bool) -> tuple[Finding | None, str]:
-    where = {"TCP": 16, "UDP": 6, "ICMP": 2}[name]
-    if len(l4) < where + 2:
-        return None, f"{name} header cut short at {len(l4)} bytes by the IP total length"
+def _inner(depth: int, layer: str) -> str:
+    return "inner " * depth + layer
+
+
+def _verify_l4(frame: bytes, segment: tuple[int, int, int], net, partial: bool, udp6_zero_ports
+               ) -> tuple[Finding | None, str]:
+    proto, start, end = segment
+    name, where = UPPER[proto], CHECKSUM_AT[proto]
+    l4 = frame[start:end]
     stored = struct.unpack_from("!H", l4, where)[0]
-    if name == "UDP" and stored == 0:
-        return Finding(name, True, 0, 0, "no checksum (0)"), ""
-    zeroed = l4[:where] + b"\0\0" + l4[where + 2:]
-    if name == "ICMP":
-        return Finding(name, ones_sum(l4) == 0xFFFF, stored, checksum(zeroed)), ""
-    if name == "UDP":
+    if proto == UDP:
         # The datagram is what its length field says (the kernel trims the rest).
-        ulen = struct.unpack_from("!H", l4, 4)[0]
+        ulen = struct.unpack_from("!H", l4, 4)[0] if len(l4) >= 8 else 0
         if not 8 <= ulen <= len(l4):
             return None, f"UDP length {ulen} does not fit the {len(l4)}-byte IP payload"
-        l4, zeroed = l4[:ulen], zeroed[:ulen]
-    pseudo = pseudo_header_sum(src, dst, TCP if name == "TCP" else UDP, len(l4))
-    if partial:
+        l4 = l4[:ulen]
+    zeroed = l4[:where] + b"\0\0" + l4[where + 2:]
+    if proto == ICMP:
+        return Finding(name, ones_sum(l4) == 0xFFFF, stored, checksum(zeroed)), ""
+    pseudo = pseudo_header_sum(net.src, net.dst, proto, len(l4))
+    if partial and proto in (TCP, UDP):
         # The field holds the folded pseudo-header sum; the rest is summed later.
         return Finding(name, same_checksum(stored, pseudo), stored, pseudo, "partial: pseudo-header sum"), ""
     expected = checksum(zeroed, pseudo)
-    if name == "UDP" and expected == 0:
-        expected = 0xFFFF  # a computed 0 is sent as all ones (RFC 768)
+    if proto == UDP and expected == 0:
+        expected = 0xFFFF  # a computed 0 is sent as all ones (RFC 768, RFC 8200)
+    if proto == UDP and stored == 0:
+        if net.family == 4:
+            return Finding(name, True, 0, 0, "no checksum (0)"), ""
+        ports = struct.unpack_from("!HH", l4, 0)
+        if set(ports) & set(udp6_zero_ports):
+            return Finding(name, True, 0, 0, "0 over IPv6: a declared tunnel port (RFC 6935)"), ""
+        return Finding(name, False, 0, expected, "0 is not allowed over IPv6 (RFC 8200)"), ""
     return Finding(name, ones_sum(l4, pseudo) == 0xFFFF, stored, expected), ""
 
 
-def verify_rewrite(before: bytes, after: bytes, *, partial: bool = False) -> Verdict:
+def verify_rewrite(before: bytes, after: bytes, *, partial: bool = False, udp6_zero_ports=()) -> Verdict:
     """Judge `after`, what a program made of `before`: every checksum of it
-    (verify_frame), and one thing no single frame shows: a UDP checksum the
-    input carried must not become 0, which says "no checksum" (a result that
+    (verify_frame), and what no single frame shows. A UDP checksum the input
+    carried must not become 0, which says "no checksum" (a result that
     computes to 0 is sent as 0xFFFF, RFC 768; dropping the checksum is not a
-    NAT's to decide)."""
-    verdict = verify_frame(after, partial=partial)
-    dropped = _udp_checksum_dropped(before, after)
-    if dropped is None:
+    NAT's to decide); and a UDP checksum of 0 over IPv6 that the input
+    already had is the input's fault, not the program's."""
+    verdict = verify_frame(after, partial=partial, udp6_zero_ports=udp6_zero_ports)
+    udp_in, udp_out = _outer_udp_checksum(before), _outer_udp_checksum(after)
+    if udp_in is None or udp_out is None or udp_out[0] != 0:
         return verdict
-    findings = tuple(f for f in verdict.findings if f.layer != "UDP") + (dropped,)
-    return Verdict(findings, verdict.unchecked)
+    (stored_in, family_in), (_, family_out) = udp_in, udp_out
+    if stored_in != 0:
+        replaced = Finding("UDP", False, 0, _computed_udp(after), "the input had a checksum: 0 would say it has none")
+    elif family_in == family_out == 6:
+        replaced = Finding("UDP", True, 0, 0, "0 as it came: not allowed over IPv6, but the input's doing")
+    else:
+        return verdict
+    return Verdict(tuple(f for f in verdict.findings if f.layer != "UDP") + (replaced,), verdict.unchecked,
+                   verdict.nothing)
 
 
-def _udp_checksum_dropped(before: bytes, after: bytes) -> Finding | None:
-    spans = l4_span(before), l4_span(after)
-    if None in spans or spans[0][0] != UDP or spans[1][0] != UDP:
+def _outer_udp_checksum(frame: bytes) -> tuple[int, int] | None:
+    """(the UDP checksum field, the IP family) of a frame whose only packet is UDP."""
+    parsed = parse(frame)
+    segment = parsed.segment()
+    if segment is None or len(parsed.networks) != 1 or segment[0] != UDP:
         return None
-    (_, start, _, _, _), (_, out_start, out_end, src, dst) = spans
-    if before[start + 6:start + 8] == b"\0\0" or after[out_start + 6:out_start + 8] != b"\0\0":
-        return None
-    datagram = after[out_start:out_end]
-    expected = checksum(datagram, pseudo_header_sum(src, dst, UDP, len(datagram))) or 0xFFFF
-    return Finding("UDP", False, 0, expected, "the input had a checksum: 0 would say it has none")
+    return struct.unpack_from("!H", frame, segment[1] + 6)[0], parsed.innermost.family
+
+
+def _computed_udp(frame: bytes) -> int:
+    parsed = parse(frame)
+    _, start, end = parsed.segment()
+    ulen = struct.unpack_from("!H", frame, start + 4)[0]
+    datagram = frame[start:start + ulen]
+    zeroed = datagram[:6] + b"\0\0" + datagram[8:]
+    net = parsed.innermost
+    return checksum(zeroed, pseudo_header_sum(net.src, net.dst, UDP, len(datagram))) or 0xFFFF
 
 
 class BadChecksum(AssertionError):
     pass
 
 
-def assert_checksums(frames: Iterable[bytes | tuple[bytes, bool]], *, label: str = "frame") -> None:
+def assert_checksums(frames: Iterable[bytes | tuple[bytes, bool]], *, label: str = "frame", udp6_zero_ports=()) -> None:
     """Every checksum of every frame right, or BadChecksum naming each bad
-    field with its expected and actual value. Items are frames or
+    field with its expected and actual value; a frame with something that
+    could not be judged fails too (say what you check). Items are frames or
     (frame, partial) pairs."""
     bad = []
     for i, item in enumerate(frames):
         frame, partial = item if isinstance(item, tuple) else (item, False)
-        verdict = verify_frame(frame, partial=partial)
-        if not verdict.ok:
+        verdict = verify_frame(frame, partial=partial, udp6_zero_ports=udp6_zero_ports)
+        if not verdict.ok or not verdict.complete:
             bad.append(f"{label} {i}: {verdict}\n    {frame.hex()}")
     if bad:
-        raise BadChecksum("bad checksums:\n  " + "\n  ".join(bad))
+        raise BadChecksum("bad or unchecked checksums:\n  " + "\n  ".join(bad))

@@ -1,14 +1,17 @@
-"""A node's own kernel counters (/proc/net/snmp and /proc/net/netstat of
-its namespace)."""
+"""A node's own kernel counters (/proc/net/snmp, /proc/net/netstat and
+/proc/net/snmp6 of its namespace)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from bpflab.host.netns import entered
 
-# Every counter of a packet the kernel dropped for a bad checksum.
+# Every counter of a packet the kernel dropped for a bad checksum (TCP's
+# counts both families; UDP and ICMP have their own for IPv6).
 CHECKSUM_ERRORS = (("IpExt", "InCsumErrors"), ("Tcp", "InCsumErrors"), ("Udp", "InCsumErrors"),
-                   ("UdpLite", "InCsumErrors"), ("Icmp", "InCsumErrors"))
+                   ("UdpLite", "InCsumErrors"), ("Icmp", "InCsumErrors"), ("Udp6", "InCsumErrors"),
+                   ("UdpLite6", "InCsumErrors"), ("Icmp6", "InCsumErrors"))
+SNMP6_GROUPS = ("Udp6", "UdpLite6", "Icmp6", "Ip6")
 
 
 def _tables(text: str) -> dict[str, dict[str, int]]:
@@ -26,7 +29,15 @@ def snmp(netns: str) -> dict[str, dict[str, int]]:
     with entered(netns):
         # thread-self: /proc/self/net would show the main thread's namespace.
         text = Path("/proc/thread-self/net/snmp").read_text() + Path("/proc/thread-self/net/netstat").read_text()
-    return _tables(text)
+        snmp6 = Path("/proc/thread-self/net/snmp6")
+        six = snmp6.read_text() if snmp6.exists() else ""  # not there while IPv6 is off
+    table = _tables(text)
+    for line in six.splitlines():  # "Udp6InCsumErrors   0": a group's name, then the counter's
+        name, value = line.split()
+        group = next((g for g in SNMP6_GROUPS if name.startswith(g)), None)
+        if group is not None:
+            table.setdefault(group, {})[name.removeprefix(group)] = int(value)
+    return table
 
 
 def checksum_errors(netns: str) -> dict[str, int]:

@@ -18,10 +18,15 @@ class Endpoint:
     mac: str | None = None
     tx_checksum: bool = True  # False: TX checksum offload off (XDP then sees full checksums)
     gro: bool | None = None  # None: leave the kernel default
+    address6: str | None = None  # "fd00:11::1/64": the link is dual-stack
 
     @property
     def ip(self) -> str | None:
         return self.address.split("/")[0] if self.address else None
+
+    @property
+    def ip6(self) -> str | None:
+        return self.address6.split("/")[0] if self.address6 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,15 +40,24 @@ class Link:
 @dataclasses.dataclass(frozen=True)
 class Route:
     node: str
-    dst: str  # "10.96.0.0/16" or "default"
+    dst: str  # "10.96.0.0/16", "fd00:96::/64", "default" (IPv4) or "default6"
     via: str | None = None
     dev: str | None = None
     type: str = "unicast"  # "local": every address in dst is the node's own (AnyIP)
 
+    @property
+    def family(self) -> int:
+        return 6 if self.dst == "default6" or ":" in self.dst else 4
+
+    @property
+    def prefix(self) -> str:
+        return {"default": "0.0.0.0/0", "default6": "::/0"}.get(self.dst, self.dst)
+
 
 @dataclasses.dataclass(frozen=True)
 class Neighbour:
-    """A permanent ARP entry: in `node`, `ip` is at `mac` on `dev`."""
+    """A permanent ARP (or, for an IPv6 `ip`, NDP) entry: in `node`, `ip` is
+    at `mac` on `dev`. Static, so no test waits on a resolution."""
 
     node: str
     dev: str
@@ -58,7 +72,10 @@ class Topology:
     links: tuple[Link, ...]
     routes: tuple[Route, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
-    ipv6: bool = False  # off: links carry only what tests send
+
+    def dual_stack(self, node: str) -> bool:
+        """Whether `node` has IPv6 addresses (the others have IPv6 off)."""
+        return any(end.node == node and end.address6 for link in self.links for end in (link.a, link.b))
 
     def endpoint(self, node: str, ifname: str) -> Endpoint:
         for link in self.links:
@@ -91,6 +108,23 @@ def pair() -> Topology:
             Neighbour("left", "eth0", "10.11.0.2", "02:00:00:00:01:02"),
             Neighbour("right", "eth0", "10.11.0.1", "02:00:00:00:01:01"),
         ),
+    )
+
+
+def pair6() -> Topology:
+    """pair, dual-stack: left 10.11.0.1 / fd00:11::1 <-> right 10.11.0.2 /
+    fd00:11::2, with permanent neighbour entries for both families (no ARP,
+    no NDP). No link-local addresses, DAD or router solicitations cross the
+    link, but the kernel sends its MLD reports once the carrier is up (no
+    setting stops them): match what you capture on it."""
+    left, right = "02:00:00:00:01:01", "02:00:00:00:01:02"
+    return Topology(
+        name="pair6",
+        nodes={"left": {}, "right": {}},
+        links=(Link(Endpoint("left", "eth0", "10.11.0.1/24", left, address6="fd00:11::1/64"),
+                    Endpoint("right", "eth0", "10.11.0.2/24", right, address6="fd00:11::2/64")),),
+        neighbours=(Neighbour("left", "eth0", "10.11.0.2", right), Neighbour("right", "eth0", "10.11.0.1", left),
+                    Neighbour("left", "eth0", "fd00:11::2", right), Neighbour("right", "eth0", "fd00:11::1", left)),
     )
 
 
@@ -200,24 +234,31 @@ def egress() -> Topology:
     address as its own (a local route for 0.0.0.0/0, AnyIP; accept_local
     so that no source is a martian), verifies it and counts errors. The
     sender's and middle's MACs are the ones `bpflab csum` puts in its frames.
-    Addresses are in 198.18.0.0/15 (RFC 2544), which no program steers by."""
+    IPv6 likewise (the sender needs no IPv6 of its own: its frames come from
+    a packet socket). Addresses are in 198.18.0.0/15 (RFC 2544) and
+    2001:2::/48 (RFC 5180), which no program steers by."""
+    sink_mac = "02:00:00:00:07:02"
     return Topology(
         name="egress",
         nodes={"sender": {},
-               "middle": {"net.ipv4.conf.all.forwarding": "1"},
+               "middle": {"net.ipv4.conf.all.forwarding": "1", "net.ipv6.conf.all.forwarding": "1"},
                "sink": {"net.ipv4.conf.all.accept_local": "1", "net.ipv4.conf.eth0.accept_local": "1"}},
         links=(
             Link(Endpoint("sender", "eth0", "198.18.0.1/24", EGRESS_SENDER_MAC),
-                 Endpoint("middle", "eth0", "198.18.0.2/24", EGRESS_MIDDLE_MAC)),
-            Link(Endpoint("middle", "eth1", "198.19.0.1/24", "02:00:00:00:07:01", tx_checksum=False),
-                 Endpoint("sink", "eth0", "198.19.0.2/24", "02:00:00:00:07:02")),
+                 Endpoint("middle", "eth0", "198.18.0.2/24", EGRESS_MIDDLE_MAC, address6="2001:2:0:1::2/64")),
+            Link(Endpoint("middle", "eth1", "198.19.0.1/24", "02:00:00:00:07:01", tx_checksum=False,
+                          address6="2001:2:0:2::1/64"),
+                 Endpoint("sink", "eth0", "198.19.0.2/24", sink_mac, address6="2001:2:0:2::2/64")),
         ),
         routes=(Route("sender", "default", via="198.18.0.2"), Route("middle", "default", via="198.19.0.2"),
-                Route("sink", "default", dev="lo", type="local")),
+                Route("middle", "default6", via="2001:2:0:2::2"),
+                Route("sink", "default", dev="lo", type="local"), Route("sink", "default6", dev="lo", type="local")),
         neighbours=(Neighbour("sender", "eth0", "198.18.0.2", EGRESS_MIDDLE_MAC),
                     Neighbour("middle", "eth0", "198.18.0.1", EGRESS_SENDER_MAC),
-                    Neighbour("middle", "eth1", "198.19.0.2", "02:00:00:00:07:02")),
+                    Neighbour("middle", "eth1", "198.19.0.2", sink_mac),
+                    Neighbour("middle", "eth1", "2001:2:0:2::2", sink_mac)),
     )
 
 
-TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "dnat": dnat, "service": service, "egress": egress}
+TOPOLOGIES: dict[str, Callable[[], Topology]] = {"pair": pair, "pair6": pair6, "dnat": dnat, "service": service,
+                                                 "egress": egress}

@@ -56,6 +56,7 @@ class Mutation:
 
 M = Mutation
 STATE_TESTS = ("tests/test_tool_csum_states.py",)
+ORACLE_TESTS = ("tests/test_checksums.py",)
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -220,12 +221,30 @@ MUTATIONS = [
     M("tool-kernel-counters-ignored", "bpflab/tool/judge.py", "    for counter, n in arrival.kernel_errors.items():",
       "    for counter, n in {}.items():", "a frame the receiving kernel dropped for its checksum is a failure",
       STATE_TESTS),
-    M("tool-partial-oracle-complete", "bpflab/tool/judge.py", "            verdict = verify_rewrite(sent, data, partial=partial)",
-      "            verdict = verify_rewrite(sent, data)", "a frame seen still partial is judged by its pseudo-header sum",
+    M("tool-partial-oracle-complete", "bpflab/tool/judge.py", "verify_rewrite(sent, data, partial=partial, udp6_zero_ports=udp6_zero_ports)",
+      "verify_rewrite(sent, data, udp6_zero_ports=udp6_zero_ports)", "a frame seen still partial is judged by its pseudo-header sum",
       STATE_TESTS),
     M("tool-nothing-arrived-unchanged", "bpflab/tool/judge.py", "    if not arrival.at_middle:", "    if False:",
       "a frame that never reached the middle is not called unchanged", STATE_TESTS + ("tests/test_tool_run.py",)),
-    M("tool-udp-checksum-drop-allowed", "lab/checksums.py", "    if dropped is None:\n        return verdict",
+    # the oracle itself, for IPv6 (tests/test_checksums.py holds it to scapy)
+    M("oracle-v6-header-destination", "lab/headers.py", "            dst = final or dst", "            dst = dst",
+      "the pseudo-header names the final destination of a routing header", ORACLE_TESTS),
+    M("oracle-icmpv6-no-pseudo-header", "lab/checksums.py", "    if proto == ICMP:\n", "    if proto in (ICMP, 58):\n",
+      "ICMPv6 is summed over its pseudo-header", ORACLE_TESTS),
+    M("oracle-v6-length-with-extensions", "lab/checksums.py", "    pseudo = pseudo_header_sum(net.src, net.dst, proto, len(l4))",
+      "    pseudo = pseudo_header_sum(net.src, net.dst, proto, net.end - net.offset - (40 if net.family == 6 else 0))",
+      "the pseudo-header's length is the upper layer's, not the payload's with its extension headers", ORACLE_TESTS),
+    M("oracle-udp6-zero-accepted", "lab/checksums.py", "        if net.family == 4:\n            return Finding(name, True, 0, 0,",
+      "        if True:\n            return Finding(name, True, 0, 0,", "UDP 0 over IPv6 is wrong but for a declared tunnel",
+      ORACLE_TESTS),
+    M("oracle-extensions-skipped-blindly", "lab/headers.py", "        size = (frame[pos + 1] + 2) * 4 if nh == AUTH else (frame[pos + 1] + 1) * 8",
+      "        size = 8", "an extension header is as long as its length field says", ORACLE_TESTS),
+    M("oracle-first-fragment-judged", "lab/headers.py", "            if word & 1:\n", "            if False:\n",
+      "a first fragment's checksum covers the whole datagram: it cannot be judged", ORACLE_TESTS),
+    M("oracle-tunnel-not-entered", "lab/headers.py", "    if found.proto in (IPIP, IPV6):", "    if False:",
+      "the inner packet of a tunnel is judged too", ORACLE_TESTS),
+    M("tool-udp-checksum-drop-allowed", "lab/checksums.py",
+      "    if udp_in is None or udp_out is None or udp_out[0] != 0:\n        return verdict",
       "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",
       ("tests/test_checksums.py", *STATE_TESTS)),
 ]

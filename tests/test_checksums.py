@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
-from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.inet6 import (
+    ICMPv6EchoRequest,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    IPv6ExtHdrSegmentRouting,
+)
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from bpflab.lab import packets
 from bpflab.lab.checksums import (
@@ -20,6 +29,7 @@ from bpflab.lab.checksums import (
     verify_frame,
     verify_rewrite,
 )
+from bpflab.lab.headers import parse
 
 
 def test_rfc1624_worked_example():
@@ -167,12 +177,118 @@ def test_assert_checksums_names_the_frame_the_field_and_both_values():
         assert_checksums([good, bad])
 
 
+E = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+V6 = IPv6(src="fd00::1", dst="fd00::2")
+
+
 @pytest.mark.parametrize("frame,reason", [
-    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP() / b"x"), "a fragment"),
-    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / b"gre"), "IP protocol 47"),
-    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:40], "beyond the frame"),
-    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x86DD) / (b"\x60" * 40)), "not IPv4"),
-])
+    (bytes(E / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP() / b"x"), "a first fragment: its upper-layer checksum covers the whole datagram"),
+    (bytes(E / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / b"gre"), "IP protocol 47 has no checksum judged here"),
+    (bytes(E / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:40], "IP total length 40 is beyond the 26 bytes there"),
+    (bytes(E / V6 / IPv6ExtHdrFragment(offset=0, m=1) / TCP() / b"q"), "a first fragment: its upper-layer checksum covers the whole datagram"),
+    (bytes(E / V6 / IPv6ExtHdrRouting(type=3, addresses=["fd00::3"], segleft=1) / UDP()), "a type 3 routing header with segments left"),
+    (bytes(E / V6 / TCP())[:60], "IPv6 payload length 20 is beyond the 6 bytes there"),
+    (bytes(E / IPv6(src="fd00::1", dst="fd00::2", nh=132) / b"sctp"), "IP protocol 132 has no checksum judged here"),
+    (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x8847) / b"mpls"), "ethertype 0x8847 is not parsed here"),
+], ids=["v4 first fragment", "gre", "v4 cut short", "v6 first fragment", "rpl routing", "v6 cut short", "sctp", "mpls"])
 def test_what_cannot_be_judged_is_said(frame, reason):
     verdict = verify_frame(frame)
-    assert reason in verdict.unchecked
+    assert verdict.unchecked.startswith(reason) and not verdict.complete, verdict
+    with pytest.raises(BadChecksum, match="not checked: "):
+        assert_checksums([frame])  # nothing unchecked passes as right
+
+
+@pytest.mark.parametrize("frame,reason", [
+    (bytes(E / ARP(pdst="10.0.0.2")), "ARP carries no checksum"),
+    (bytes(E / IP(src="10.0.0.1", dst="10.0.0.2", frag=185) / b"later bytes"), "a later fragment: no upper-layer header in it"),
+    (bytes(E / V6 / IPv6ExtHdrFragment(offset=5) / b"later bytes"), "a later fragment: no upper-layer header in it"),
+    (bytes(E / IPv6(src="fd00::1", dst="fd00::2", nh=59)), "no next header"),
+], ids=["arp", "v4 later fragment", "v6 later fragment", "no next header"])
+def test_what_has_no_checksum_is_not_a_gap(frame, reason):
+    verdict = verify_frame(frame)
+    assert (verdict.nothing, verdict.complete, verdict.ok) == (reason, True, True), verdict
+    assert_checksums([frame])
+
+
+# -- IPv6 ---------------------------------------------------------------------
+
+EXTENSION_CHAINS = [[], [IPv6ExtHdrHopByHop()], [IPv6ExtHdrDestOpt()], [IPv6ExtHdrHopByHop(), IPv6ExtHdrDestOpt()],
+                    [IPv6ExtHdrRouting(addresses=["fd00::3", "fd00::4"], segleft=2)],
+                    [IPv6ExtHdrSegmentRouting(addresses=["fd00::9", "fd00::8"], segleft=1)],
+                    [IPv6ExtHdrFragment(offset=0, m=0, id=7)]]  # an atomic fragment: the whole datagram
+
+
+@st.composite
+def scapy_frames6(draw):
+    """(layer, frame, where the upper layer starts, where the final
+    destination is or None) of IPv6 frames scapy builds: TCP, UDP and ICMPv6
+    behind every kind of extension header chain, and the tunnels either way."""
+    kind = draw(st.sampled_from(["tcp", "udp", "icmpv6"]))
+    payload = draw(st.binary(max_size=200))
+    l4 = {"tcp": lambda: TCP(sport=draw(st.integers(0, 65535)), dport=80, flags="PA", seq=draw(st.integers(0, 99))),
+          "udp": lambda: UDP(sport=draw(st.integers(0, 65535)), dport=53),
+          "icmpv6": lambda: ICMPv6EchoRequest(id=draw(st.integers(0, 65535)), data=payload)}[kind]()
+    chain = draw(st.sampled_from(EXTENSION_CHAINS))
+    ip = IPv6(src=draw(st.sampled_from(["fd00::1", "2001:db8::7"])), dst="fd00:10::10", hlim=draw(st.integers(1, 255)))
+    tunnel = draw(st.sampled_from(["none", "6in4", "4in6"])) if kind != "icmpv6" else "none"
+    packet = ip
+    for header in chain:
+        packet = packet / header
+    packet = packet / l4 / (payload if kind != "icmpv6" else b"")
+    if tunnel == "6in4":
+        packet = IP(src="192.0.2.1", dst="192.0.2.2") / packet
+    elif tunnel == "4in6":
+        packet = IPv6(src="fd00::a", dst="fd00::b") / IP(src="10.0.1.2", dst="10.96.0.10") / l4 / payload
+    frame = bytes(E / packet)
+    layer = {"tcp": "TCP", "udp": "UDP", "icmpv6": "ICMPv6"}[kind]
+    routed = tunnel != "4in6" and any(isinstance(h, (IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)) and h.segleft
+                                      for h in chain)  # the header's destination is then not the final one
+    return ("inner " + layer if tunnel != "none" else layer), frame, tunnel, routed
+
+
+@settings(max_examples=200)
+@given(case=scapy_frames6(), flip=st.integers(0, 2**16))
+def test_the_oracle_accepts_what_scapy_builds_over_ipv6_and_rejects_any_flipped_covered_bit(case, flip):
+    layer, frame, tunnel, routed = case
+    verdict = verify_frame(frame)
+    assert verdict.ok and verdict.complete and verdict.findings[-1].layer == layer, verdict
+    # A bit flipped in what the upper layer's checksum covers: the segment
+    # itself (not the UDP length, which makes it another datagram) and the
+    # pseudo-header's addresses. IPv6 has no header checksum: its other
+    # fields (traffic class, flow label, hop limit, the extension headers
+    # but for the final destination) are covered by nothing, by design.
+    parsed = parse(frame)
+    net = parsed.innermost
+    covered = list(range(net.upper, net.end))
+    if net.family == 6 and not routed:
+        covered += list(range(net.offset + 8, net.offset + 40))
+    if layer.endswith("UDP"):
+        covered = [at for at in covered if at not in (net.upper + 4, net.upper + 5)]
+    at = covered[flip % len(covered)]
+    bad = bytearray(frame)
+    bad[at] ^= 1 << (flip % 8)
+    assert not verify_frame(bytes(bad)).ok, f"byte {at} flipped and no checksum noticed: {verdict}"
+
+
+def test_icmpv6_is_summed_over_its_pseudo_header():
+    """Code ported from IPv4 forgets it: an ICMPv6 checksum over the message
+    alone, as ICMP's, is wrong."""
+    frame = bytearray(bytes(E / V6 / ICMPv6EchoRequest(id=7, seq=1, data=b"ping")))
+    at = 14 + 40 + 2
+    frame[at:at + 2] = b"\0\0"
+    frame[at:at + 2] = struct.pack("!H", checksum(bytes(frame[14 + 40:])))  # ICMPv4's rule
+    (problem,) = verify_frame(bytes(frame)).problems
+    assert (problem.layer, problem.expected) == ("ICMPv6", Ether(bytes(E / V6 / ICMPv6EchoRequest(id=7, seq=1, data=b"ping")))[ICMPv6EchoRequest].cksum)
+
+
+def test_udp_zero_over_ipv6_is_wrong_unless_a_tunnel_port_may_send_it():
+    vxlan = bytes(E / V6 / UDP(sport=40000, dport=4789, chksum=0) / b"inner frame")
+    (finding,) = verify_frame(vxlan).findings
+    assert str(finding) == (f"UDP checksum 0x0000, expected 0x{Ether(bytes(E / V6 / UDP(sport=40000, dport=4789) / b'inner frame'))[UDP].chksum:04x}"
+                            " (0 is not allowed over IPv6 (RFC 8200))")
+    assert verify_frame(vxlan, udp6_zero_ports={4789}).ok
+    assert not verify_frame(vxlan, udp6_zero_ports={6081}).ok
+    # A rewrite that leaves the input's 0 alone did nothing wrong itself.
+    moved = bytes(E / IPv6(src="fd00::1", dst="fd00::99") / UDP(sport=40000, dport=4789, chksum=0) / b"inner frame")
+    assert verify_rewrite(vxlan, moved).ok
+    assert not verify_rewrite(bytes(E / V6 / UDP(sport=40000, dport=4789) / b"inner frame"), moved).ok

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.kernel
 # exactly these tests); 500 on the host.
 EXAMPLES = 100 if IN_VM else 500
 LAB_EXAMPLES = 100 if IN_VM else 300  # xdp_dnat in the dnat lab (each frame a FIB lookup in test-run)
-SHARES_EXAMPLES = 85 if IN_VM else 170  # 5 and 10 frames per edge, or 10 and 20
+SHARES_EXAMPLES = 90 if IN_VM else 180  # 5 and 10 frames per edge, or 10 and 20
 # Which checksum each bug corrupts (the field the report must name).
 BUGS = {
     "forgets_pseudo_header": {"TCP", "UDP"},  # the L4 checksum misses the address change
@@ -111,8 +111,8 @@ def test_every_edge_gets_its_share_of_the_frames():
     with Target(nat("correct")) as target:
         report = check(target, examples=SHARES_EXAMPLES)
     assert {e: c.frames for e, c in report.edges.items()} == shares(SHARES_EXAMPLES)
-    assert shares(85) == {e: 10 if e in RESULT_EDGES else 5 for e in EDGES}
-    assert shares(170) == {e: 20 if e in RESULT_EDGES else 10 for e in EDGES}
+    assert shares(90) == {e: 10 if e in RESULT_EDGES else 5 for e in EDGES}
+    assert shares(180) == {e: 20 if e in RESULT_EDGES else 10 for e in EDGES}
 
 
 def test_a_program_that_changes_nothing_was_checked_for_nothing(capsys):

@@ -52,7 +52,7 @@ def test_each_frame_its_verdict_changes_and_checksums(capsys, capture, kind):
     assert lines[1:] == ["    1  XDP_PASS        unchanged  [checksums: unchanged]",
                          "    2  XDP_PASS        unchanged  [checksums: unchanged]",
                          "    3  XDP_PASS        unchanged  [checksums: unchanged]"]
-    assert err.strip() == "4 frames: 3 XDP_PASS, 1 XDP_REDIRECT; 1 changed, 0 with a bad checksum"
+    assert err.strip() == "4 frames: 3 XDP_PASS, 1 XDP_REDIRECT; 1 changed, 0 with a bad checksum, 0 not checked"
 
 
 @pytest.mark.since_kernel("xdp_test_run_ctx")  # the FIB needs the ingress interface
@@ -80,15 +80,19 @@ def test_a_tc_program_with_its_maps_from_json(capsys, tmp_path):
          "value": {"vip": VIP, "port": 80, "proto": 6}}]))
     (tmp_path / "config.json").write_text(json.dumps([{"key": 0, "value": {"service_ifindex": 7}}]))
     wrpcap(str(tmp_path / "replies.pcap"), [backend_frame(TCP(sport=8080, dport=40000, flags="SA"))])
-    code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "dnat_return", "--map",
-                       f"dnat_replies={tmp_path / 'replies.json'}", "--map", f"dnat_config={tmp_path / 'config.json'}",
-                       "--pcap", tmp_path / "replies.pcap")
+    maps = ["--map", f"dnat_replies={tmp_path / 'replies.json'}", "--map", f"dnat_config={tmp_path / 'config.json'}"]
+    code, out, _ = run(capsys, object_path("xdp_dnat"), "--prog", "dnat_return", *maps,
+                       "--pcap", tmp_path / "replies.pcap", "--states", "none")
     assert code == 0
     assert out.startswith("    0  TC_ACT_REDIRECT ")
-    assert f"IP.src {BACKEND_IP} -> {VIP}" in out and "TCP.sport 8080 -> 80" in out
-    # The egress lab has no interface 7: what the program redirected there is not judged, and said so.
-    assert out.endswith("[none: TC_ACT_REDIRECT, ok; complete: TC_ACT_REDIRECT, ok; partial: SENT, not checked: it never "
+    assert f"IP.src {BACKEND_IP} -> {VIP}" in out and "TCP.sport 8080 -> 80" in out and out.endswith("[none: TC_ACT_REDIRECT, ok]\n")
+    # The egress lab has no interface 7: what the program redirected there is not judged, and said so (exit 4).
+    code, out, err = run(capsys, object_path("xdp_dnat"), "--prog", "dnat_return", *maps,
+                         "--pcap", tmp_path / "replies.pcap", "--states", "none,partial")
+    assert code == 4
+    assert out.endswith("[none: TC_ACT_REDIRECT, ok; partial: SENT, not checked: it never "
                         "reached the middle (redirected elsewhere, or dropped after the egress hook)]\n")
+    assert err.strip().endswith("1 changed, 0 with a bad checksum, 1 not checked (checksum states: none, partial)")
     assert CLIENT_IP not in out  # the destination stays
 
 
@@ -99,7 +103,7 @@ def test_a_bad_checksum_in_what_the_program_sent_exits_1(capsys, tmp_path):
     code, out, err = run(capsys, BUILD_DIR / "tests" / "nat_forgets_pseudo_header.bpf.o", "--pcap", tmp_path / "in.pcap")
     assert code == 1
     assert "XDP_TX" in out and "[checksums: TCP checksum 0x" in out and ", expected 0x" in out
-    assert err.strip().endswith("1 changed, 1 with a bad checksum")
+    assert err.strip().endswith("1 changed, 1 with a bad checksum, 0 not checked")
 
 
 @pytest.mark.parametrize("what,message", [("missing", "capture {tmp}/missing.pcap not found"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -25,7 +26,9 @@ from bpflab.libbpf.btf_codec import EncodeError
 from bpflab.loaders.cli import EXIT_USAGE, OneLineParser, describe, positive_int
 from bpflab.tool.target import Target, TargetError
 
-EXIT_BAD_CHECKSUM, EXIT_NOTHING_CHECKED = 1, 3
+# run and csum alike: 1 a bad checksum, 3 nothing the program changed to
+# check (csum), 4 something it changed that could not be judged (and none bad).
+EXIT_BAD_CHECKSUM, EXIT_NOTHING_CHECKED, EXIT_UNCHECKED = 1, 3, 4
 LAB_DEFAULTS = {"dnat": ("lb", "eth0"), "pair": ("right", "eth0")}
 
 
@@ -39,6 +42,12 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--lab", metavar="TOPOLOGY[:NODE:IFACE]",
                        help="build this lab topology and run in NODE, as if frames arrived on IFACE")
     p.add_argument("--ifindex", type=int, metavar="N", help="the ingress interface frames arrive on (XDP)")
+
+
+def add_tunnel_port_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tunnel-port", type=int, action="append", default=[], metavar="PORT",
+                   help="a UDP port of a tunnel that may send UDP checksum 0 over IPv6 (RFC 6935: VXLAN 4789, "
+                        "GENEVE 6081); elsewhere 0 is wrong over IPv6 (repeatable)")
 
 
 def add_states_arg(p: argparse.ArgumentParser) -> None:
@@ -79,22 +88,24 @@ def cmd_run(args) -> int:
     frames = read_frames(args.pcap)
     with opened_target(args) as (target, _ends):
         states, left_out = chosen_states(args, target)
-        results = replay(target, frames, states)
+        results = replay(target, frames, states, udp6_zero_ports=tuple(args.tunnel_port))
     for r in results:
         print(json.dumps(r.as_json()) if args.json else r.line())
     verdicts = Counter(r.verdict for r in results)
     bad = sum(r.bad for r in results)
+    unchecked = sum(r.gap for r in results)
     in_states = ""
     if target.kind == "tc":
         in_states = f" (checksum states: {', '.join(states)}" + "".join(
             f"; left out: {state} ({why})" for state, why in left_out.items()) + ")"
     summary = (f"{len(results)} frames: " + ", ".join(f"{n} {v}" for v, n in verdicts.most_common())
-               + f"; {sum(1 for r in results if r.changed)} changed, {bad} with a bad checksum{in_states}")
+               + f"; {sum(1 for r in results if r.changed)} changed, {bad} with a bad checksum, {unchecked} not checked"
+               + in_states)
     print(summary, file=sys.stderr)
     if args.out:
         write_pcapng(args.out, results)
         print(f"wrote {args.out}", file=sys.stderr)
-    return EXIT_BAD_CHECKSUM if bad else 0
+    return EXIT_BAD_CHECKSUM if bad else EXIT_UNCHECKED if unchecked else 0
 
 
 def cmd_csum(args) -> int:
@@ -115,15 +126,22 @@ def cmd_csum(args) -> int:
 
 def csum(args) -> int:
     from bpflab.tool.csum import check, pool_from_maps
-    from bpflab.tool.edges import Pool
+    from bpflab.tool.edges import Pool, TargetSyntaxError, named
 
     with opened_target(args) as (target, ends):
         states, left_out = chosen_states(args, target)
         pool = Pool()
         if ends is not None:  # frames come from the ingress interface's peer
             me, peer = ends
-            pool = Pool(src_mac=peer.mac, dst_mac=me.mac, sources=(peer.ip,))
+            pool = Pool(src_mac=peer.mac, dst_mac=me.mac, sources=tuple(a for a in (peer.ip, peer.ip6) if a))
         pool = pool_from_maps(target, pool)
+        try:
+            pool = dataclasses.replace(named(pool, args.target), families=FAMILY_CHOICES[args.family])
+        except TargetSyntaxError as exc:
+            raise TargetError(str(exc)) from None
+        if not pool.aimed_families:
+            raise TargetError(f"--family {args.family}: no destination of that family to aim at (the maps and "
+                              "--target give none)")
         kind = f"{target.program.name} ({target.kind})"
         if not args.json:
             print(f"bpflab csum {args.obj}: program {kind}, {args.examples} frames aimed at "
@@ -131,36 +149,62 @@ def csum(args) -> int:
             if target.kind == "tc":
                 print(f"  checksum states: {', '.join(states)}"
                       + "".join(f"; left out: {state} ({why})" for state, why in left_out.items()), flush=True)
-        report = check(target, examples=args.examples, seed=args.seed, pool=pool, states=states, left_out=left_out)
+        report = check(target, examples=args.examples, seed=args.seed, pool=pool, states=states, left_out=left_out,
+                       udp6_zero_ports=tuple(args.tunnel_port))
     if args.json:
         written = write_failure_pcaps(report.failure, args.out_dir) if report.failure is not None else []
         print(json.dumps({"object": str(args.obj), "program": target.program.name, "kind": target.kind,
                           **report.as_json(), "written": written}))
-        if report.failure is not None:
-            return EXIT_BAD_CHECKSUM
-        return EXIT_NOTHING_CHECKED if report.checked == 0 else 0
-    names = {6: "TCP", 17: "UDP", 1: "ICMP"}
-    acts_on = ", ".join(f"{dst}:{port}/{names[proto]}" if port else f"{dst} {names[proto]}"
-                        for dst, port, proto in report.targets)
-    print(f"  probes changed: {acts_on or 'none (frames go to the whole pool)'}")
+        return csum_status(report)
+    print(f"  probes changed: {describe_targets(report.targets) or 'none (frames go to the whole pool)'}"
+          + (f"; named by hand: {describe_targets(report.named)}" if report.named else ""))
     by_state = target.kind == "tc"
     checked_columns = "".join(f"{state:>10}" for state in report.states) if by_state else f"{'checked':>9}"
-    print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{checked_columns}")
+    print(f"  {'edge':<18}{'frames':>8}{'aimed':>8}{'changed':>9}{checked_columns}{'unchecked':>11}")
     for edge, c in report.edges.items():
         checked = "".join(f"{c.states[state]:>10}" for state in report.states) if by_state else f"{c.checked:>9}"
-        print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{checked}")
+        print(f"  {edge:<18}{c.frames:>8}{c.aimed:>8}{c.changed:>9}{checked}{c.unchecked:>11}")
     if by_state:
-        print(f"  (the last {len(report.states)} columns: changed frames checked in each checksum state)")
+        print("  (the state columns: changed frames checked in each checksum state)")
     if report.failure is not None:
         return report_failure(report, args)
-    if report.checked == 0:
+    status = csum_status(report)
+    if status == EXIT_NOTHING_CHECKED:
         print(f"{report.frames} frames, none changed by the program: its checksums were checked for nothing. "
-              "Fill the maps that steer it (--map) or aim at what it acts on.", file=sys.stderr)
-        return EXIT_NOTHING_CHECKED
+              "Fill the maps that steer it (--map) or aim at what it acts on (--target).", file=sys.stderr)
+        return status
     in_states = f" in checksum state{'s' * (len(report.states) > 1)} {', '.join(report.states)}" if by_state else ""
+    if status == EXIT_UNCHECKED:
+        reasons = "; ".join(f"{n}: {why}" for why, n in report.reasons().items())
+        print(f"{report.frames} frames, {report.changed} changed by the program, {report.checked} checked{in_states}, "
+              f"every one of them right; {report.unchecked} NOT CHECKED ({reasons}).")
+        return status
     print(f"{report.frames} frames, {report.changed} changed by the program, {report.checked} checked{in_states}: "
           "every checksum right.")
     return 0
+
+
+def csum_status(report) -> int:
+    if report.failure is not None:
+        return EXIT_BAD_CHECKSUM
+    if report.unchecked:
+        return EXIT_UNCHECKED
+    return EXIT_NOTHING_CHECKED if report.checked == 0 else 0
+
+
+PROTOCOL_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
+
+
+def describe_targets(targets) -> str:
+    return ", ".join(f"{bracketed(dst)}:{port}/{PROTOCOL_NAMES[proto]}" if port else f"{dst} {PROTOCOL_NAMES[proto]}"
+                     for dst, port, proto in targets)
+
+
+FAMILY_CHOICES = {"4": (4,), "6": (6,), "both": (4, 6)}
+
+
+def bracketed(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
 
 
 def chosen_states(args, target) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -242,18 +286,26 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--pcap", required=True, metavar="IN", help="the frames (pcap or pcapng, Ethernet)")
     run.add_argument("--out", metavar="OUT.pcapng", help="write what the program sent, each with its verdict as a comment")
     add_states_arg(run)
+    add_tunnel_port_arg(run)
     run.add_argument("--json", action="store_true", help="one JSON object per frame")
     run.set_defaults(func=cmd_run)
     csum = sub.add_parser("csum", help="check the program's checksums on frames aimed at the edges",
-                          description="Frames aimed at the edges of one's complement checksums through the program; "
-                                      "every frame it changes must carry right IPv4, TCP, UDP and ICMP checksums. "
-                                      "Exit 1 with the smallest failing input (written as pcap), 3 if the program "
-                                      "changed no frame (nothing was checked), 0 otherwise.")
+                          description="Frames aimed at the edges of one's complement checksums through the program, "
+                                      "IPv4 and IPv6; every frame it changes must carry right IPv4, TCP, UDP, ICMP "
+                                      "and ICMPv6 checksums. Exit 1 with the smallest failing input (written as "
+                                      "pcap), 3 if the program changed no frame (nothing was checked), 4 if some "
+                                      "frame it changed could not be judged (and none was wrong), 0 otherwise.")
     add_target_args(csum)
     csum.add_argument("--examples", type=positive_int, default=1000, metavar="N", help="frames to try (default 1000)")
     csum.add_argument("--seed", type=int, metavar="S", help="a random seed (default: the same frames every run)")
     csum.add_argument("--out-dir", default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
     add_states_arg(csum)
+    add_tunnel_port_arg(csum)
+    csum.add_argument("--family", choices=sorted(FAMILY_CHOICES), default="both",
+                      help="aim IPv4 frames, IPv6 frames or both (default both)")
+    csum.add_argument("--target", action="append", default=[], metavar="ADDRESS[:PORT][/PROTO]",
+                      help="aim at what the program acts on by hand, when its maps do not say (constants in its "
+                           "code): 10.96.0.10:80/tcp, [fd00::10]:53/udp, 192.0.2.1/icmp (repeatable)")
     csum.add_argument("--json", action="store_true", help="the report as one JSON object (same exit codes)")
     csum.set_defaults(func=cmd_csum)
     ver = sub.add_parser("verifier", help="the annotated verifier-rejection corpus of a directory",

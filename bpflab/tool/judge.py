@@ -44,16 +44,22 @@ class Problem:
 class Judgement:
     state: str
     changed: bool            # the program changed the frame
-    checked: bool            # and its checksums were judged
+    checked: bool            # and everything in it with a checksum was judged (maybe nothing: ARP)
     problems: tuple[Problem, ...] = ()
-    unchecked: str = ""      # why (part of) it could not be judged
+    unchecked: str = ""      # what could not be judged, and why: counted apart from good and bad
     output: bytes = b""      # what the program sent (partial: as the middle got it)
     where: str = ""          # partial: "middle" or "sink", where a problem was seen
-    fate: str = ""           # partial: what became of a frame that never reached the middle
+    fate: str = ""           # partial: a frame dropped at egress
+    nothing: str = ""        # why the frame carries no checksum to judge (ARP, a later fragment)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def gap(self) -> bool:
+        """Changed, not wrong, but not all judged: never to be called right."""
+        return self.ok and self.changed and not self.checked
 
     def summary(self) -> str:
         """"ok", "unchanged", what is wrong, or what could not be judged."""
@@ -64,25 +70,26 @@ class Judgement:
         if not self.changed:
             return "unchanged"
         if not self.checked:
-            return f"not checked: {self.unchecked or 'nothing to check'}"
-        return "ok" + (f" (not checked: {self.unchecked})" if self.unchecked else "")
+            return f"not checked: {self.unchecked}"
+        return "ok" + (f" (no checksum: {self.nothing})" if self.nothing else "")
 
 
-def judge(frame: bytes, outcome: Outcome) -> Judgement:
-    """`outcome` is what the program made of `frame` (Target.run)."""
+def judge(frame: bytes, outcome: Outcome, *, udp6_zero_ports=()) -> Judgement:
+    """`outcome` is what the program made of `frame` (Target.run).
+    `udp6_zero_ports`: tunnels that may send UDP checksum 0 over IPv6."""
     if outcome.state == "partial":
-        return _judge_arrival(frame, outcome)
+        return _judge_arrival(frame, outcome, udp6_zero_ports)
     if outcome.refused:
         why = f"{outcome.refused}: it no longer matches the bytes the program left"
         return Judgement(outcome.state, True, True, (Problem("skb->csum", None, None, why),))
     if outcome.data == frame:
         return Judgement(outcome.state, False, False, output=outcome.data)
-    verdict = verify_rewrite(frame, outcome.data)
-    return Judgement(outcome.state, True, bool(verdict.findings), tuple(map(Problem.of, verdict.problems)),
-                     verdict.unchecked, outcome.data)
+    verdict = verify_rewrite(frame, outcome.data, udp6_zero_ports=udp6_zero_ports)
+    return Judgement(outcome.state, True, verdict.complete, tuple(map(Problem.of, verdict.problems)),
+                     verdict.unchecked, outcome.data, nothing="" if verdict.findings else verdict.nothing)
 
 
-def _judge_arrival(frame: bytes, outcome: Outcome) -> Judgement:
+def _judge_arrival(frame: bytes, outcome: Outcome, udp6_zero_ports) -> Judgement:
     """The partial state: what arrived at the middle (still partial) and at
     the sink (completed by the middle's kernel), and the kernels' counters."""
     arrival, sent = outcome.arrival, as_partial(frame)
@@ -90,16 +97,16 @@ def _judge_arrival(frame: bytes, outcome: Outcome) -> Judgement:
     if arrival.dropped:
         return Judgement("partial", False, False, fate="dropped at egress")
     if not arrival.at_middle:
-        return Judgement("partial", False, False, fate="not checked: it never reached the middle (redirected "
-                                                      "elsewhere, or dropped after the egress hook)")
+        # What the program made of it is unknown: it went where the lab does not look.
+        return Judgement("partial", True, False, unchecked="it never reached the middle (redirected elsewhere, or "
+                                                           "dropped after the egress hook)")
     changed = any(data != sent for data, _ in arrival.at_middle)
     if not changed:
         return Judgement("partial", False, False, output=outcome.data)
-    problems, checked, unchecked, where = [], False, "", ""
+    problems, unchecked, where = [], "", ""
     for place, frames in (("middle", arrival.at_middle), ("sink", arrival.at_sink)):
         for data, partial in frames:
-            verdict = verify_rewrite(sent, data, partial=partial)
-            checked = checked or bool(verdict.findings)
+            verdict = verify_rewrite(sent, data, partial=partial, udp6_zero_ports=udp6_zero_ports)
             unchecked = unchecked or verdict.unchecked
             if verdict.problems and not problems:
                 problems, where = [Problem.of(f) for f in verdict.problems], place
@@ -107,5 +114,4 @@ def _judge_arrival(frame: bytes, outcome: Outcome) -> Judgement:
         node, name = counter.split(" ", 1)
         problems.append(Problem(name, None, None, f"the {node}'s kernel dropped {n} frame(s) for a bad checksum"))
         where = where or node
-    return Judgement("partial", True, checked or bool(arrival.kernel_errors), tuple(problems), unchecked,
-                     outcome.data, where)
+    return Judgement("partial", True, not unchecked, tuple(problems), unchecked, outcome.data, where)

@@ -34,6 +34,7 @@ class Replayed:
     data: bytes
     bad: bool = False
     states: dict[str, StateRun] | None = None  # tc programs: each state that was run
+    gap: bool = False  # changed, and something in it could not be judged (in some state)
 
     def line(self) -> str:
         what = "; ".join(self.changed) if self.changed else "unchanged"
@@ -60,7 +61,8 @@ def read_frames(path: str | Path) -> list[bytes]:
         raise TargetError(f"{path}: not a pcap or pcapng file ({exc})") from None
 
 
-def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none",)) -> list[Replayed]:
+def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none",), udp6_zero_ports=()
+           ) -> list[Replayed]:
     """Each frame through the program; a tc program in each of `states`
     (the first one's verdict and output lead the line)."""
     out = []
@@ -70,28 +72,30 @@ def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none
         except OSError as exc:  # e.g. a frame shorter than Ethernet: the kernel refuses it
             out.append(Replayed(i, "REFUSED", [f"test-run refused the frame: {exc.strerror}"], "-", b""))
             continue
-        judged = {states[0]: (first, judge(frame, first))}
+        judged = {states[0]: (first, judge(frame, first, udp6_zero_ports=udp6_zero_ports))}
         if target.kind == "tc":
             for state in states[1:]:
-                judged[state] = _in_state(target, frame, state)
+                judged[state] = _in_state(target, frame, state, udp6_zero_ports)
         _, verdict = judged[states[0]]
         bad = any(j is not None and not j.ok for _, j in judged.values())
-        worst = next((j.summary() for _, j in judged.values() if j is not None and not j.ok), verdict.summary())
+        gap = any(j is not None and j.gap for _, j in judged.values())
+        worst = next((j.summary() for _, j in judged.values() if j is not None and (not j.ok or j.gap)),
+                     verdict.summary())
         runs = None
         if target.kind == "tc":
             runs = {state: StateRun(o.verdict if o else "-", j.summary() if j else why)
                     for state, (o, j), why in ((s, judged[s], _not_run(frame, s)) for s in judged)}
         data = first.data if first.data else frame
         out.append(Replayed(i, first.verdict, changes(frame, data) if data != frame else [], worst, first.data, bad,
-                            runs))
+                            runs, gap))
     return out
 
 
-def _in_state(target: Target, frame: bytes, state: str) -> tuple[Outcome | None, Judgement | None]:
+def _in_state(target: Target, frame: bytes, state: str, udp6_zero_ports) -> tuple[Outcome | None, Judgement | None]:
     if state == "partial" and as_partial(frame) is None:
         return None, None
     outcome = target.run(frame, state)
-    return outcome, judge(frame, outcome)
+    return outcome, judge(frame, outcome, udp6_zero_ports=udp6_zero_ports)
 
 
 def _not_run(frame: bytes, state: str) -> str:

@@ -100,14 +100,16 @@ class Lab:
     def snmp(self, node: str) -> dict[str, dict[str, int]]:
         return counters.snmp(self.netns(node))
 
-    def checksum_problems(self) -> list[str]:
+    def checksum_problems(self, *, unchecked: bool = True) -> list[str]:
         """Every frame this lab captured with a bad checksum (lab.checksums
-        judges it), and every node whose kernel counted a checksum error."""
+        judges it), every node whose kernel counted a checksum error, and
+        (`unchecked`) every captured frame with something that could not be
+        judged: nothing unjudged passes as right."""
         problems = []
         for frame in self.log.frames:
             if frame.direction == "captured":
                 verdict = verify_frame(frame.data, partial=frame.partial)
-                if not verdict.ok:
+                if verdict.problems or (unchecked and not verdict.complete):
                     problems.append(f"a frame captured at {frame.node}/{frame.ifname}: {verdict}\n"
                                     f"      {frame.data.hex()}")
         for node in self.namespaces:

@@ -11,8 +11,8 @@ header, ARP): the first is a gap, the second is not.
 """
 from __future__ import annotations
 
-import dataclasses
 import struct
+from typing import NamedTuple
 
 ETH_P_IP, ETH_P_IPV6, ETH_P_ARP = 0x0800, 0x86DD, 0x0806
 VLAN_TYPES = (0x8100, 0x88A8)
@@ -24,8 +24,7 @@ UPPER = {TCP: "TCP", UDP: "UDP", ICMP: "ICMP", ICMPV6: "ICMPv6"}  # upper layers
 CHECKSUM_AT = {TCP: 16, UDP: 6, ICMP: 2, ICMPV6: 2}  # where each keeps its checksum
 
 
-@dataclasses.dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):  # a tuple: frames are parsed thousands of times a second in property tests
     """One IP header (with its extension headers) and what follows it."""
 
     family: int        # 4 or 6
@@ -35,6 +34,7 @@ class Network:
     proto: int         # what follows: an upper layer, or IP again
     src: bytes         # the pseudo-header's addresses: for IPv6 with a routing
     dst: bytes         # header, the final destination (RFC 8200 section 8.1)
+    routed: bool = False  # dst is a routing header's final destination, not the IPv6 header's
 
     @property
     def header_len(self) -> int:
@@ -42,8 +42,7 @@ class Network:
         return (self.upper - self.offset) if self.family == 4 else 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     networks: tuple[Network, ...]  # outermost first; more than one: a tunnel
     gap: str = ""       # what is there but cannot be judged, and why
     nothing: str = ""   # why there is nothing more to judge (not a gap)
@@ -136,6 +135,7 @@ def _ipv6(frame: bytes, off: int, limit: int) -> Network | Parsed:
         return Parsed((), gap="a jumbogram (payload length 0 and a hop-by-hop header)")
     if limit < end:
         return Parsed((), gap=f"IPv6 payload length {plen} is beyond the {limit - pos} bytes there")
+    routed = False
     while nh in EXTENSIONS:
         if end < pos + 8:
             return Parsed((), gap=f"the IPv6 {EXTENSIONS[nh]} header is cut short")
@@ -152,9 +152,9 @@ def _ipv6(frame: bytes, off: int, limit: int) -> Network | Parsed:
             final = _final_destination(frame, pos, size)
             if isinstance(final, str):
                 return Parsed((), gap=final)
-            dst = final or dst
+            dst, routed = (final, True) if final else (dst, routed)
         nh, pos = frame[pos], pos + size
-    return Network(6, off, pos, end, nh, src, dst)
+    return Network(6, off, pos, end, nh, src, dst, routed)
 
 
 def _final_destination(frame: bytes, pos: int, size: int) -> bytes | str | None:

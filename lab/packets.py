@@ -137,11 +137,18 @@ def payload_offset(frame: bytes) -> int:
     return net.upper + ((frame[net.upper + 12] >> 4) * 4 if proto == TCP else 8)
 
 
-def _recompute(frame: bytearray) -> None:
+def _recompute(frame: bytearray, parsed=None) -> None:
     """Recompute the IPv4 header and TCP/UDP/ICMP/ICMPv6 checksums of
-    `frame` in place (a UDP checksum of 0 stays 0, as it came)."""
-    parsed = parse(bytes(frame))
+    `frame` in place (a UDP checksum of 0 stays 0, as it came). `parsed`:
+    the frame's layout, parsed before its addresses changed."""
+    parsed = parsed or parse(bytes(frame))
     net = parsed.networks[0]
+    at = (12, 16) if net.family == 4 else (8, 24)
+    size = 4 if net.family == 4 else 16
+    src = bytes(frame[net.offset + at[0]:net.offset + at[0] + size])
+    header_dst = frame[net.offset + at[1]:net.offset + at[1] + size]
+    # The pseudo-header's destination is the header's unless a routing header names the final one.
+    dst = net.dst if net.routed else bytes(header_dst)
     if net.family == 4:
         frame[net.offset + 10:net.offset + 12] = b"\0\0"
         frame[net.offset + 10:net.offset + 12] = struct.pack("!H", checksum(bytes(frame[net.offset:net.upper])))
@@ -155,7 +162,7 @@ def _recompute(frame: bytearray) -> None:
             return
         end = start + struct.unpack_from("!H", frame, start + 4)[0]
     frame[where:where + 2] = b"\0\0"
-    pseudo = 0 if proto == ICMP else pseudo_header_sum(net.src, net.dst, proto, end - start)
+    pseudo = 0 if proto == ICMP else pseudo_header_sum(src, dst, proto, end - start)
     check = checksum(bytes(frame[start:end]), pseudo)
     if proto == UDP and check == 0:
         check = 0xFFFF
@@ -167,7 +174,8 @@ def rewrite(frame: bytes, *, src: str | None = None, dst: str | None = None, spo
     """`frame` with the given fields replaced and its checksums recomputed
     from scratch: what a correct NAT of a frame with valid checksums sends."""
     out = bytearray(frame)
-    net = parse(frame).networks[0]
+    parsed = parse(frame)
+    net = parsed.networks[0]
     at = (12, 16) if net.family == 4 else (8, 24)
     if dmac is not None:
         out[0:6] = mac(dmac)
@@ -181,7 +189,7 @@ def rewrite(frame: bytes, *, src: str | None = None, dst: str | None = None, spo
         out[net.upper:net.upper + 2] = struct.pack("!H", sport)
     if dport is not None:
         out[net.upper + 2:net.upper + 4] = struct.pack("!H", dport)
-    _recompute(out)
+    _recompute(out, parsed)
     return bytes(out)
 
 

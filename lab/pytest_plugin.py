@@ -11,7 +11,9 @@ pcaps into the test's tmp_path and the paths are printed.
 
 The checksum rule: a test fails if any frame its labs captured has a bad
 checksum (lab.checksums judges it) or any node's kernel counted a checksum
-error, unless it says `@pytest.mark.expect_bad_checksums("why")`.
+error, unless it says `@pytest.mark.expect_bad_checksums("why")`; and if a
+captured frame holds something that cannot be judged (a first fragment, an
+unknown protocol), unless it says `@pytest.mark.expect_unchecked("why")`.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ def pytest_configure(config):
         "since_kernel(version, feature) or since_kernel(name): needs a kernel feature that appeared in that "
         "version (name: one of bpflab.host.kernel.FEATURES): skipped, with the reason, only on older kernels",
         "expect_bad_checksums(reason): the test's labs may see bad checksums (the checksum rule is off)",
+        "expect_unchecked(reason): the test's labs may capture frames whose checksums cannot be judged (first "
+        "fragments, protocols without a checksum judged here); bad ones still fail it",
     ):
         config.addinivalue_line("markers", marker)
 
@@ -42,10 +46,12 @@ def pytest_runtest_call(item):
     # Reached only when the test body passed: then its labs must have seen
     # no bad checksum, unless the test expects them.
     if not item.get_closest_marker("expect_bad_checksums"):
-        problems = [p for lab in getattr(item, "_bpflab_labs", ()) for p in lab.checksum_problems()]
+        unchecked = not item.get_closest_marker("expect_unchecked")
+        problems = [p for lab in getattr(item, "_bpflab_labs", ()) for p in lab.checksum_problems(unchecked=unchecked)]
         if problems:
-            raise AssertionError("bpflab checksum rule: the test's labs saw bad checksums (mark the test "
-                                 "@pytest.mark.expect_bad_checksums(reason) if it means to):\n  " + "\n  ".join(problems))
+            raise AssertionError("bpflab checksum rule: the test's labs saw bad checksums, or frames it could not "
+                                 "judge (mark the test @pytest.mark.expect_bad_checksums(reason) or "
+                                 "@pytest.mark.expect_unchecked(reason) if it means to):\n  " + "\n  ".join(problems))
     return result
 
 

@@ -116,7 +116,8 @@ def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (),
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout", "-p",
             "bpflab.lab.pytest_plugin", *(a for p in plugins for a in ("-p", p)), *args]
     proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                 env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))),
+                      "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                       SCENARIO_ENV: "1", **(env or {})})
     try:
         out, _ = proc.communicate(timeout=patience(timeout))

@@ -57,6 +57,7 @@ class Mutation:
 M = Mutation
 STATE_TESTS = ("tests/test_tool_csum_states.py",)
 ORACLE_TESTS = ("tests/test_checksums.py",)
+IPV6_TESTS = ("tests/test_tool_csum_ipv6.py",)
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -227,7 +228,8 @@ MUTATIONS = [
     M("tool-nothing-arrived-unchanged", "bpflab/tool/judge.py", "    if not arrival.at_middle:", "    if False:",
       "a frame that never reached the middle is not called unchanged", STATE_TESTS + ("tests/test_tool_run.py",)),
     # the oracle itself, for IPv6 (tests/test_checksums.py holds it to scapy)
-    M("oracle-v6-header-destination", "lab/headers.py", "            dst = final or dst", "            dst = dst",
+    M("oracle-v6-header-destination", "lab/headers.py", "            dst, routed = (final, True) if final else (dst, routed)",
+      "            routed = routed",
       "the pseudo-header names the final destination of a routing header", ORACLE_TESTS),
     M("oracle-icmpv6-no-pseudo-header", "lab/checksums.py", "    if proto == ICMP:\n", "    if proto in (ICMP, 58):\n",
       "ICMPv6 is summed over its pseudo-header", ORACLE_TESTS),
@@ -243,6 +245,20 @@ MUTATIONS = [
       "a first fragment's checksum covers the whole datagram: it cannot be judged", ORACLE_TESTS),
     M("oracle-tunnel-not-entered", "lab/headers.py", "    if found.proto in (IPIP, IPV6):", "    if False:",
       "the inner packet of a tunnel is judged too", ORACLE_TESTS),
+    # nothing unchecked called right: run, csum, the judge, the lab's rule
+    M("tool-run-unchecked-exits-0", "bpflab/tool/cli.py",
+      "    return EXIT_BAD_CHECKSUM if bad else EXIT_UNCHECKED if unchecked else 0",
+      "    return EXIT_BAD_CHECKSUM if bad else 0", "a run with frames it could not judge does not exit 0",
+      IPV6_TESTS),
+    M("tool-csum-unchecked-exits-0", "bpflab/tool/cli.py", "    if report.unchecked:\n        return EXIT_UNCHECKED",
+      "    if False:\n        return EXIT_UNCHECKED", "a csum run with frames it could not judge does not exit 0",
+      IPV6_TESTS),
+    M("tool-gap-called-checked", "bpflab/tool/judge.py", "    return Judgement(outcome.state, True, verdict.complete,",
+      "    return Judgement(outcome.state, True, True,", "a frame with something unjudged is not called checked",
+      IPV6_TESTS),
+    M("lab-rule-unchecked-ignored", "lab/builder.py", "if verdict.problems or (unchecked and not verdict.complete):",
+      "if verdict.problems:", "the lab's checksum rule fails a test for a frame it could not judge",
+      ("tests/test_lab_ipv6.py",)),
     M("tool-udp-checksum-drop-allowed", "lab/checksums.py",
       "    if udp_in is None or udp_out is None or udp_out[0] != 0:\n        return verdict",
       "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",

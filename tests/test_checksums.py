@@ -15,6 +15,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
     IPv6ExtHdrSegmentRouting,
+    PadN,
 )
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
@@ -292,3 +293,31 @@ def test_udp_zero_over_ipv6_is_wrong_unless_a_tunnel_port_may_send_it():
     moved = bytes(E / IPv6(src="fd00::1", dst="fd00::99") / UDP(sport=40000, dport=4789, chksum=0) / b"inner frame")
     assert verify_rewrite(vxlan, moved).ok
     assert not verify_rewrite(bytes(E / V6 / UDP(sport=40000, dport=4789) / b"inner frame"), moved).ok
+
+
+def test_the_ipv6_builders_build_what_scapy_builds():
+    chain = (packets.extension(0), (43, bytes([4, 0, 0, 0, 0, 0]) + packets.ip("fd00:96::10")), packets.extension(60))
+    ours = packets.ether("02:00:00:00:00:02", "02:00:00:00:00:01", packets.ETH_P_IPV6) + packets.ipv6(
+        "fd00:1::2", "fd00:96::10", 17, packets.udp("fd00:1::2", "fd00:96::10", 40000, 53, b"query"), extensions=chain,
+        hop_limit=9)
+    theirs = (Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IPv6(src="fd00:1::2", dst="fd00:96::10", hlim=9)
+              / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0" * 4)])
+              / IPv6ExtHdrSegmentRouting(addresses=["fd00:96::10"], segleft=0, lastentry=0)
+              / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\0" * 4)]) / UDP(sport=40000, dport=53) / b"query")
+    assert ours == bytes(theirs)
+    echo = packets.icmp6_echo("fd00:1::2", "fd00:53::1", 7, 1, b"ping")
+    assert echo == bytes(ICMPv6EchoRequest(id=7, seq=1, data=b"ping", cksum=Ether(bytes(
+        Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00:1::2", dst="fd00:53::1") / ICMPv6EchoRequest(id=7, seq=1, data=b"ping")))[ICMPv6EchoRequest].cksum))
+
+
+@settings(max_examples=100)
+@given(case=scapy_frames6(), port=st.integers(1, 65535))
+def test_the_nat_model_is_scapys_full_recomputation_over_ipv6(case, port):
+    layer, frame, tunnel, routed = case
+    if tunnel != "none" or layer == "ICMPv6" or routed:
+        return
+    theirs = Ether(frame)
+    l4 = theirs[TCP] if layer == "TCP" else theirs[UDP]
+    theirs[IPv6].dst, l4.dport = "fd00:244::5", port
+    del l4.chksum
+    assert packets.rewrite(frame, dst="fd00:244::5", dport=port) == bytes(Ether(bytes(theirs)))

@@ -91,3 +91,20 @@ def test_a_map_without_field_names_says_so():
     with BpfObject(BUILD_DIR / "tests" / "binding.bpf.o") as obj, pytest.raises(EncodeError, match="map events: "
                                                                                  "declared without BTF key"):
         fill_map(obj, "events", [])
+
+
+def test_ipv6_addresses_go_in_and_come_out_as_text():
+    """struct in6_addr and __be32[4] fields take and show IPv6 text; the
+    bytes are the address in network order."""
+    entry = {"key": {"vip": "fd00:96::10", "port": 53, "proto": 17},
+             "value": {"addr": "fd00:244::5", "port": 5353, "weight": 2}}
+    with BpfObject(BUILD_DIR / "tests" / "maps6.bpf.o") as obj:
+        assert fill_map(obj, "svc6", [entry]) == 1
+        assert fill_map(obj, "allowed6", [{"key": "2001:db8::1", "value": 1}]) == 1
+        (key, (value,)), = list(obj.map("svc6").items_raw())
+        assert key.hex() == "fd000096000000000000000000000010" + "0035" + "11" + "00"
+        assert value[:16].hex() == "fd000244000000000000000000000005"
+        assert dump_map(obj, "svc6") == [entry]
+        assert dump_map(obj, "allowed6") == [{"key": "2001:db8::1", "value": 1}]
+        with pytest.raises(EncodeError, match=r"^map svc6, entry 0, key.vip: 'fd00::zz' is not an IPv6 address$"):
+            fill_map(obj, "svc6", [{"key": {"vip": "fd00::zz"}, "value": {}}])

@@ -4,6 +4,8 @@ NAME=FILE.json` and `fill_map()` use to fill any program's maps by field name.
 Integers are native (little-endian here), except fields typed __be16,
 __be32 or __be64, which hold network byte order: they take the host number
 and store it big-endian, and a __be32 also takes a dotted IPv4 address.
+An IPv6 address (struct in6_addr, or an array of big-endian integers 16
+bytes long) takes and shows IPv6 text ("fd00::10").
 Structs take a dict by field name (missing fields are zero, an unknown one
 is an error naming it), arrays a list (or a string, for char arrays), enums
 a number or an enumerator's name. Every error names the field it is about.
@@ -96,6 +98,35 @@ class Array:
 
 
 @dataclasses.dataclass(frozen=True)
+class Ipv6Address:
+    """16 bytes holding an IPv6 address in network order (struct in6_addr,
+    __be32[4], __be16[8]): IPv6 text in and out; what it stands for
+    (`inner`) still takes its own form."""
+
+    inner: object
+    size: int = 16
+
+    def encode(self, value, where: str) -> bytes:
+        if isinstance(value, str):
+            try:
+                return ipaddress.IPv6Address(value).packed
+            except ValueError:
+                raise EncodeError(f"{where}: {value!r} is not an IPv6 address") from None
+        return self.inner.encode(value, where)
+
+    def decode(self, raw: bytes):
+        return str(ipaddress.IPv6Address(raw))
+
+
+def _is_ipv6(codec, name: str) -> bool:
+    if codec.size != 16:
+        return False
+    if name == "in6_addr":
+        return True
+    return isinstance(codec, Array) and isinstance(codec.element, Int) and codec.element.big_endian
+
+
+@dataclasses.dataclass(frozen=True)
 class Struct:
     name: str
     size: int
@@ -133,7 +164,8 @@ class Types:
 
     def codec(self, type_id: int):
         if type_id not in self._cache:
-            self._cache[type_id] = self._build(type_id)
+            built = self._build(type_id)
+            self._cache[type_id] = Ipv6Address(built) if _is_ipv6(built, self._btf.name_of(type_id)) else built
         return self._cache[type_id]
 
     def _build(self, type_id: int):
@@ -258,12 +290,15 @@ def dump_map(obj, name: str) -> list[dict]:
 
 
 def addresses_and_ports(codec, raw: bytes) -> tuple[set[str], set[int]]:
-    """The IPv4 addresses (__be32 fields) and ports (__be16 fields) in a
-    value of `codec`'s type: what a program's maps say it acts on."""
+    """The IPv4 addresses (__be32 fields), IPv6 addresses (in6_addr and
+    16-byte big-endian arrays) and ports (__be16 fields) in a value of
+    `codec`'s type: what a program's maps say it acts on."""
     addresses, ports = set(), set()
 
     def walk(c, data: bytes) -> None:
-        if isinstance(c, Int) and c.big_endian:
+        if isinstance(c, Ipv6Address):
+            addresses.add(c.decode(data))
+        elif isinstance(c, Int) and c.big_endian:
             value = c.decode(data)
             (addresses.add(value) if c.size == 4 else ports.add(value) if c.size == 2 else None)
         elif isinstance(c, Struct):

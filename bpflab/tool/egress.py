@@ -73,6 +73,7 @@ class EgressRun:
                 self._frames = self._socket("eth0", PACKET_VNET_HDR)
                 self._around = self._socket("eth0", PACKET_QDISC_BYPASS)
             self._listeners = {node: self._listener(node) for node in ("middle", "sink")}
+            self._counted = self._errors()  # the counters as the last frame left them
         except BaseException:
             self.close()
             raise
@@ -122,7 +123,7 @@ class EgressRun:
         """Send `frame` partial when a stack would (as_partial), as it is
         otherwise, through the program; what arrived where."""
         seq = next(self._seq)
-        before = self._errors()
+        before = self._counted
         partial = as_partial(frame)
         if partial is not None:
             data, start, where = partial
@@ -139,7 +140,7 @@ class EgressRun:
         self._around.send(self._sentinel(seq))
         at_middle = self._until_sentinel("middle", seq)
         at_sink = self._until_sentinel("sink", seq)
-        after = self._errors()
+        after = self._counted = self._errors()
         moved = {name: after[name] - before[name] for name in after if after[name] != before[name]}
         return Arrival(dropped, at_middle, at_sink, moved)
 

@@ -183,24 +183,18 @@ def installed(session):
         session.run(str(bin_ / "pytest"), "-q", "-p", "no:cacheprovider", "test_xdp_pong.py", external=True,
                     env={**env, "XDP_PONG_OBJ": str(work / "xdp_pong.bpf.o")})
         tc_programs_in_every_state(session, repo, tmp / "tc", run)
+        ipv6_programs(session, repo, tmp / "ipv6", run)
 
 
 def tc_programs_in_every_state(session, repo: Path, work: Path, run) -> None:
     """tc NATs with the kernel's checksum helpers, each with one mistake,
     built here from their source: `bpflab csum` fails each in the checksum
     states it can run and passes the correct one in all of them."""
-    work.mkdir()
-    for source in (repo / "tests" / "bpf").glob("tc_nat_*"):
-        shutil.copy(source, work)
-    session.chdir(work)
-    for source in sorted(work.glob("tc_nat_*.bpf.c")):
-        obj = source.name.replace(".bpf.c", ".bpf.o")
-        run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", "-c",
-            source.name, "-o", obj)
+    for obj in built_here(session, repo, work, ("tc_nat_*",), run):
         out = run("bpflab", "csum", obj, "--examples", "300", "--json", success_codes=[0, 1])
         report = json.loads(out)
         failed = report["failure"] is not None
-        if failed != (source.name != "tc_nat_correct.bpf.c") or "partial" not in report["states"]:
+        if failed != (obj != "tc_nat_correct.bpf.o") or "partial" not in report["states"]:
             session.error(f"bpflab csum {obj}: {report}")
         session.log(f"bpflab csum {obj} in {', '.join(report['states'])}: "
                     + (f"failed in {report['failure']['state']}: {report['failure']['problems'][0]['field']}"
@@ -209,6 +203,47 @@ def tc_programs_in_every_state(session, repo: Path, work: Path, run) -> None:
     for obj, state, code in [*(("tc_nat_correct.bpf.o", state, 0) for state in report["states"]),
                              ("tc_nat_forgets_pseudo_flag.bpf.o", "partial", 1)]:
         run("bpflab", "csum", obj, "--examples", "200", "--states", state, success_codes=[code])
+
+
+def built_here(session, repo: Path, work: Path, patterns: tuple[str, ...], run) -> list[str]:
+    """tests/bpf sources matching `patterns`, copied to `work` and built there with clang: the objects."""
+    work.mkdir()
+    for pattern in patterns:
+        for source in (repo / "tests" / "bpf").glob(pattern):
+            shutil.copy(source, work)
+    session.chdir(work)
+    objects = []
+    for source in sorted(work.glob("*.bpf.c")):
+        obj = source.name.replace(".bpf.c", ".bpf.o")
+        run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", "-c",
+            source.name, "-o", obj)
+        objects.append(obj)
+    return objects
+
+
+def ipv6_programs(session, repo: Path, work: Path, run) -> None:
+    """IPv6 programs built here: an XDP NAT and an ICMPv6 echo responder with
+    their mistakes (csum exit 1 naming the field, each twin 0, the responder
+    aimed at by --target), run on an IPv6 frame (never "ok" for the broken
+    NAT), and a map filled with IPv6 text."""
+    for obj in built_here(session, repo, work, ("nat6_*", "pong6_*", "maps6*"), run):
+        if obj.startswith("maps6"):
+            continue
+        target = ["--target", "fd00:53::1/icmp"] if obj.startswith("pong6") else []
+        report = json.loads(run("bpflab", "csum", obj, "--examples", "300", "--json", *target, success_codes=[0, 1]))
+        failed = report["failure"] is not None
+        if failed != ("correct" not in obj) or not report["checked"] or report["unchecked"]:
+            session.error(f"bpflab csum {obj}: {report}")
+        session.log(f"bpflab csum {obj}: " + (f"failed: {report['failure']['problems'][0]['field']}" if failed
+                                               else f"{report['checked']} checked, every checksum right"))
+    run("python", "-c", "from scapy.all import Ether, IPv6, UDP, wrpcap; wrpcap('six.pcap', [Ether(src='02:00:00:00:02:02',"
+        " dst='02:00:00:00:02:01')/IPv6(src='fd00:1::2', dst='fd00:96::10')/UDP(sport=7, dport=53)/b'query'])")
+    out = run("bpflab", "run", "nat6_skips_l4.bpf.o", "--pcap", "six.pcap", success_codes=[1])
+    if "[checksums: UDP checksum 0x" not in out:
+        session.error(f"bpflab run on a broken IPv6 NAT: {out}")
+    Path("svc6.json").write_text(json.dumps([{"key": {"vip": "fd00:96::10", "port": 53, "proto": 17},
+                                              "value": {"addr": "fd00:244::5", "port": 5353, "weight": 1}}]))
+    run("bpflab", "run", "maps6.bpf.o", "--map", "svc6=svc6.json", "--pcap", "six.pcap")
 
 
 @nox.session

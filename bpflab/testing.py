@@ -15,8 +15,8 @@ assert_frame_arrives), the checksum rule and pcaps of failing tests.
 
     assert corpus_problems("must_reject/") == []     # __failure/__msg as annotated
 """
-from bpflab.lab import TOPOLOGIES, Endpoint, Lab, Link, Neighbour, Route, Topology, build, dnat, pair
-from bpflab.lab.checksums import BadChecksum, assert_checksums, verify_frame
+from bpflab.lab import TOPOLOGIES, Endpoint, Lab, Link, Neighbour, Route, Topology, build, dnat, pair, pair6
+from bpflab.lab.checksums import BadChecksum, assert_checksums, verify_frame, verify_rewrite
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.packets import rewrite
 from bpflab.libbpf import BpfObject
@@ -29,5 +29,5 @@ from bpflab.tool.verifier import CorpusError, corpus_problems
 __all__ = [
     "TOPOLOGIES", "AnyProgram", "BadChecksum", "BpfObject", "CorpusError", "Endpoint", "EncodeError", "Lab", "Link", "Neighbour",
     "Outcome", "Route", "Target", "Topology", "assert_checksums", "build", "check_checksums", "corpus_problems", "dnat", "dump_map",
-    "fill_map", "pair", "rewrite", "towards_peer", "verify_frame",
+    "fill_map", "pair", "pair6", "rewrite", "towards_peer", "verify_frame", "verify_rewrite",
 ]

@@ -1,5 +1,6 @@
 import sys
 
-from bpflab.lab.cli import main
+from bpflab.host.interrupts import run_command
+from bpflab.lab.cli import PROG, main
 
-sys.exit(main())
+sys.exit(run_command(PROG, main))

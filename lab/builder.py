@@ -15,7 +15,7 @@ from pyroute2.ethtool import Ethtool
 
 from bpflab.host import forkserver, kernel, leftovers, netns, owners
 from bpflab.host.forkserver import ForkedProcess
-from bpflab.host.interrupts import interrupt_on
+from bpflab.host.interrupts import announce, checkpoint, cleaned, deferred, interrupt_on
 from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
@@ -132,7 +132,10 @@ class Lab:
                     thing.__exit__(None, None, None)
                 else:
                     thing.close()
-        leftovers.destroy(list(self.namespaces.values()), [self.pin_dir])
+        with deferred():  # a signal must not leave half a lab
+            checkpoint("lab-teardown")
+            leftovers.destroy(list(self.namespaces.values()), [self.pin_dir])
+            cleaned(f"removed the {self.topology.name} lab ({self.prefix})")
         _live_labs.discard(self)
 
     def keep(self) -> None:
@@ -268,7 +271,9 @@ def build(topology: Topology, *, prefix: str | None = None) -> Lab:
     are swept first. If building fails, whatever was made is removed."""
     install_signal_cleanup()
     if prefix is None:
-        leftovers.sweep(owned_only=True)
+        swept = [left for left in leftovers.sweep(owned_only=True) if left.kind != "owner lock"]
+        if swept:
+            announce(f"swept what dead owners left: {leftovers.summary(swept)}")
         me = owners.current()
         lab = Lab(topology, me.new_prefix(), me.pid)
     else:
@@ -276,6 +281,7 @@ def build(topology: Topology, *, prefix: str | None = None) -> Lab:
     _live_labs.add(lab)
     try:
         _build_into(lab)
+        checkpoint("lab-built")
     except BaseException:
         lab.teardown()
         raise

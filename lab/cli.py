@@ -1,9 +1,10 @@
 """`python -m bpflab.lab`: labs for people, like xdp-tutorial's testenv.
 
-    python -m bpflab.lab up [pair|dnat]     build a lab that outlives this command
+    python -m bpflab.lab up [pair|dnat|...] build a lab that outlives this command
     python -m bpflab.lab status             what `up` made, and whether it is there
     python -m bpflab.lab exec NODE -- CMD   run CMD inside a node of that lab
     python -m bpflab.lab down               remove exactly what `up` made
+    python -m bpflab.lab sweep [--dry-run]  remove what dead owners left (a SIGKILLed run's labs)
     python -m bpflab.lab demo               the README's demo
 """
 from __future__ import annotations
@@ -16,18 +17,24 @@ import sys
 from pathlib import Path
 
 from bpflab.host import leftovers
+from bpflab.host.interrupts import checkpoint
 from bpflab.host.netns import NamespaceNotFound, open_netns, setns
 from bpflab.host.paths import NETNS_RUN_DIR, STATE_DIR
 from bpflab.lab import builder
 from bpflab.lab.topology import TOPOLOGIES
 from bpflab.loaders.cli import OneLineParser
 
-# One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use it).
-LAB_NAME = os.environ.get("BPFLAB_LAB_NAME", "cli")
-if not LAB_NAME.isidentifier():
-    sys.exit(f"python -m bpflab.lab: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {LAB_NAME!r}")
-STATE_FILE = STATE_DIR / f"lab-{LAB_NAME}.json"
-CLI_PREFIX = f"bpflab-{LAB_NAME}"
+PROG = "python -m bpflab.lab"
+
+
+def lab_name() -> str:
+    """One CLI lab per name; BPFLAB_LAB_NAME lets several coexist (tests use
+    it). Read when a command runs: a fork server imports this module once."""
+    return os.environ.get("BPFLAB_LAB_NAME", "cli")
+
+
+def state_file() -> Path:
+    return STATE_DIR / f"lab-{lab_name()}.json"
 
 
 class LabError(Exception):
@@ -36,7 +43,7 @@ class LabError(Exception):
 
 def load_state() -> dict | None:
     try:
-        return json.loads(STATE_FILE.read_text())
+        return json.loads(state_file().read_text())
     except FileNotFoundError:
         return None
 
@@ -47,11 +54,16 @@ def up(topology: str) -> int:
     state = load_state()
     if state is not None:
         raise LabError(f"a {state['topology']} lab is already up (python -m bpflab.lab down removes it)")
-    lab = builder.build(TOPOLOGIES[topology](), prefix=CLI_PREFIX)
+    lab = builder.build(TOPOLOGIES[topology](), prefix=f"bpflab-{lab_name()}")
+    try:
+        checkpoint("lab-up")
+        state_file().parent.mkdir(parents=True, exist_ok=True)
+        state_file().write_text(json.dumps({"topology": topology, "prefix": lab.prefix, "namespaces": lab.namespaces,
+                                          "pin_dir": str(lab.pin_dir)}))
+    except BaseException:  # interrupted before it was recorded: nothing could ever bring it down
+        lab.teardown()
+        raise
     lab.keep()  # it outlives this process on purpose
-    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps({"topology": topology, "prefix": lab.prefix, "namespaces": lab.namespaces,
-                                      "pin_dir": str(lab.pin_dir)}))
     print(f"{topology} lab is up:")
     print_nodes(lab.topology, lab.namespaces)
     print("run commands in it with: python -m bpflab.lab exec NODE -- CMD; remove it with: python -m bpflab.lab down")
@@ -86,8 +98,22 @@ def down() -> int:
         print("no lab is up")
         return 0
     leftovers.destroy(list(state["namespaces"].values()), [Path(state["pin_dir"])])
-    STATE_FILE.unlink()
+    state_file().unlink()
     print(f"{state['topology']} lab removed")
+    return 0
+
+
+def sweep(dry_run: bool) -> int:
+    """Everything owners that died left on this host (bpflab.host.leftovers):
+    listed, and removed unless `dry_run`."""
+    found = leftovers.find()
+    for left in found:
+        print(f"{'would remove' if dry_run else 'removing'} {left}")
+    if not dry_run:
+        leftovers.remove(found)
+    shown = [left for left in found if left.kind != "owner lock"]
+    print(f"{'nothing' if not shown else leftovers.summary(shown)} {'to remove' if dry_run else 'removed'}"
+          if shown or not found else "nothing left but the lock files of dead owners (removed)")
     return 0
 
 
@@ -108,7 +134,7 @@ def exec_in(node: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m bpflab.lab", description="Network-namespace labs for XDP programs.")
+    p = OneLineParser(prog=PROG, description="Network-namespace labs for XDP programs.")
     sub = p.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build a lab")
     p_up.add_argument("topology", nargs="?", default="dnat", choices=sorted(TOPOLOGIES))
@@ -117,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     p_exec.add_argument("node")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("down", help="remove the lab")
+    p_sweep = sub.add_parser("sweep", help="remove what dead owners left (namespaces, pins, processes, loader and "
+                                           "tracefs instances)")
+    p_sweep.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     sub.add_parser("demo", help="the README's demo")
     args = p.parse_args(argv)
+    if not lab_name().isidentifier():
+        print(f"{PROG}: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {lab_name()!r}", file=sys.stderr)
+        return 2
     try:
         if args.command == "up":
             return up(args.topology)
@@ -126,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         if args.command == "down":
             return down()
+        if args.command == "sweep":
+            if os.geteuid() != 0:
+                raise LabError("needs root to remove namespaces, pins and processes")
+            return sweep(args.dry_run)
         if args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             return exec_in(args.node, cmd)
@@ -133,5 +169,5 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.main()
     except (LabError, NamespaceNotFound, subprocess.CalledProcessError) as exc:
-        print(f"python -m bpflab.lab: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+from bpflab.host.interrupts import cleaned
 from bpflab.host.netns import ifindex
 from bpflab.libbpf import AlreadyAttached, BpfObject, Program
 from bpflab.loaders.interfaces import XdpAttachment, detach_any
@@ -104,6 +105,7 @@ class Loader:
         if self.link is not None:
             self.link.detach()
             self.link = None
+            cleaned(f"detached from {self.iface}")
         self.obj.close()
 
     def __enter__(self):

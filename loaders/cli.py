@@ -6,14 +6,13 @@ import argparse
 import errno
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from bpflab.host.instances import InstanceBusy, NoInstance
-from bpflab.host.interrupts import interrupt_on
+from bpflab.host.interrupts import checkpoint, run_command, tell
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
 from bpflab.libbpf import AlreadyAttached, BpfError, VerifierError
 from bpflab.loaders.objects import object_path
@@ -96,27 +95,29 @@ def describe(exc: BaseException) -> str:
 
 
 def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
-    """Run main(); SIGTERM behaves like Ctrl-C (so `finally` blocks detach),
-    and every expected failure is one line on stderr and exit status 2."""
+    """Run main() as a command: SIGINT and SIGTERM stop it (its `finally`
+    blocks detach), with one line saying so and 130 or 143
+    (bpflab.host.interrupts); every expected failure is one line on stderr
+    and exit status 2."""
     logging.basicConfig(level=logging.ERROR, format=f"{prog}: %(name)s: %(message)s")
     logging.getLogger("libbpf").setLevel(logging.CRITICAL)  # we report failures ourselves
-    interrupt_on(signal.SIGTERM, signal.SIGINT)
-    try:
-        code = main()
-    except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError, SpecError, InstanceBusy,
-            NoInstance) as exc:
-        print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    except InterfaceGone as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_GONE)
-    except KeyboardInterrupt:
-        code = 0
-    except BrokenPipeError:
-        # Output piped into `head` and the like: not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
-    sys.exit(code or 0)
+
+    def guarded() -> int:
+        try:
+            return main() or 0
+        except (UsageError, BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError, SpecError, InstanceBusy,
+                NoInstance) as exc:
+            print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        except InterfaceGone as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return EXIT_GONE
+        except BrokenPipeError:
+            # Output piped into `head` and the like: not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+    sys.exit(run_command(prog, guarded))
 
 
 def positive_float(text: str) -> float:
@@ -200,8 +201,7 @@ def stream_events(prog, args) -> int:
                     reported_drops = drops
                 next_report = time.monotonic() + DROP_REPORT_EVERY_S
     finally:
-        print(f"{prog_name}: {seen} events shown, {prog.stream.drops()} dropped (ring full)", file=sys.stderr,
-              flush=True)
+        say(prog_name, f"{seen} events shown, {prog.stream.drops()} dropped (ring full)")
     return 0
 
 
@@ -219,12 +219,14 @@ def _forever(stream):
 
 def say(name: str, text: str) -> None:
     """A loader's word about itself (attached, detached, ...): always on
-    stderr, so stdout carries only what it shows (events, tables)."""
-    print(f"{name}: {text}", file=sys.stderr, flush=True)
+    stderr, so stdout carries only what it shows (events, tables); while it
+    stops for a signal, part of the one line that says so."""
+    tell(name, text)
 
 
 def say_attached(loader) -> None:
     say(loader.name, f"attached to {loader.where()}")
+    checkpoint("loader-attached")
 
 
 def open_loader(loader_cls, argv, add_args=None):

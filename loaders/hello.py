@@ -38,17 +38,12 @@ class Hello(Loader):
 
 def main(argv: list[str] | None = None) -> int:
     args, hello = cli.open_loader(Hello, argv)
-    with hello:
+    with hello:  # its close() says it detached, when a signal stops it
         cli.say_attached(hello)
-        try:
-            while True:
-                for line in hello.lines(timeout=1.0):
-                    print(line, flush=True)
-                cli.check_interface(hello)  # after a quiet second
-        finally:
-            hello.close()
-            cli.say("hello", f"detached from {args.iface}")
-    return 0
+        while True:
+            for line in hello.lines(timeout=1.0):
+                print(line, flush=True)
+            cli.check_interface(hello)  # after a quiet second
 
 
 if __name__ == "__main__":

@@ -191,8 +191,7 @@ def run(args) -> int:
                     last = verdicts
         finally:
             print(f"xdp_dnat: final: {format_verdicts(dnat.verdicts())}", flush=True)
-            dnat.close()
-            cli.say("xdp_dnat", f"detached from {args.iface}")
+            dnat.close()  # says it detached, when a signal stops it
     return 0
 
 

@@ -106,6 +106,9 @@ def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None)
                              f"(killed); it said:\n{err}" + ("".join(output) if output else "")) from None
     assert died is None, (f"{module_of(proc)} died during the test (exit {died}):\n{err}"
                           + ("".join(output) if output else ""))
+    # Stopped by a signal: 128 + SIGTERM and one line saying so, last (bpflab.host.interrupts).
+    assert proc.returncode == 143, f"{module_of(proc)} exited {proc.returncode} on SIGTERM:\n{err}"
+    assert err.splitlines()[-1].startswith(f"{module_of(proc).rpartition('.')[2]}: interrupted by SIGTERM; "), err
 
 
 def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (), env: dict | None = None,

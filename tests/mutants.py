@@ -58,6 +58,7 @@ M = Mutation
 STATE_TESTS = ("tests/test_tool_csum_states.py",)
 ORACLE_TESTS = ("tests/test_checksums.py",)
 IPV6_TESTS = ("tests/test_tool_csum_ipv6.py",)
+INTERRUPT_TESTS = ("tests/test_interrupt_commands.py",)
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -259,6 +260,30 @@ MUTATIONS = [
     M("lab-rule-unchecked-ignored", "lab/builder.py", "if verdict.problems or (unchecked and not verdict.complete):",
       "if verdict.problems:", "the lab's checksum rule fails a test for a frame it could not judge",
       ("tests/test_lab_ipv6.py",)),
+    M("tool-ipv6-never-aimed", "bpflab/tool/edges.py",
+      "        return tuple(f for f in self.families if self.of(f, self.destinations) and self.of(f, self.sources))",
+      "        return tuple(f for f in self.families if f == 4 and self.of(f, self.destinations))",
+      "IPv6 frames are aimed at as IPv4 ones are", IPV6_TESTS),
+    M("tool-named-targets-dropped", "bpflab/tool/csum.py", "    pool = dataclasses.replace(pool, targets=tuple(dict.fromkeys(named + found)))",
+      "    pool = dataclasses.replace(pool, targets=found)", "targets named by hand are aimed at", IPV6_TESTS),
+    # an interrupted command: one line, 130/143, nothing left (bpflab.host.interrupts)
+    M("interrupt-swallowed", "bpflab/host/interrupts.py", "        return 128 + signum\n", "        return 0\n",
+      "an interrupted command does not exit 0", INTERRUPT_TESTS),
+    M("interrupt-read-as-finding", "bpflab/host/interrupts.py", "        return 128 + signum\n", "        return 1\n",
+      "an interrupted command never exits with a finding's status", INTERRUPT_TESTS),
+    M("interrupt-sigterm-kills-without-cleanup", "bpflab/host/interrupts.py",
+      "    interrupt_on(signal.SIGTERM, signal.SIGINT)\n    _state.commanding",
+      "    interrupt_on(signal.SIGINT)\n    _state.commanding", "SIGTERM unwinds a command as Ctrl-C does",
+      INTERRUPT_TESTS),
+    M("interrupt-ignored-signal-taken", "bpflab/host/interrupts.py",
+      "        if current == signal.SIG_IGN:\n            continue", "        if False:\n            continue",
+      "a signal ignored when the command started stays ignored", INTERRUPT_TESTS),
+    M("interrupt-lab-removal-unsaid", "lab/builder.py",
+      '            cleaned(f"removed the {self.topology.name} lab ({self.prefix})")', "            pass",
+      "the interrupt's line says what the cleanup removed", INTERRUPT_TESTS),
+    M("interrupt-teardown-cut-short", "lab/builder.py", "        with deferred():  # a signal must not leave half a lab",
+      "        with contextlib.nullcontext():", "a signal during a lab's teardown does not leave half a lab",
+      INTERRUPT_TESTS),
     M("tool-udp-checksum-drop-allowed", "lab/checksums.py",
       "    if udp_in is None or udp_out is None or udp_out[0] != 0:\n        return verdict",
       "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",

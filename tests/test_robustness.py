@@ -143,7 +143,7 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
     finally:
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=patience(10))
-    assert again.returncode == 0
+    assert again.returncode == 143
 
 
 def test_a_surviving_attachment_is_reported_and_force_replaces_it(pair_lab):

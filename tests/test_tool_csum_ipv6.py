@@ -142,3 +142,25 @@ def test_an_ipv6_program_aimed_only_by_its_constant(capsys):
     assert main(["csum", obj("pong6_correct"), "--examples", "60", "--target", "fd00:53::1"]) == 0
     out = capsys.readouterr().out
     assert "probes changed: fd00:53::1 ICMPv6; named by hand: fd00:53::1 TCP, fd00:53::1 UDP, fd00:53::1 ICMPv6" in out
+
+
+def test_a_named_target_is_aimed_at_even_where_no_probe_saw_a_change():
+    """A program may act only on what a plain probe does not look like (a
+    flag, a payload): the targets named by hand get the frames regardless."""
+    from bpflab.lab.headers import TCP, parse
+    from bpflab.tool.edges import named
+
+    seen = []
+    with Target(str(BUILD_DIR / "hello.bpf.o")) as target:
+        run = target.run
+        target.run = lambda frame, state="none": seen.append(frame) or run(frame, state)
+        report = check(target, examples=90, pool=named(Pool(), ["[fd00::10]:53/udp", "10.96.0.10:80/tcp"]))
+    assert report.targets == () and report.named == (("fd00::10", 53, 17), ("10.96.0.10", 80, 6))
+    aimed = 0
+    for frame in seen:
+        parsed = parse(frame)
+        net = parsed.innermost
+        if net is not None and parsed.segment() is not None:
+            dport = int.from_bytes(frame[net.upper + 2:net.upper + 4], "big")
+            aimed += (net.proto, dport) in ((17, 53), (TCP, 80))
+    assert aimed > 0.7 * len(seen), f"{aimed} of {len(seen)} frames went where the targets say"

@@ -93,6 +93,17 @@ def remove(found: list[Leftover]) -> None:
         Path(left.where).unlink(missing_ok=True)
 
 
+def summary(found: list[Leftover]) -> str:
+    """"3 namespaces, 1 process (owners 1234, 5678)": what find() found, in one line."""
+    kinds: dict[str, int] = {}
+    for left in found:
+        kinds[left.kind] = kinds.get(left.kind, 0) + 1
+    owners_ = sorted({left.owner for left in found if left.owner is not None})
+    words = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}".replace("directorys", "directories")
+                      for kind, n in kinds.items())
+    return words + (f" (owner{'s' if len(owners_) > 1 else ''} {', '.join(map(str, owners_))}, dead)" if owners_ else "")
+
+
 def sweep(*, owned_only: bool = False) -> list[Leftover]:
     """Remove everything dead owners left; returns what was there.
     `owned_only`: not dead loader and tracefs instances (a lab being built

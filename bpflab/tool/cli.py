@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bpflab.host.interrupts import run_command
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound, ifindex
 from bpflab.libbpf import BpfError
 from bpflab.libbpf.btf_codec import EncodeError
@@ -340,5 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The console script: main() as a command, which SIGINT and SIGTERM
+    stop with one line and 130 or 143 (bpflab.host.interrupts)."""
+    words = [w for w in sys.argv[1:2] if not w.startswith("-")]
+    sys.exit(run_command(" ".join(["bpflab", *words]), main))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,6 +10,7 @@ import dataclasses
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as with_seed
 
+from bpflab.host.interrupts import checkpoint
 from bpflab.libbpf.btf_codec import addresses_and_ports
 from bpflab.tool.edges import Case, Pool, cases, discover, family, shares
 from bpflab.tool.judge import Problem, judge
@@ -189,6 +190,7 @@ def _check_edge(target: Target, edge: str, share: int, seed: int | None, pool: P
     @given(case=cases(pool, run, edge))
     def each(case: Case) -> None:
         counting = not failed  # shrinking re-runs cases: count the search only
+        checkpoint("csum-frame" if counting else "csum-shrink")
         if counting:
             count.frames += 1
             count.aimed += case.aimed

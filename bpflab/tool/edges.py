@@ -227,8 +227,7 @@ def _l4_frame(draw, pool: Pool, proto: int, fam: int, *, payload_len: int | None
     chain = _extensions(draw, dst) if extensions else ()
     if fragment:
         chain += ((44, struct.pack("!HI", 1 if fragment == "first" else 185 << 3, draw(st.integers(0, 2**32 - 1)))),)
-    return P.ether(pool.dst_mac, pool.src_mac, P.ETH_P_IPV6, vlans=vlans) + P.ipv6(
-        src, dst, proto, l4, extensions=chain, hop_limit=draw(st.integers(1, 255)))
+    return P.ether(pool.dst_mac, pool.src_mac, P.ETH_P_IPV6, vlans=vlans) + P.ipv6(src, dst, proto, l4, extensions=chain)
 
 
 def _with_l4_checksum(frame: bytes, target: int, proto: int) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from bpflab.host.interrupts import checkpoint
 from bpflab.tool.fields import changes
 from bpflab.tool.judge import Judgement, judge
 from bpflab.tool.states import as_partial
@@ -67,6 +68,7 @@ def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none
     (the first one's verdict and output lead the line)."""
     out = []
     for i, frame in enumerate(frames):
+        checkpoint("run-frame")
         try:
             first = target.run(frame, states[0])
         except OSError as exc:  # e.g. a frame shorter than Ethernet: the kernel refuses it

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bpflab.host import kernel
+from bpflab.host.interrupts import checkpoint
 from bpflab.libbpf import BpfError, BpfObject, VerifierError
 from bpflab.libbpf.btf import Btf
 
@@ -188,6 +189,7 @@ def run_corpus(directory: Path, clang: str = "clang") -> int:
     with tempfile.TemporaryDirectory(prefix="bpflab-verifier-") as tmp:
         for source in sources:
             obj = build(source, Path(tmp), clang)
+            checkpoint("verifier-built")
             cases = cases_in(obj)
             if not cases:
                 print(f"{source.name}: no __failure/__success program (skipped)")

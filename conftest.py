@@ -1,9 +1,13 @@
-"""Root conftest: Hypothesis has two profiles. The lab's fixtures and the
-kernel-test rules come with the installed plugin (the pytest11 entry point
-"bpflab", bpflab.lab.pytest_plugin), for this suite as for anyone's."""
+"""Root conftest: Hypothesis has its profiles, and the suite asks for
+bpflab's session guard (the leak check, the root-namespace snapshot, the
+default timeout: bpflab.lab.pytest_guard). The lab's fixtures and the
+kernel-test markers come with the installed plugin (the pytest11 entry
+point "bpflab", bpflab.lab.pytest_plugin), for this suite as for anyone's."""
 import os
 
 from hypothesis import settings
+
+pytest_plugins = ["bpflab.lab.pytest_guard"]
 
 # A fixed CI profile (the same examples every run), a longer opt-in one:
 #   HYPOTHESIS_PROFILE=long nox -s kernel

@@ -1,4 +1,6 @@
-"""pytest fixtures for tests that stand on the lab.
+"""pytest fixtures for tests that stand on the lab; nothing here acts on a
+test that does not ask for it (installing bpflab changes no other test
+session: a project opts in to the session-wide guard, bpflab.lab.pytest_guard).
 
 - `lab_factory(name_or_topology)` builds a fresh topology for this test;
   `pair_lab` and `dnat_lab` are the two standard ones.
@@ -6,14 +8,18 @@
   teardown, before the lab goes.
 - `assert_frame_arrives(...)` sends a frame and asserts the frame that
   arrives elsewhere has the given field values.
-When a test fails, the frames its labs injected and captured are written as
-pcaps into the test's tmp_path and the paths are printed.
+- The markers `kernel` (needs root and BPF: missing privileges fail the
+  test) and `since_kernel(...)` (skipped, saying why, on older kernels only).
+When a test that used a lab fails, the frames its labs injected and
+captured are written as pcaps into the test's tmp_path and the paths are
+printed.
 
-The checksum rule: a test fails if any frame its labs captured has a bad
-checksum (lab.checksums judges it) or any node's kernel counted a checksum
-error, unless it says `@pytest.mark.expect_bad_checksums("why")`; and if a
-captured frame holds something that cannot be judged (a first fragment, an
-unknown protocol), unless it says `@pytest.mark.expect_unchecked("why")`.
+The checksum rule, for tests that built labs: a test fails if any frame its
+labs captured has a bad checksum (lab.checksums judges it) or any node's
+kernel counted a checksum error, unless it says
+`@pytest.mark.expect_bad_checksums("why")`; and if a captured frame holds
+something that cannot be judged (a first fragment, an unknown protocol),
+unless it says `@pytest.mark.expect_unchecked("why")`.
 """
 from __future__ import annotations
 
@@ -21,10 +27,13 @@ import os
 
 import pytest
 
-from bpflab.host import kernel, leftovers, processes, snapshot
-from bpflab.host.waits import patience, scale
+from bpflab.host import kernel, processes
+from bpflab.host.waits import patience
 from bpflab.lab import builder
 from bpflab.lab.topology import TOPOLOGIES, Topology
+
+LABS = pytest.StashKey[list]()      # item.stash: the labs a test built (the checksum rule reads them)
+REPORTS = pytest.StashKey[dict]()   # item.stash: its reports by phase (pcaps of a failing test's labs)
 
 
 def pytest_configure(config):
@@ -45,9 +54,10 @@ def pytest_runtest_call(item):
     result = yield
     # Reached only when the test body passed: then its labs must have seen
     # no bad checksum, unless the test expects them.
-    if not item.get_closest_marker("expect_bad_checksums"):
+    labs = item.stash.get(LABS, [])
+    if labs and not item.get_closest_marker("expect_bad_checksums"):
         unchecked = not item.get_closest_marker("expect_unchecked")
-        problems = [p for lab in getattr(item, "_bpflab_labs", ()) for p in lab.checksum_problems(unchecked=unchecked)]
+        problems = [p for lab in labs for p in lab.checksum_problems(unchecked=unchecked)]
         if problems:
             raise AssertionError("bpflab checksum rule: the test's labs saw bad checksums, or frames it could not "
                                  "judge (mark the test @pytest.mark.expect_bad_checksums(reason) or "
@@ -55,29 +65,12 @@ def pytest_runtest_call(item):
     return result
 
 
-# A test that does not finish within this many seconds (times BPFLAB_TIME_SCALE)
-# fails: a broken program must never hang the suite. pytest-timeout enforces it;
-# `@pytest.mark.timeout(N)` on a test sets its own base.
-DEFAULT_TIMEOUT_S = 120
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    manager = config.pluginmanager
-    if not (manager.has_plugin("timeout") or manager.has_plugin("pytest_timeout")):  # entry point, or -p
-        return
-    explicit = config.getoption("timeout", None)
-    for item in items:
-        marker = item.get_closest_marker("timeout")
-        base = marker.args[0] if marker and marker.args else (explicit or DEFAULT_TIMEOUT_S)
-        item.add_marker(pytest.mark.timeout(base * scale()), append=False)  # before an explicit one
-
-
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
+    rep = yield
+    if "lab_factory" in getattr(item, "fixturenames", ()):  # only tests with labs write pcaps when they fail
+        item.stash.setdefault(REPORTS, {})[rep.when] = rep
+    return rep
 
 
 def skip_below(version: str, feature: str) -> None:
@@ -106,60 +99,17 @@ def pytest_runtest_setup(item):
             pytest.fail(f"{'; '.join(problems)} (README: the test command)", pytrace=False)
 
 
-def _is_controller(config) -> bool:
-    return not hasattr(config, "workerinput")
-
-
-# A pytest run that a test starts (a scenario the suite must pass or fail)
-# shares the host with the run that started it: it must not sweep what that
-# run is using, and answers only for what it made itself.
-SCENARIO_ENV = "BPFLAB_SCENARIO"
-
-
-def _is_scenario() -> bool:
-    return os.environ.get(SCENARIO_ENV) == "1"
-
-
-def pytest_sessionstart(session):
-    if os.geteuid() == 0 and _is_controller(session.config) and not _is_scenario():
-        # Leftovers of runs that were SIGKILLed: sweep before we start.
-        leftovers.sweep()
-        session.config._bpflab_host_before = snapshot.take()
-
-
 def pytest_sessionfinish(session, exitstatus):
     # An interrupted session (Ctrl-C, -x) may skip fixture finalizers: what
-    # this process started and built goes now, in workers and controller.
+    # bpflab started and built in this process goes now (nothing, if bpflab
+    # was not used).
     processes.stop_spawned()
     builder.teardown_all()
-    if os.geteuid() != 0 or not _is_controller(session.config):
-        return
-    before = getattr(session.config, "_bpflab_host_before", None)
-    problems = [f"root namespace {line}" for line in snapshot.differences(before, snapshot.take())] if before else []
-    found = leftovers.find(mine=os.getpid(), only_mine=_is_scenario())
-    problems += [str(left) for left in found if left.kind != "owner lock"]
-    if problems:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        text = "bpflab leak guard: the suite left the host changed:\n  " + "\n  ".join(problems)
-        if reporter:
-            reporter.write_line(text, red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        # Reported, and then removed: the labs of this run and of owners
-        # that died (a worker killed mid-test) must not outlive the run.
-        leftovers.remove(found)
-
-
-@pytest.fixture(autouse=True)
-def _stop_what_the_test_started():
-    """Processes a test started through lab.process (servers, the loaders'
-    command lines, lab owners) are stopped when it ends, however it ends."""
-    mark = processes.spawn_mark()
-    yield
-    processes.stop_spawned(since=mark)
 
 
 def _failed(request) -> bool:
-    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
+    reports = request.node.stash.get(REPORTS, {})
+    return any(reports[w].failed for w in ("setup", "call") if w in reports)
 
 
 def _factory(made: list, node, checked: bool):
@@ -168,7 +118,7 @@ def _factory(made: list, node, checked: bool):
         lab = builder.build(topo)
         made.append(lab)
         if checked:  # the checksum rule (pytest_runtest_call) looks here
-            node._bpflab_labs = [*getattr(node, "_bpflab_labs", ()), lab]
+            node.stash.setdefault(LABS, []).append(lab)
         return lab
 
     return make

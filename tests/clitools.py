@@ -13,7 +13,7 @@ from bpflab.host.forkserver import start_python
 from bpflab.host.paths import REPO_ROOT
 from bpflab.host.processes import spawn, stop
 from bpflab.host.waits import patience, read_line
-from bpflab.lab.pytest_plugin import SCENARIO_ENV
+from bpflab.lab.pytest_guard import SCENARIO_ENV
 
 # The loaders' modules, imported once by the fork server (and pyroute2,
 # which xdp_dnat imports late, for its return path).
@@ -112,12 +112,14 @@ def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None)
 
 
 def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (), env: dict | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess:
+               timeout: float = 120, guard: bool = True) -> subprocess.CompletedProcess:
     """pytest in a process of its own (a scenario the suite must pass or
     fail). Plugins are not autoloaded (that alone costs a second a run):
-    pytest-timeout and the lab's plugin always, `plugins` as asked."""
+    pytest-timeout and the lab's plugin always, its session guard as this
+    repository has it (`guard`), `plugins` as asked."""
+    guarded = ("bpflab.lab.pytest_guard",) if guard else ()
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_timeout", "-p",
-            "bpflab.lab.pytest_plugin", *(a for p in plugins for a in ("-p", p)), *args]
+            "bpflab.lab.pytest_plugin", *(a for p in (*guarded, *plugins) for a in ("-p", p)), *args]
     proc = spawn(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                  env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))),
                       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",

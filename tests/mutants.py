@@ -59,6 +59,7 @@ STATE_TESTS = ("tests/test_tool_csum_states.py",)
 ORACLE_TESTS = ("tests/test_checksums.py",)
 IPV6_TESTS = ("tests/test_tool_csum_ipv6.py",)
 INTERRUPT_TESTS = ("tests/test_interrupt_commands.py",)
+GUARD_TESTS = ("tests/test_guard.py",)
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -284,6 +285,16 @@ MUTATIONS = [
     M("interrupt-teardown-cut-short", "lab/builder.py", "        with deferred():  # a signal must not leave half a lab",
       "        with contextlib.nullcontext():", "a signal during a lab's teardown does not leave half a lab",
       INTERRUPT_TESTS),
+    # the session guard: opt-in, and catching what it names
+    M("guard-leftovers-unreported", "lab/pytest_guard.py",
+      '    problems += [str(left) for left in found if left.kind != "owner lock"]', "    problems += []",
+      "a session that leaves a namespace, a pin directory or a process fails", GUARD_TESTS),
+    M("guard-namespace-unwatched", "lab/pytest_guard.py",
+      "    problems = [f\"root namespace {line}\" for line in snapshot.differences(before, snapshot.take())] if before else []",
+      "    problems = []", "a session that changes the namespace it started in fails", GUARD_TESTS),
+    M("guard-imposed", "lab/pytest_plugin.py", "LABS = pytest.StashKey[list]()",
+      "from bpflab.lab.pytest_guard import *  # noqa\nLABS = pytest.StashKey[list]()",
+      "installing bpflab imposes nothing on a project that does not ask for its guard", GUARD_TESTS),
     M("tool-udp-checksum-drop-allowed", "lab/checksums.py",
       "    if udp_in is None or udp_out is None or udp_out[0] != 0:\n        return verdict",
       "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",

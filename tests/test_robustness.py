@@ -2,7 +2,6 @@
 exit status 2 (1 when the interface vanishes), nothing left attached."""
 import json
 import signal
-from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute
@@ -17,7 +16,7 @@ from bpflab.libbpf.xdp import attach_legacy
 from bpflab.loaders.interfaces import query as xdp_query
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.registry import PROGRAMS
-from tests.clitools import assert_one_line_error, run_loader, run_pytest, start_loader, wait_attached
+from tests.clitools import assert_one_line_error, run_loader, start_loader, wait_attached
 
 pytestmark = pytest.mark.kernel
 LOADERS = list(PROGRAMS)
@@ -220,20 +219,3 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
 def test_service_commands_without_a_running_instance(dnat_lab):
     result = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", dnat_lab.netns("lb"))
     assert_one_line_error(result, f"no xdp_dnat on eth0 in netns {dnat_lab.netns('lb')} is running")
-
-
-@pytest.mark.harness
-def test_the_leak_guard_fails_a_session_that_leaks(tmp_path):
-    scenario = tmp_path / "test_leaky.py"
-    scenario.write_text(
-        "from bpflab.lab import builder, pair\n"
-        "def test_leaks():\n"
-        "    lab = builder.build(pair())\n"
-        "    lab.keep()  # outlives its process: never torn down\n")
-    result = run_pytest("-q", str(scenario), f"--rootdir={tmp_path}")
-    assert result.returncode == 1, result.stdout
-    assert "bpflab leak guard: the suite left the host changed:" in result.stdout
-    leaked = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("namespace /run/netns/")]
-    assert len(leaked) == 2, result.stdout
-    # Reported, then removed: the leaking session's owner is dead.
-    assert not any(Path(ns).exists() for ns in leaked)

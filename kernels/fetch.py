@@ -120,6 +120,18 @@ def pick_package(version: str, names: list[str]) -> str:
     return max(chosen, key=version_key)
 
 
+# kernel.org's long-term lines (https://www.kernel.org/category/releases.html):
+# `--kernel lts` is those of them Debian's archive offers.
+LONGTERM = ("4.19", "5.4", "5.10", "5.15", "6.1", "6.6", "6.12")
+
+
+def lines(archive: Archive | None = None) -> list[str]:
+    """Every kernel line ("6.1") Debian's archive has a plain image of, oldest first."""
+    archive = archive or Archive()
+    archive.refresh()
+    return [".".join(map(str, line)) for line in sorted({line_of(n) for n in plain_images(archive.image_packages())})]
+
+
 def line_of(package: str) -> tuple[int, int]:
     major, minor = re.match(r"linux-image-(\d+)[.](\d+)", package).groups()
     return int(major), int(minor)

@@ -1,11 +1,20 @@
-"""Boot each requested kernel and run the suite inside; report which kernel
-each result came from, as a table, a JUnit XML file per kernel and
-build/kernel-matrix.json. The exit status is the worst of all."""
+"""Run a command on other kernels: boot each requested kernel in a VM
+(virtme-ng: KVM when it works, software emulation when not, the host's root
+read-only) and run the command inside, in the project's directory; report
+which kernel each result came from, as a table, a JUnit XML file per kernel
+(when the command is pytest) and results.json. The engine of `bpflab
+kernels`, for anyone's project (bpflab.kernels.cli), and of this
+repository's kernel matrix (nox -s kernel).
+
+A stuck kernel is told from a slow one (it keeps reporting lockups or
+stalls with nothing from the guest: stopped then, not at the timeout); a VM
+that goes away silently is booted once more; the guest's console is kept."""
 from __future__ import annotations
 
 import base64
 import dataclasses
 import datetime
+import importlib.util
 import json
 import os
 import re
@@ -20,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bpflab.host.paths import REPO_ROOT
+from bpflab.host.interrupts import cleaned
 from bpflab.kernels import selection
 from bpflab.kernels.fetch import Archive, KernelNotFound, fetch
 from bpflab.kernels.results import KernelResult, counts_from_junit
@@ -31,6 +40,28 @@ VM_TIMEOUT_S = int(os.environ.get("BPFLAB_VM_TIMEOUT", 60 * 60))
 # The guest's root is uncached 9p; the same tree is exported again under this
 # tag and mounted with the page cache on (guest_setup.sh), 3x faster.
 CACHED_ROOT_TAG = "bpflab-root"
+GUEST_SETUP = Path(__file__).with_name("guest_setup.sh")
+# Set in every guest: a project's own conftest may choose what runs there by it.
+IN_VM_ENV = "BPFLAB_IN_VM"
+
+
+@dataclasses.dataclass
+class Run:
+    """What to run on each kernel, and where."""
+
+    project: Path                 # the command's working directory: the guests see it (read-write, in memory)
+    command: list[str]            # ["pytest", ...] or any command line
+    out: Path                     # results.json, junit-VERSION.xml, console-VERSION.log
+    timeout_s: int = VM_TIMEOUT_S  # a VM still running after this is stopped
+
+    @property
+    def pytest(self) -> bool:
+        return Path(self.command[0]).name in ("pytest", "py.test") or self.command[:3] in (
+            [sys.executable, "-m", "pytest"], ["python", "-m", "pytest"], ["python3", "-m", "pytest"])
+
+    @property
+    def pytest_args(self) -> list[str]:
+        return self.command[3:] if self.command[1:3] == ["-m", "pytest"] else self.command[1:]
 
 
 def has_hardware_virt() -> bool:
@@ -39,16 +70,16 @@ def has_hardware_virt() -> bool:
 
 
 def time_scale() -> int:
-    """How much slower than the host the guest runs (BPFLAB_TIME_SCALE in
-    lab/patience.py): software emulation measured 10-20x here."""
+    """How much slower than the host the guest runs (BPFLAB_TIME_SCALE, which
+    bpflab.host.waits reads): software emulation measured 10-20x here."""
     return 2 if has_hardware_virt() else 10
 
 
-def cached_dirs() -> list[str]:
-    """What the suite reads in the guest, to be served from the cached root:
-    the system (clang, bpftool, libbpf), the Python the venv points at, the
-    repository (with its venvs)."""
-    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(REPO_ROOT)]
+def cached_dirs(project: Path) -> list[str]:
+    """What the command reads in the guest, to be served from the cached
+    root: the system (clang, bpftool, libbpf), the Python the virtualenv
+    points at, the virtualenv bpflab runs from, the project."""
+    dirs = ["/usr", str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve()), str(project.resolve())]
     return [d for i, d in enumerate(dirs) if not any(d.startswith(p + "/") or d == p for p in dirs[:i])]
 
 
@@ -67,11 +98,10 @@ def vng_command(image: Path, script: str, memory: str = "3G") -> list[str]:
     return cmd
 
 
-RESULTS = REPO_ROOT / "build" / "kernel-matrix"
 HOST = "host"
 # --kernel matrix: six kernel lines, from Debian 11's to the newest Debian's
 # archive offers (the same list as .github/workflows/kernels.yml).
-MATRIX_KERNELS = ("5.10", "6.1", "6.12", HOST, "7.2", "newest")  # --kernel host: the suite on this machine's kernel, reported like the others
+MATRIX_KERNELS = ("5.10", "6.1", "6.12", HOST, "7.2", "newest")  # --kernel host: this machine's kernel, reported like the others
 GUEST_JUNIT = "/tmp/bpflab-junit.xml"  # the guest's /tmp is its own tmpfs
 _print_lock = threading.Lock()
 
@@ -81,27 +111,26 @@ def say(version: str, line: str) -> None:
         print(f"[kernel {version}] {line}", flush=True)
 
 
-def pytest_command(pytest_args: list[str], junit: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
-            "-o", "junit_family=xunit1", *pytest_args]
+def guest_command(run: Run, junit: str | None) -> list[str]:
+    """The command as it runs: pytest by this Python (the virtualenv bpflab
+    runs from), with its JUnit XML where `junit` says; anything else as
+    given, its program found on the host's PATH."""
+    if not run.pytest:
+        program = shutil.which(run.command[0]) or run.command[0]
+        return [program, *run.command[1:]]
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+            *([f"--junitxml={junit}", "-o", "junit_family=xunit1"] if junit else []), *run.pytest_args]
 
 
-def vm_args(pytest_args: list[str]) -> list[str]:
-    """What a VM runs: the tests whose outcome can depend on the kernel (the
-    `kernel` marker: they load programs, build namespaces, attach), unless
-    the arguments choose with -m themselves. The others (lint, layout, the
-    checksum oracle, builds with clang: 13 of 27 minutes of a 5.10 VM) give
-    the same result on every kernel; the host line of the matrix runs them.
-    So do the `harness` tests: they need root, but check argument parsing,
-    CLI plumbing, child sessions and signals (about a third of a VM's time,
-    every one of them a Python start-up of seconds under emulation)."""
-    return pytest_args if any(a == "-m" or a.startswith("-m") and len(a) > 2 for a in pytest_args) \
-        else [*pytest_args, "-m", "kernel and not harness"]
+def has_xdist() -> bool:
+    """Whether the pytest this Python runs has pytest-xdist (and so -n)."""
+    return importlib.util.find_spec("xdist") is not None
 
 
-def one_worker(pytest_args: list[str]) -> list[str]:
+def one_worker(pytest_args: list[str], xdist: bool = True) -> list[str]:
     """The same arguments with the tests run in pytest's own process, one
-    after the other: whatever -n (pytest-xdist) said is dropped."""
+    after the other: whatever -n (pytest-xdist) said is dropped, and, where
+    xdist is installed, -n 0 overrides what a configuration file says."""
     kept, skip = [], False
     for arg in pytest_args:
         if skip:
@@ -110,14 +139,21 @@ def one_worker(pytest_args: list[str]) -> list[str]:
             skip = True
         elif not (arg.startswith(("--numprocesses=", "--dist=")) or re.fullmatch(r"-n\S+", arg)):
             kept.append(arg)
-    return [*kept, "-n", "0"]
+    return [*kept, "-n", "0"] if xdist else kept
 
 
-# The project's Python, compiled on the host for the guests (see below).
-SOURCES = ("bpflab", "loaders", "lab", "bench", "kernels", "tests", "examples", "conftest.py", "noxfile.py")
+# Not the project's own Python: bytecode there is not worth compiling.
+NOT_SOURCES = {".git", ".venv", "venv", ".nox", ".tox", "build", "node_modules", "__pycache__", ".hypothesis"}
 
 
-def compile_for_guests(guest_args: list[str]) -> list[str]:
+def project_sources(project: Path) -> list[Path]:
+    """The project's top-level entries holding its Python, skipping
+    virtualenvs, VCS and build output."""
+    return sorted(p for p in project.iterdir() if p.name not in NOT_SOURCES and not p.name.startswith(".")
+                  and (p.is_dir() or p.suffix == ".py"))
+
+
+def compile_for_guests(run: Run) -> list[str]:
     """Write the bytecode every guest process would otherwise compile again:
     guests run with PYTHONDONTWRITEBYTECODE (their root is read-only) and
     each of the hundred-odd Python processes a run starts (loaders, CLIs,
@@ -125,111 +161,120 @@ def compile_for_guests(guest_args: list[str]) -> list[str]:
     emulation. Python and pytest (its rewritten test modules) both read a
     cached file they did not write, when its source is unchanged.
 
-    Returns the --ignore arguments for the test files in which the guests'
-    arguments select nothing: the host's collection says which (selection
-    by -m, -k and paths does not depend on the kernel), so a guest does not
-    import 14 of 37 test modules only to deselect every test in them. If the
-    host cannot collect, nothing is ignored and the guest reports why."""
+    For pytest, returns the --ignore arguments for the test files in which
+    the guests' arguments select nothing: the host's collection, with the
+    guests' environment, says which (selection by -m, -k and paths does not
+    depend on the kernel), so a guest does not import test modules only to
+    deselect every test in them. If the host cannot collect, nothing is
+    ignored and the guest reports why."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                    *(str(REPO_ROOT / p) for p in SOURCES if (REPO_ROOT / p).exists())],
-                   cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", *map(str, project_sources(run.project))],
+                   cwd=run.project, env=env, check=False, stdout=subprocess.DEVNULL)
+    if not run.pytest:
+        return []
     # Collecting writes pytest's assertion-rewritten test modules (all of
     # them: deselection comes after the import).
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "selection.json"
         collect = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "bpflab.kernels.selection",
-                                  "--collect-only", "-q", *guest_args],  # xdist stays out of a collection
-                                 cwd=REPO_ROOT, env={**env, selection.OUT_ENV: str(out)}, check=False,
+                                  "--collect-only", "-q", *one_worker(run.pytest_args, has_xdist())],
+                                 cwd=run.project, env={**env, IN_VM_ENV: "1", selection.OUT_ENV: str(out)}, check=False,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if collect.returncode != 0 or not out.exists():
             return []
         return [f"--ignore={path}" for path in json.loads(out.read_text())]
 
 
-def run_on_host(pytest_args: list[str]) -> KernelResult:
+def run_on_host(run: Run) -> KernelResult:
     start = time.monotonic()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    junit = RESULTS / f"junit-{HOST}.xml"
+    run.out.mkdir(parents=True, exist_ok=True)
+    junit = run.out / f"junit-{HOST}.xml"
     junit.unlink(missing_ok=True)
-    proc = subprocess.Popen(pytest_command(pytest_args, str(junit)), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        say(HOST, line.rstrip("\n"))
-    status = proc.wait()
-    return finish(HOST, os.uname().release, status, junit if junit.exists() else None, time.monotonic() - start, "",
-                  pytest_args)
+    # A session of its own: stopped with everything it started, as a VM is.
+    proc = subprocess.Popen(guest_command(run, str(junit)), cwd=run.project, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+    RUNNING[HOST] = proc
+    try:
+        for line in proc.stdout:
+            say(HOST, line.rstrip("\n"))
+        status = proc.wait()
+    finally:
+        stop_vm(proc)  # interrupted: the command goes with us
+        RUNNING.pop(HOST, None)
+    return finish(run, HOST, os.uname().release, status, junit if junit.exists() else None, time.monotonic() - start,
+                  "")
 
 
-def run_on(version: str, pytest_args: list[str], archive: Archive | None = None,
+def run_on(version: str, run: Run, archive: Archive | None = None,
            ignored: tuple[str, ...] | list[str] = ()) -> KernelResult:
-    """Boot `version` and run pytest inside; its JUnit XML comes back through
-    the console (base64 on one marked line), since the guest's root is
-    read-only."""
+    """Boot `version` and run the command inside; pytest's JUnit XML comes
+    back through the console (base64 on one marked line), since the guest
+    writes nothing to the host."""
     if version == HOST:
-        return run_on_host(pytest_args)
+        return run_on_host(run)
     start = time.monotonic()
     try:
         image = fetch(version, archive)
     except (KernelNotFound, subprocess.CalledProcessError) as exc:
         say(version, f"cannot fetch: {exc}")
-        return finish(version, "", 2, None, time.monotonic() - start, f"not fetched: {exc}")
-    pytest_args = vm_args(pytest_args)
+        return finish(run, version, "", None, None, time.monotonic() - start, f"not fetched: {exc}")
     notes = []
-    if not has_hardware_virt():
+    command = run.command
+    if run.pytest and not has_hardware_virt():
         # Under software emulation, one pytest worker: with two, one worker's
         # XDP attach or detach (the kernel rewrites the XDP dispatcher's code)
-        # ran while the other's traffic ran XDP programs through it on the
-        # other vCPU, and two kernels failed in one run on 2026-11-28: 5.10
-        # with both vCPUs looping in bpf_dispatcher_xdp_func, 6.12 with an
-        # oops on the int3 of a half-made patch at bpf_dispatcher_xdp_func+0xa.
-        # One worker costs time (pytest on 6.1: 309 s against 216; on 5.10:
-        # 380 against about 350): the six kernels took 30.6 minutes, not 25.7.
-        pytest_args = one_worker(pytest_args)
-    say(version, f"pytest {' '.join(pytest_args)}" + (f" (and {len(ignored)} files without selected tests ignored)"
-                                                       if ignored else ""))
-    # --exec runs under dash; the project's own interpreter by absolute path.
-    inner = " ".join(shlex.quote(a) for a in pytest_command([*pytest_args, *ignored], GUEST_JUNIT))
-    setup = " ".join(shlex.quote(a) for a in ["sh", str(REPO_ROOT / "kernels" / "guest_setup.sh"), CACHED_ROOT_TAG,
-                                                *cached_dirs()])
-    script = (f"{setup} && cd {shlex.quote(str(REPO_ROOT))} && echo bpflab-uname=$(uname -r) && "
-              f"PYTHONDONTWRITEBYTECODE=1 BPFLAB_TIME_SCALE={time_scale()} "
-              f"BPFLAB_EMULATED={0 if has_hardware_virt() else 1} HYPOTHESIS_PROFILE=vm {inner}; "
-              f"echo bpflab-exit=$?; [ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})")
-    console = RESULTS / f"console-{version}.log"  # every boot of this run, one after the other
+        # raced the other's traffic through it on the other vCPU and took two
+        # kernels down (5.10 and 6.12; the README's kernel matrix section).
+        command = [run.command[0], *(["-m", "pytest"] if run.command[1:3] == ["-m", "pytest"] else []),
+                   *one_worker(run.pytest_args, has_xdist()), *ignored]
+    guest = dataclasses.replace(run, command=command)
+    say(version, " ".join(guest.command) + (f" (and {len(ignored)} files without selected tests ignored)"
+                                            if ignored and run.pytest else ""))
+    # --exec runs under dash; the command by absolute path.
+    inner = " ".join(shlex.quote(a) for a in guest_command(guest, GUEST_JUNIT if run.pytest else None))
+    setup = " ".join(shlex.quote(a) for a in ["sh", str(GUEST_SETUP), CACHED_ROOT_TAG, str(run.project.resolve()),
+                                                *cached_dirs(run.project)])
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "BPFLAB_TIME_SCALE": str(time_scale()),
+           "BPFLAB_EMULATED": "0" if has_hardware_virt() else "1", IN_VM_ENV: "1"}
+    script = (f"{setup} && cd {shlex.quote(str(run.project.resolve()))} && echo bpflab-uname=$(uname -r) && "
+              f"{' '.join(f'{k}={v}' for k, v in env.items())} {inner}; echo bpflab-exit=$?; "
+              + (f"[ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})" if run.pytest else "true"))
+    console = run.out / f"console-{version}.log"  # every boot of this run, one after the other
     console.unlink(missing_ok=True)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
+        if STOPPING.is_set():
+            return finish(run, version, "", None, None, time.monotonic() - start, "not booted: interrupted")
         say(version, f"booting {image} ...")
-        boot = boot_and_run(version, image, script, console)
+        boot = boot_and_run(version, image, script, console, run.timeout_s)
         if boot.vm_status == -9 or boot.status is not None or boot.trouble or attempt == BOOT_ATTEMPTS:
             break
         # The VM went away silently, before the guest ran anything or while
-        # the suite ran, and the kernel said nothing: the emulator's, not the
-        # kernel's or the suite's (6.12's VM twice exited within seconds and
-        # booted at once when asked again; 7.2's once in the middle of the
-        # suite, and passed whole the next time).
+        # the command ran, and the kernel said nothing: the emulator's, not
+        # the kernel's or the command's (seen: exits within seconds that
+        # booted at once when asked again, and once in the middle of a run).
         notes.append(f"boot {attempt}: {silent_exit(boot)}")
         say(version, f"{notes[-1]}: booting again")
     status, release, junit_xml = boot.status, boot.release, boot.junit_xml
     if boot.stuck_s:
         notes.append(f"the kernel got stuck: {boot.trouble}; the VM was stopped after {boot.stuck_s} s of such "
-                     f"reports (console: {shown(console)})")
+                     f"reports (console: {shown(console, run)})")
     elif boot.vm_status == -9:
-        notes.append(f"stopped after {VM_TIMEOUT_S} s")
+        notes.append(f"stopped after {run.timeout_s} s")
     elif boot.trouble:
-        notes.append(f"the kernel said: {boot.trouble} (console: {shown(console)})")
+        notes.append(f"the kernel said: {boot.trouble} (console: {shown(console, run)})")
     elif status is None:
-        notes.append(f"the VM {silent_exit(boot)} (console: {shown(console)})")
-    status = 2 if status is None else status
+        notes.append(f"the VM {silent_exit(boot)} (console: {shown(console, run)})")
     note = "; ".join(notes)
     junit = None
     if junit_xml is not None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        junit = RESULTS / f"junit-{version}.xml"
+        run.out.mkdir(parents=True, exist_ok=True)
+        junit = run.out / f"junit-{version}.xml"
         junit.write_bytes(junit_xml)
-    return finish(version, release or image.name.removeprefix("vmlinuz-"), status, junit,
-                  time.monotonic() - start, note or ("" if junit else "no JUnit result (the VM did not finish)"),
-                  pytest_args)
+    elif run.pytest and not note:
+        note = f"pytest ran (exit {status}) but wrote no JUnit result" if status is not None else \
+            "no JUnit result (the VM did not finish)"
+    return finish(guest, version, release or image.name.removeprefix("vmlinuz-"), status, junit,
+                  time.monotonic() - start, note, console)
 
 
 BOOT_ATTEMPTS = 2
@@ -293,18 +338,25 @@ class StuckWatch:
         return now - self.since if now - self.since >= STUCK_FOR_S else None
 
 
-def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
+# The VMs running now, by version: an interrupted run stops every one (and
+# boots no more).
+RUNNING: dict[str, subprocess.Popen] = {}
+STOPPING = threading.Event()
+
+
+def boot_and_run(version: str, image: Path, script: str, console: Path, timeout_s: float = VM_TIMEOUT_S) -> Boot:
     """One boot of `image` running `script`: its output shown line by line,
     the kernel's console only where it says the kernel is in trouble; all of
     it kept in `console`."""
     # A session of its own, so that stopping the VM stops qemu too (vng's
     # grandchild, which holds the pipe open).
-    proc = subprocess.Popen(vng_command(image, script), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(vng_command(image, script), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", start_new_session=True,
                             env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:"
                                                        f"/sbin:{os.environ.get('PATH', '')}"})
+    RUNNING[version] = proc
     boot = Boot(vm_status=0)
-    timer = threading.Timer(VM_TIMEOUT_S, stop_vm, (proc,))
+    timer = threading.Timer(timeout_s, stop_vm, (proc,))
     timer.start()
     stuck = StuckWatch()
     console.parent.mkdir(parents=True, exist_ok=True)
@@ -340,6 +392,7 @@ def boot_and_run(version: str, image: Path, script: str, console: Path) -> Boot:
     finally:
         timer.cancel()
         stop_vm(proc)  # on the way out of an interrupted run too
+        RUNNING.pop(version, None)
     return boot
 
 
@@ -351,17 +404,27 @@ def stop_vm(proc: subprocess.Popen) -> None:
             pass
 
 
-def finish(version: str, release: str, status: int, junit: Path | None, seconds: float, note: str,
-           pytest_args: list[str] = ()) -> KernelResult:
+def finish(run: Run, version: str, release: str, exit_status: int | None, junit: Path | None, seconds: float,
+           note: str, console: Path | None = None) -> KernelResult:
+    """One kernel's result. `exit_status`: the command's, as the guest
+    reported it (None: it never did: the VM failed, or no kernel)."""
     counts = counts_from_junit(junit, suite_name=f"kernel-{release or version}") if junit else None
-    return KernelResult(version=version, release=release, status=status, seconds=round(seconds, 1),
-                        junit=shown(junit) if junit else None, note=note, pytest_args=list(pytest_args),
+    if exit_status is None:
+        status = "error"
+    elif run.pytest:  # pytest's own statuses: 1 tests failed; 2-5 it could not run them
+        status = "pass" if exit_status == 0 else "fail" if exit_status == 1 else "error"
+    else:
+        status = "pass" if exit_status == 0 else "fail"
+    return KernelResult(version=version, release=release, status=status, exit=exit_status, seconds=round(seconds, 1),
+                        junit=shown(junit, run) if junit else None, note=note,
+                        console=shown(console, run) if console and console.exists() else None, command=run.command,
                         **(counts or {}))
 
 
-def shown(path: Path) -> str:
-    """A path as the report shows it: relative to the repository when inside."""
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+def shown(path: Path, run: Run) -> str:
+    """A path as the report shows it: relative to the project when inside."""
+    path, project = path.resolve(), run.project.resolve()
+    return str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
 
 
 def default_jobs() -> int:
@@ -370,44 +433,54 @@ def default_jobs() -> int:
     return max(1, min((os.cpu_count() or 1) // 2, int(mem_gib // 4)))
 
 
-def main(versions: list[str], pytest_args: list[str], jobs: int | None = None) -> int:
+def main(versions: list[str], run: Run, jobs: int | None = None) -> int:
+    """The command on every kernel of `versions`, `jobs` VMs at once: the
+    table, results.json; 0 when every kernel passed, else 1."""
     jobs = jobs or default_jobs()
     started = datetime.datetime.now(datetime.UTC)
     wall = time.monotonic()
     archive = Archive()
-    ignored = compile_for_guests(vm_args(pytest_args)) if any(v != HOST for v in versions) else []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda v: run_guarded(v, pytest_args, archive, ignored), versions))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    run.out.mkdir(parents=True, exist_ok=True)
+    ignored = compile_for_guests(run) if any(v != HOST for v in versions) else []
+    STOPPING.clear()
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        results = list(pool.map(lambda v: run_guarded(v, run, archive, ignored), versions))
+    except BaseException:  # interrupted: no VM boots any more, the running ones stop
+        STOPPING.set()
+        for version, proc in list(RUNNING.items()):
+            stop_vm(proc)
+            cleaned("stopped the command on this machine's kernel" if version == HOST else f"stopped the VM of {version}")
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     date = started.isoformat(timespec="seconds")
-    out = RESULTS.parent / "kernel-matrix.json"
+    out = run.out / "results.json"
     earlier = earlier_results(out, {r.version for r in results})
-    report = {"date": date, "host_kernel": os.uname().release, "jobs": jobs,
-              "emulated": not has_hardware_virt(), "pytest_args": pytest_args,
-              "seconds": round(time.monotonic() - wall, 1),
+    report = {"date": date, "host_kernel": os.uname().release, "jobs": jobs, "emulated": not has_hardware_virt(),
+              "command": run.command, "seconds": round(time.monotonic() - wall, 1),
               "kernels": earlier + [{**r.as_json(), "date": date} for r in results]}
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nkernel matrix ({jobs} at once, {report['seconds']:.0f} s in all; {shown(out)}):")
+    print(f"\nkernels ({jobs} at once, {report['seconds']:.0f} s in all; {shown(out, run)}):")
     for r in results:
         print("  " + r.line())
         for reason, n in r.skipped_reasons.items():
             print(f"      skipped {n}: {reason}")
     for line in earlier:
-        print(f"  (kept from {line['date']}: {line['version']} {line['release']}, {line['passed']} passed, "
-              f"{line['skipped']} skipped, {line['failed'] + line['errors']} failed)")
-    return max(r.status for r in results)
+        print(f"  (kept from {line['date']}: {line['version']} {line['release']} {line['status']})")
+    return 0 if all(r.status == "pass" for r in results) else 1
 
 
-def run_guarded(version: str, pytest_args: list[str], archive: Archive, ignored: list[str]) -> KernelResult:
-    """run_on, with a failure of the matrix's own code on one kernel counted
-    as that kernel's failure: the other kernels' results are still reported."""
+def run_guarded(version: str, run: Run, archive: Archive, ignored: list[str]) -> KernelResult:
+    """run_on, with a failure of the engine's own code on one kernel counted
+    as that kernel's error: the other kernels' results are still reported."""
     start = time.monotonic()
     try:
-        return run_on(version, pytest_args, archive, ignored)
+        return run_on(version, run, archive, ignored)
     except Exception as exc:  # reported as this kernel's result
-        say(version, f"the matrix failed on this kernel: {exc!r}")
-        return finish(version, "", 2, None, time.monotonic() - start,
-                      f"the matrix failed on this kernel: {type(exc).__name__}: {exc}")
+        say(version, f"the engine failed on this kernel: {exc!r}")
+        return finish(run, version, "", None, None, time.monotonic() - start,
+                      f"the engine failed on this kernel: {type(exc).__name__}: {exc}")
 
 
 def earlier_results(report: Path, rerun: set[str]) -> list[dict]:
@@ -420,43 +493,3 @@ def earlier_results(report: Path, rerun: set[str]) -> list[dict]:
         return []
     previous_date = json.loads(report.read_text()).get("date", "")
     return [{**k, "date": k.get("date", previous_date)} for k in kernels if k.get("version") not in rerun]
-
-
-def split_kernels(args: list[str]) -> tuple[list[str], list[str]]:
-    """--kernel VERSION / --kernel=VERSION (repeatable) out of the pytest arguments."""
-    versions, _, rest = split_matrix_args(args)
-    return versions, rest
-
-
-def split_matrix_args(args: list[str]) -> tuple[list[str], int | None, list[str]]:
-    """(--kernel versions, -j N / --jobs N, the rest: pytest's)."""
-    versions, jobs, rest, args = [], None, [], list(args)
-    while args:
-        arg = args.pop(0)
-        if arg in ("--kernel", "--jobs"):
-            if not args:
-                raise ValueError(f"{arg} needs a value, e.g. {arg} {'6.1' if arg == '--kernel' else '2'}")
-            value = args.pop(0)
-        elif arg.startswith(("--kernel=", "--jobs=")):
-            arg, value = arg.split("=", 1)
-        elif arg == "-j" or (arg.startswith("-j") and arg[2:].isdigit()):
-            arg, value = "--jobs", arg[2:] or (args.pop(0) if args else "")
-        else:
-            rest.append(arg)
-            continue
-        if arg == "--kernel":
-            versions.extend(MATRIX_KERNELS if value == "matrix" else [value])
-        elif not value.isdigit() or int(value) < 1:
-            raise ValueError(f"--jobs {value!r}: a number of VMs at once, 1 or more")
-        else:
-            jobs = int(value)
-    return versions, jobs, rest
-
-
-if __name__ == "__main__":
-    try:
-        kernels, jobs, pytest_args = split_matrix_args(sys.argv[1:])
-    except ValueError as exc:
-        print(f"python -m bpflab.kernels.matrix: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(kernels, pytest_args, jobs))

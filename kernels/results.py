@@ -1,5 +1,6 @@
-"""One kernel's result in the matrix, read from pytest's JUnit XML: what CI
-systems read (the file) and what people read (the table's line)."""
+"""One kernel's result, read from pytest's JUnit XML when the command was
+pytest (else its exit status): what CI systems read (the file) and what
+people read (the table's line)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,27 +14,29 @@ from pathlib import Path
 class KernelResult:
     version: str  # as asked for: "5.10", "newest", "host"
     release: str  # what ran: uname -r
-    status: int  # pytest's exit status (2 when nothing ran)
+    status: str   # "pass", "fail" (the command ran and failed) or "error" (it could not run: no kernel, a VM lost)
+    exit: int | None  # the command's exit status (None: it never reported one)
     seconds: float
     junit: str | None
     note: str = ""
+    console: str | None = None  # the guest's console, every boot of this run
     passed: int = 0
     failed: int = 0
     errors: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
-    failures: list[str] = dataclasses.field(default_factory=list)
-    pytest_args: list[str] = dataclasses.field(default_factory=list)  # what ran there
+    failures: list[str] = dataclasses.field(default_factory=list)  # the failing tests' ids
+    command: list[str] = dataclasses.field(default_factory=list)  # what ran there
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
 
     def line(self) -> str:
-        verdict = "PASS" if self.status == 0 else "FAIL"
         counts = (f"{self.passed} passed, {self.skipped} skipped, {self.failed} failed"
-                  + (f", {self.errors} errors" if self.errors else ""))
+                  + (f", {self.errors} errors" if self.errors else "")) if self.junit else \
+            (f"exit {self.exit}" if self.exit is not None else "no exit status")
         note = f"  {self.note}" if self.note else ""
-        return f"{self.version:<7} {self.release:<28} {verdict}  {counts}  ({self.seconds:.0f} s){note}"
+        return f"{self.version:<7} {self.release:<28} {self.status.upper():<5}  {counts}  ({self.seconds:.0f} s){note}"
 
 
 def skip_reason(message: str) -> str:

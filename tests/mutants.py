@@ -285,6 +285,9 @@ MUTATIONS = [
     M("interrupt-teardown-cut-short", "lab/builder.py", "        with deferred():  # a signal must not leave half a lab",
       "        with contextlib.nullcontext():", "a signal during a lab's teardown does not leave half a lab",
       INTERRUPT_TESTS),
+    M("interrupt-vms-left-running", "kernels/matrix.py", "        for version, proc in list(RUNNING.items()):\n            stop_vm(proc)\n",
+      "        for version, proc in list(RUNNING.items()):\n            pass\n",
+      "an interrupted bpflab kernels stops its VMs and qemu", INTERRUPT_TESTS),
     # the session guard: opt-in, and catching what it names
     M("guard-leftovers-unreported", "lab/pytest_guard.py",
       '    problems += [str(left) for left in found if left.kind != "owner lock"]', "    problems += []",

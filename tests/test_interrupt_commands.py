@@ -186,3 +186,42 @@ def test_json_output_is_not_mixed_with_the_line(commands):
     assert_one_line(result, "bpflab csum", "SIGINT", "nothing was left to remove")
     with pytest.raises(json.JSONDecodeError):
         json.loads(result.stderr)
+
+
+KERNELS = """
+import pathlib, sys
+from bpflab.host.interrupts import run_command
+from bpflab.kernels import matrix
+matrix.fetch = lambda version, archive=None: pathlib.Path("/boot/vmlinuz-6.1.0-57-amd64")
+matrix.vng_command = lambda image, script: ["sh", sys.argv[1]]
+matrix.compile_for_guests = lambda run: []
+run = matrix.Run(project=pathlib.Path(sys.argv[2]), command=["pytest"], out=pathlib.Path(sys.argv[2]) / "out")
+sys.exit(run_command("bpflab kernels", lambda: matrix.main(["6.1"], run, 1)))
+"""
+
+
+@pytest.mark.harness
+def test_kernels_stops_its_vm_and_qemu_with_it(tmp_path):
+    """A VM (here vng's stand-in, with qemu's: a grandchild that would run for
+    ten minutes) goes when `bpflab kernels` is stopped, within a second."""
+    qemu = tmp_path / "qemu.pid"
+    fake_vng = tmp_path / "vng.sh"
+    fake_vng.write_text(f"echo bpflab-uname=6.1.0-57-amd64\nsh -c 'echo $$ > {qemu}; exec sleep 600' &\nwait\n")
+    proc = subprocess.Popen([sys.executable, "-c", KERNELS, str(fake_vng), str(tmp_path)], cwd=REPO_ROOT, env=ENV,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + patience(20)
+        while not qemu.exists() or not qemu.read_text().strip():
+            assert time.monotonic() < deadline, "the fake VM never started"
+            time.sleep(0.02)
+        grandchild = int(qemu.read_text())
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=patience(WITHIN_S))
+        took = time.monotonic() - sent
+    finally:
+        stop(proc)
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == "bpflab kernels: interrupted by SIGTERM; stopped the VM of 6.1", err
+    assert took < patience(1.0)
+    assert not Path(f"/proc/{grandchild}").exists() or "zombie" in Path(f"/proc/{grandchild}/status").read_text()

@@ -13,18 +13,84 @@ from bpflab.kernels.fetch import Archive, KernelNotFound, parse_depends, pick_pa
 from bpflab.kernels.results import KernelResult, counts_from_junit
 from tests.clitools import run_pytest
 
+OFFERED = ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "6.19", "7.0", "7.1", "7.2", "7.3"]
 
-def test_kernel_arguments_are_split_from_pytest_arguments():
-    from bpflab.kernels.matrix import split_kernels, split_matrix_args
 
-    assert split_kernels(["--kernel", "6.1", "-k", "dnat", "--kernel=6.12"]) == (["6.1", "6.12"], ["-k", "dnat"])
-    assert split_kernels(["-n", "2"]) == ([], ["-n", "2"])
-    assert split_matrix_args(["--kernel", "5.10", "-j", "3", "-n", "2", "--kernel", "host"]) == \
-        (["5.10", "host"], 3, ["-n", "2"])
-    assert split_matrix_args(["-j2", "--jobs=4", "-q"]) == ([], 4, ["-q"])
-    for bad in (["--kernel"], ["-j", "0"], ["--jobs", "many"]):
-        with pytest.raises(ValueError):
-            split_matrix_args(bad)
+def test_kernel_versions_expand_and_bad_ones_are_named():
+    from bpflab.kernels.cli import KernelsError, versions
+
+    assert versions([], OFFERED) == ["6.1"]
+    assert versions(["6.1,6.12", "5.10", "6.1"], OFFERED) == ["6.1", "6.12", "5.10"]
+    assert versions(["lts"], OFFERED) == ["5.10", "6.1", "6.12"]
+    assert versions(["all"], OFFERED) == OFFERED
+    assert versions(["matrix"], OFFERED) == ["5.10", "6.1", "6.12", "host", "7.2", "newest"]
+    assert versions(["host", "newest"], None) == ["host", "newest"]  # the archive not needed
+    for bad, message in (("9.9.9", "not a kernel line"), ("6.99", "Debian's archive has no 6.99 kernel"),
+                         ("latest", "nor one of matrix, lts, all, newest, host")):
+        with pytest.raises(KernelsError, match=message):
+            versions([bad], OFFERED)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--kernel", "6.1", "--"], "nothing after --: say the command to run on each kernel"),
+    (["--kernel", "host", "pytest"], "'pytest': put the command after --"),
+    (["--kernel", "nope"], "--kernel nope: not a kernel line"),
+    (["-j", "0", "--kernel", "host"], "-j 0: a number of VMs at once"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    from bpflab.tool.cli import main
+
+    assert main(["kernels", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bpflab kernels: error: ") and message in err, err
+
+
+def test_a_machine_that_cannot_boot_kernels_says_why(monkeypatch):
+    from bpflab.kernels import cli
+
+    monkeypatch.setattr(cli.shutil, "which", lambda *a, **k: None)
+    assert cli.machine_problems(vms=True) == ["virtme-ng is missing: pip install virtme-ng (and Debian's "
+                                              "qemu-system-x86, busybox-static, udev, kmod)"]
+    assert cli.machine_problems(vms=False) == []  # --kernel host needs no VM
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    assert cli.machine_problems(vms=False)[0].startswith("needs root")
+
+
+def test_in_a_vm_this_suite_runs_only_the_kernel_tests(monkeypatch):
+    """The repository's own policy (conftest.py), keyed on what `bpflab
+    kernels` sets in every guest."""
+    import conftest
+
+    class Item:
+        def __init__(self, *marks):
+            self.marks = marks
+
+        def get_closest_marker(self, name):
+            return name if name in self.marks else None
+
+    class Config:
+        def __init__(self, markexpr):
+            self.deselected = []
+            self.hook = type("Hook", (), {"pytest_deselected": lambda _, items: self.deselected.extend(items)})()
+            self.markexpr = markexpr
+
+        def getoption(self, name):
+            return self.markexpr
+
+    loads, pure, harness = Item("kernel"), Item(), Item("kernel", "harness")
+    for in_vm, markexpr, kept in ((True, "", [loads]), (True, "verifier", [loads, pure, harness]),
+                                  (False, "", [loads, pure, harness])):
+        monkeypatch.setattr(conftest, "IN_VM", in_vm)
+        items, config = [loads, pure, harness], Config(markexpr)
+        conftest.pytest_collection_modifyitems(config, items)
+        assert items == kept and len(config.deselected) == 3 - len(kept)
+
+
+def run_of(tmp_path, *pytest_args, project=None):
+    from bpflab.host.paths import REPO_ROOT
+    from bpflab.kernels.matrix import Run
+
+    return Run(project=project or REPO_ROOT, command=["pytest", *pytest_args], out=tmp_path / "out")
 
 
 # From Debian's archive (bullseye to experimental, 2026-11-27): kernels of a
@@ -79,7 +145,7 @@ def test_results_are_read_from_junit(tmp_path):
                       "skipped_reasons": {"needs tcx links, which kernels before 6.6 lack": 1},
                       "failures": ["tests.test_b::test_bad", "tests.test_b::test_err"]}
     assert 'name="kernel-5.10.0-46-amd64"' in junit.read_text()
-    line = KernelResult(version="5.10", release="5.10.0-46-amd64", status=1, seconds=312.4,
+    line = KernelResult(version="5.10", release="5.10.0-46-amd64", status="fail", exit=1, seconds=312.4,
                         junit=str(junit), **counts).line()
     assert line.split() == ["5.10", "5.10.0-46-amd64", "FAIL", "1", "passed,", "1", "skipped,", "1", "failed,", "1",
                             "errors", "(312", "s)"]
@@ -120,52 +186,51 @@ def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
     assert "Timeout (>1.0s) from pytest-timeout" in result.stdout
 
 
-def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, monkeypatch, capsys):
-    """--kernel host runs pytest here, and its results take the same way as a
-    VM's: a JUnit file named for the kernel, a line in kernel-matrix.json."""
+def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, capsys):
+    """--kernel host runs the command here, and its results take the same
+    way as a VM's: a JUnit file named for the kernel, a line in results.json."""
     import json
     import os
 
     from bpflab.kernels import matrix
 
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
-    status = matrix.main(["host"], ["-q", "-p", "no:xdist", "tests/test_registry.py"], jobs=1)
+    status = matrix.main(["host"], run_of(tmp_path, "-q", "-p", "no:xdist", "tests/test_registry.py"), jobs=1)
     assert status == 0
-    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
     (line,) = report["kernels"]
-    assert (line["version"], line["release"], line["status"]) == ("host", os.uname().release, 0)
+    assert (line["version"], line["release"], line["status"], line["exit"]) == ("host", os.uname().release, "pass", 0)
     assert (line["passed"], line["failed"], line["skipped"]) == (2, 0, 0)
-    junit = (tmp_path / "kernel-matrix" / "junit-host.xml").read_text()
+    junit = (tmp_path / "out" / "junit-host.xml").read_text()
     assert f'name="kernel-{os.uname().release}"' in junit
-    assert "host " in capsys.readouterr().out.split("kernel matrix (")[1]
+    assert "host " in capsys.readouterr().out.split("kernels (")[1]
 
 
-def test_kernels_of_earlier_runs_stay_in_the_json_until_run_again(tmp_path, monkeypatch):
+def test_kernels_of_earlier_runs_stay_in_the_json_until_run_again(tmp_path):
     import json
 
     from bpflab.kernels import matrix
 
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
     earlier = {"date": "2026-11-26T10:00:00+00:00", "kernels": [
-        {"version": "5.10", "release": "5.10.0-46-amd64", "passed": 236, "skipped": 52, "failed": 0, "errors": 0},
-        {"version": "host", "release": "old", "passed": 1, "skipped": 0, "failed": 5, "errors": 0}]}
-    (tmp_path / "kernel-matrix.json").write_text(json.dumps(earlier))
-    assert matrix.main(["host"], ["-q", "-p", "no:xdist", "tests/test_registry.py"], jobs=1) == 0
-    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+        {"version": "5.10", "release": "5.10.0-46-amd64", "status": "pass", "passed": 236},
+        {"version": "host", "release": "old", "status": "fail", "passed": 1}]}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text(json.dumps(earlier))
+    assert matrix.main(["host"], run_of(tmp_path, "-q", "-p", "no:xdist", "tests/test_registry.py"), jobs=1) == 0
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(k["version"], k["passed"], k["date"]) for k in report["kernels"]] == [
         ("5.10", 236, "2026-11-26T10:00:00+00:00"), ("host", 2, report["date"])]
 
 
-def test_a_vm_runs_the_kernel_tests_unless_told_otherwise():
-    from bpflab.kernels.matrix import vm_args
+def test_any_command_is_judged_by_its_exit_status(tmp_path):
+    from bpflab.kernels import matrix
 
-    assert vm_args(["-n", "2"]) == ["-n", "2", "-m", "kernel and not harness"]
-    assert vm_args(["-m", "verifier", "-q"]) == ["-m", "verifier", "-q"]
-    assert vm_args(["-mnot kernel"]) == ["-mnot kernel"]
-    assert vm_args(["--maxfail", "1"]) == ["--maxfail", "1", "-m", "kernel and not harness"]
+    run = matrix.Run(project=tmp_path, command=["sh", "-c", "echo hello; exit 3"], out=tmp_path / "out")
+    assert matrix.main(["host"], run, jobs=1) == 1
+    (line,) = json.loads((tmp_path / "out" / "results.json").read_text())["kernels"]
+    assert (line["status"], line["exit"], line["junit"]) == ("fail", 3, None)
 
 
-def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
+def test_the_guests_get_the_project_compiled(tmp_path):
     """Guests do not write bytecode: the host compiles the project's modules
     and pytest's rewritten test modules first, and a process that does not
     write bytecode reads them (no compiling in every process of the VM)."""
@@ -180,8 +245,7 @@ def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_thing.py").write_text("def test_thing():\n    assert 1 + 1 == 2\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    monkeypatch.setattr(matrix, "REPO_ROOT", tmp_path)
-    assert matrix.compile_for_guests([]) == []
+    assert matrix.compile_for_guests(run_of(tmp_path, project=tmp_path)) == []
     tag = sys.implementation.cache_tag
     assert (tmp_path / "bpflab" / "__pycache__" / f"thing.{tag}.pyc").exists()
     assert [p.name for p in (tmp_path / "tests" / "__pycache__").iterdir() if "pytest" in p.name] != []
@@ -194,7 +258,7 @@ def test_the_guests_get_the_project_compiled(tmp_path, monkeypatch):
     assert "found cached rewritten pyc" in result.stdout
 
 
-def test_a_guest_does_not_import_test_files_in_which_nothing_is_selected(tmp_path, monkeypatch):
+def test_a_guest_does_not_import_test_files_in_which_nothing_is_selected(tmp_path):
     """The host's collection with the guest's arguments names the files
     without a selected test; the guest ignores those, and only those."""
     from bpflab.kernels import matrix
@@ -207,18 +271,19 @@ def test_a_guest_does_not_import_test_files_in_which_nothing_is_selected(tmp_pat
     (tmp_path / "tests" / "test_pure.py").write_text("def test_sum():\n    assert 1 + 1 == 2\n")
     (tmp_path / "tests" / "test_cli.py").write_text(
         "import pytest\n\n@pytest.mark.kernel\n@pytest.mark.harness\ndef test_cli():\n    pass\n")
-    monkeypatch.setattr(matrix, "REPO_ROOT", tmp_path)
-    assert matrix.compile_for_guests(matrix.vm_args(["-n", "2"])) == \
-        ["--ignore=tests/test_cli.py", "--ignore=tests/test_pure.py"]
-    assert matrix.compile_for_guests(matrix.vm_args(["-k", "loads"])) == \
+    kernel_only = ("-m", "kernel and not harness")
+
+    def ignored(*args):
+        return matrix.compile_for_guests(run_of(tmp_path, *args, project=tmp_path))
+
+    assert ignored(*kernel_only, "-n", "2") == ["--ignore=tests/test_cli.py", "--ignore=tests/test_pure.py"]
+    assert ignored(*kernel_only, "-k", "loads") == \
         ["--ignore=tests/test_attaches.py", "--ignore=tests/test_cli.py", "--ignore=tests/test_pure.py"]
-    assert matrix.compile_for_guests(matrix.vm_args(["tests/test_pure.py", "tests/test_loads.py"])) == \
-        ["--ignore=tests/test_pure.py"]
-    assert matrix.compile_for_guests(["-m", "not kernel"]) == \
-        ["--ignore=tests/test_attaches.py", "--ignore=tests/test_cli.py"]
+    assert ignored(*kernel_only, "tests/test_pure.py", "tests/test_loads.py") == ["--ignore=tests/test_pure.py"]
+    assert ignored("-m", "not kernel") == ["--ignore=tests/test_attaches.py", "--ignore=tests/test_cli.py"]
     # A file the host cannot import: nothing is ignored, the guest says what is wrong.
     (tmp_path / "tests" / "test_broken.py").write_text("import no_such_module\n")
-    assert matrix.compile_for_guests(matrix.vm_args([])) == []
+    assert ignored(*kernel_only) == []
 
 
 JUNIT_ONE_PASS = (b'<?xml version="1.0"?><testsuites><testsuite name="kernel-6.12.1" tests="1" failures="0" '
@@ -231,28 +296,28 @@ CONSOLE = "(console: {console})"
 
 @pytest.mark.parametrize("outcomes, status, note", [
     # The first boot exits before the guest ran anything: booted again, and said so.
-    ([(1, "", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 0, f"boot 1: {NO_GUEST}"),
-    # Twice: a failure that says what happened.
-    ([(1, "", None, None, ""), (1, "", None, None, "")], 2, f"boot 1: {NO_GUEST}; the VM {NO_GUEST} {CONSOLE}"),
+    ([(1, "", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], "pass", f"boot 1: {NO_GUEST}"),
+    # Twice: an error that says what happened.
+    ([(1, "", None, None, ""), (1, "", None, None, "")], "error", f"boot 1: {NO_GUEST}; the VM {NO_GUEST} {CONSOLE}"),
     # The VM goes away in the middle of the suite, the kernel silent: the
     # emulator's; booted again.
-    ([(0, "6.12.1", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 0, f"boot 1: {MID_RUN}"),
+    ([(0, "6.12.1", None, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], "pass", f"boot 1: {MID_RUN}"),
     # The kernel said it was in trouble: the kernel's, not booted again.
-    ([(0, "6.12.1", None, None, PANIC), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 2,
+    ([(0, "6.12.1", None, None, PANIC), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], "error",
      f"the kernel said: {PANIC} {CONSOLE}"),
     # A guest that ran and failed is not booted again.
-    ([(0, "6.12.1", 1, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], 1, "no JUnit result (the VM did not finish)"),
+    ([(0, "6.12.1", 1, None, ""), (0, "6.12.1", 0, JUNIT_ONE_PASS, "")], "fail",
+     "pytest ran (exit 1) but wrote no JUnit result"),
 ])
 def test_a_vm_that_exits_silently_is_booted_once_more(tmp_path, monkeypatch, outcomes, status, note):
     from bpflab.kernels import matrix
 
     boots = iter([matrix.Boot(vm_status=v, release=r, status=s, junit_xml=j, trouble=t) for v, r, s, j, t in outcomes])
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
     monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
-    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script, console: next(boots))
-    result = matrix.run_on("6.12", ["-q"])
-    assert (result.status, result.note) == (status, note.format(console=tmp_path / "console-6.12.log"))
-    assert result.passed == (1 if status == 0 else 0)  # from the JUnit file of the boot that ran
+    monkeypatch.setattr(matrix, "boot_and_run", lambda *args: next(boots))
+    result = matrix.run_on("6.12", run_of(tmp_path, "-q"))
+    assert (result.status, result.note) == (status, note.format(console=tmp_path / "out" / "console-6.12.log"))
+    assert result.passed == (1 if status == "pass" else 0)  # from the JUnit file of the boot that ran
 
 
 def fake_vng(tmp_path, monkeypatch, lines: list[str], then: str = "") -> None:
@@ -337,57 +402,57 @@ def test_stuck_means_reported_again_and_again_with_nothing_else(gaps, progress_a
 def test_a_stuck_kernel_is_a_failure_that_says_so(tmp_path, monkeypatch):
     from bpflab.kernels import matrix
 
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
     monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
     boots = iter([matrix.Boot(vm_status=-9, release="6.12.1", trouble=LOCKUP, stuck_s=196)])
-    monkeypatch.setattr(matrix, "boot_and_run", lambda version, image, script, console: next(boots))
-    result = matrix.run_on("6.12", ["-q"])
-    assert (result.status, result.note) == (2, f"the kernel got stuck: {LOCKUP}; the VM was stopped after 196 s of "
-                                               f"such reports (console: {tmp_path / 'console-6.12.log'})")
+    monkeypatch.setattr(matrix, "boot_and_run", lambda *args: next(boots))
+    result = matrix.run_on("6.12", run_of(tmp_path, "-q"))
+    assert (result.status, result.note) == ("error", f"the kernel got stuck: {LOCKUP}; the VM was stopped after 196 s "
+                                                     f"of such reports (console: {tmp_path / 'out' / 'console-6.12.log'})")
 
 
-SERIAL = "-q --timeout 120 -m 'kernel and not harness' -n 0"
-PARALLEL = "-n 2 -q --timeout 120 -m 'kernel and not harness'"
+SERIAL = "-q --timeout 120 -n 0"
+PARALLEL = "-n 2 -q --timeout 120"
 
 
 @pytest.mark.parametrize("hardware_virt, guest_args", [(False, SERIAL), (True, PARALLEL)])
 def test_emulated_guests_run_one_pytest_worker(tmp_path, monkeypatch, hardware_virt, guest_args):
+    import sys
+
     from bpflab.kernels import matrix
 
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path)
     monkeypatch.setattr(matrix, "has_hardware_virt", lambda: hardware_virt)
     monkeypatch.setattr(matrix, "fetch", lambda version, archive: Path("/boot/vmlinuz-6.12.1"))
     scripts = []
 
-    def boot(version, image, script, console):
+    def boot(version, image, script, console, timeout_s):
         scripts.append(script)
         return matrix.Boot(vm_status=0, release="6.12.1", status=0, junit_xml=JUNIT_ONE_PASS)
 
     monkeypatch.setattr(matrix, "boot_and_run", boot)
-    result = matrix.run_on("6.12", ["-n", "2", "-q", "--timeout", "120"])
+    result = matrix.run_on("6.12", run_of(tmp_path, "-n", "2", "-q", "--timeout", "120"))
     (script,) = scripts
-    assert f"-m pytest -p no:cacheprovider --junitxml={matrix.GUEST_JUNIT} -o junit_family=xunit1 {guest_args}; " \
-        in script
-    assert (result.status, result.pytest_args) == (0, shlex.split(guest_args))  # what the JSON records
+    assert f"{sys.executable} -m pytest -p no:cacheprovider --junitxml={matrix.GUEST_JUNIT} -o junit_family=xunit1 " \
+           f"{guest_args}; " in script
+    assert "BPFLAB_IN_VM=1 " in script  # what the guest's own policy goes by (this suite's conftest.py)
+    assert (result.status, result.command) == ("pass", ["pytest", *shlex.split(guest_args)])  # what the JSON records
 
 
-def test_a_failure_of_the_matrix_on_one_kernel_is_that_kernels_result(tmp_path, monkeypatch, capsys):
+def test_a_failure_of_the_engine_on_one_kernel_is_that_kernels_result(tmp_path, monkeypatch, capsys):
     from bpflab.kernels import matrix
 
-    monkeypatch.setattr(matrix, "RESULTS", tmp_path / "kernel-matrix")
-    monkeypatch.setattr(matrix, "compile_for_guests", lambda args: [])
+    monkeypatch.setattr(matrix, "compile_for_guests", lambda run: [])
 
-    def run_on(version, pytest_args, archive, ignored):
+    def run_on(version, run, archive, ignored):
         if version == "7.2":
             raise ValueError("not a kernel release: 'vmlinuz'")
-        return matrix.finish(version, "6.12.1", 0, None, 1.0, "")
+        return matrix.finish(run, version, "6.12.1", 0, None, 1.0, "")
 
     monkeypatch.setattr(matrix, "run_on", run_on)
-    assert matrix.main(["6.12", "7.2"], ["-q"], jobs=1) == 2
-    report = json.loads((tmp_path / "kernel-matrix.json").read_text())
+    assert matrix.main(["6.12", "7.2"], run_of(tmp_path, "-q"), jobs=1) == 1
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
     lines = {line["version"]: (line["status"], line["note"]) for line in report["kernels"]}
-    assert lines == {"6.12": (0, ""), "7.2": (2, "the matrix failed on this kernel: ValueError: not a kernel "
-                                                 "release: 'vmlinuz'")}
+    assert lines == {"6.12": ("pass", ""), "7.2": ("error", "the engine failed on this kernel: ValueError: not a "
+                                                              "kernel release: 'vmlinuz'")}
 
 
 def test_one_worker_drops_what_xdist_was_told():
@@ -396,6 +461,7 @@ def test_one_worker_drops_what_xdist_was_told():
     assert one_worker(["-n", "2", "-q", "-n4", "--numprocesses=3", "--dist", "load", "--numprocesses", "2",
                        "-k", "dnat", "--dist=loadfile"]) == ["-q", "-k", "dnat", "-n", "0"]
     assert one_worker(["-q"]) == ["-q", "-n", "0"]
+    assert one_worker(["-q", "-n", "2"], xdist=False) == ["-q"]  # a project without pytest-xdist has no -n
 
 
 def test_a_kernel_that_reports_lockups_while_the_guest_moves_on_is_not_stopped(tmp_path, monkeypatch):

@@ -137,6 +137,27 @@ bpf_program__fd = _proto("bpf_program__fd", c_int, prog_p)
 bpf_program__type = _proto("bpf_program__type", c_int, prog_p)
 bpf_program__set_log_buf = _proto("bpf_program__set_log_buf", c_int, prog_p, c_void_p, c_size_t)
 bpf_program__set_autoload = _proto("bpf_program__set_autoload", c_int, prog_p, ctypes.c_bool)
+bpf_program__set_log_level = _proto("bpf_program__set_log_level", c_int, prog_p, c_uint32)
+
+
+class bpf_prog_info(Structure):
+    """struct bpf_prog_info (linux/bpf.h), up to verified_insns (5.16): a
+    kernel fills what it knows and leaves the rest zero."""
+
+    _fields_ = [
+        ("type", c_uint32), ("id", c_uint32), ("tag", c_uint8 * 8), ("jited_prog_len", c_uint32),
+        ("xlated_prog_len", c_uint32), ("jited_prog_insns", c_uint64), ("xlated_prog_insns", c_uint64),
+        ("load_time", c_uint64), ("created_by_uid", c_uint32), ("nr_map_ids", c_uint32), ("map_ids", c_uint64),
+        ("name", ctypes.c_char * 16), ("ifindex", c_uint32), ("gpl_compatible", c_uint32), ("netns_dev", c_uint64),
+        ("netns_ino", c_uint64), ("nr_jited_ksyms", c_uint32), ("nr_jited_func_lens", c_uint32),
+        ("jited_ksyms", c_uint64), ("jited_func_lens", c_uint64), ("btf_id", c_uint32),
+        ("func_info_rec_size", c_uint32), ("func_info", c_uint64), ("nr_func_info", c_uint32),
+        ("nr_line_info", c_uint32), ("line_info", c_uint64), ("jited_line_info", c_uint64),
+        ("nr_jited_line_info", c_uint32), ("line_info_rec_size", c_uint32), ("jited_line_info_rec_size", c_uint32),
+        ("nr_prog_tags", c_uint32), ("prog_tags", c_uint64), ("run_time_ns", c_uint64), ("run_cnt", c_uint64),
+        ("recursion_misses", c_uint64), ("verified_insns", c_uint32), ("attach_btf_obj_id", c_uint32),
+        ("attach_btf_id", c_uint32), ("_pad", c_uint32),
+    ]
 
 bpf_map__name = _proto("bpf_map__name", c_char_p, map_p)
 bpf_map__fd = _proto("bpf_map__fd", c_int, map_p)

@@ -13,6 +13,7 @@ from .maps import Map
 # fails (it retries at log level 1), so a big buffer costs nothing on success.
 LOG_BUF_SIZE = 4 << 20
 PROG_TYPE_SCHED_CLS, PROG_TYPE_SCHED_ACT, PROG_TYPE_XDP = 3, 4, 6  # enum bpf_prog_type
+LOG_LEVEL, LOG_STATS = 1, 4  # BPF_LOG_LEVEL1, BPF_LOG_STATS
 
 
 class Program:
@@ -37,6 +38,23 @@ class Program:
 
     def set_autoload(self, enabled: bool) -> None:
         _lib.bpf_program__set_autoload(self._ptr, enabled)
+
+    def set_log_level(self, level: int) -> None:
+        """The verifier's log level for the next load: LOG_STATS (4) adds its
+        statistics (and still its error on a rejection); 1 the whole walk."""
+        if self._log_buf is None:
+            self._prepare_log()
+        _lib.bpf_program__set_log_level(self._ptr, level)
+
+    def info(self) -> _lib.bpf_prog_info:
+        """The kernel's bpf_prog_info of the loaded program (zero where an
+        older kernel has no such field)."""
+        info = _lib.bpf_prog_info()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        ret = _lib.bpf_obj_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(size))
+        if ret < 0:
+            raise BpfError(-ret, f"bpf_prog_info of '{self.name}'")
+        return info
 
     def _prepare_log(self) -> None:
         self._log_buf = ctypes.create_string_buffer(LOG_BUF_SIZE)
@@ -91,7 +109,8 @@ class BpfObject:
 
     def load(self) -> None:
         for prog in self.programs.values():
-            prog._prepare_log()
+            if prog._log_buf is None:
+                prog._prepare_log()
         with _lib.captured_warnings() as warnings:
             ret = _lib.bpf_object__load(self._ptr)
         if ret < 0:

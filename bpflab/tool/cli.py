@@ -3,6 +3,7 @@
     bpflab run OBJ --pcap IN [--out OUT.pcapng] [--prog NAME] [--map NAME=FILE.json] [--json]
     bpflab csum OBJ [--prog NAME] [--examples N] [--seed S] [--map NAME=FILE.json] [--out-dir DIR] [--json]
     bpflab verifier DIR [--clang CLANG]
+    bpflab kernels [--kernel VERSION]... [-j N] [--out DIR] [--timeout S] [-- COMMAND [ARG...]]
     bpflab include-dir
 
 A program that asks the kernel's routing (bpf_fib_lookup) runs in a network
@@ -268,6 +269,15 @@ def cmd_verifier(args) -> int:
         raise TargetError(str(exc)) from None
 
 
+def cmd_kernels(args) -> int:
+    from bpflab.kernels.cli import KernelsError, run
+
+    try:
+        return run(args)
+    except KernelsError as exc:
+        raise TargetError(str(exc)) from None
+
+
 def cmd_include_dir(_args) -> int:
     from bpflab.tool.verifier import INCLUDE_DIR
 
@@ -316,6 +326,16 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("dir", metavar="DIR")
     ver.add_argument("--clang", default="clang", help="the compiler (default clang)")
     ver.set_defaults(func=cmd_verifier)
+    kernels = sub.add_parser("kernels", help="your tests, or any command, on other kernels (each in a VM)",
+                             description="Run COMMAND (default: pytest) in the current directory inside a VM booted "
+                                         "with each kernel from Debian's archive (virtme-ng; KVM when it works, "
+                                         "emulation when not). Results: --out DIR/results.json, junit-VERSION.xml "
+                                         "(pytest), console-VERSION.log. Exit 0 only when every kernel passed; 1 "
+                                         "when one failed or could not run; 2 bad input.")
+    from bpflab.kernels.cli import add_arguments
+
+    add_arguments(kernels)
+    kernels.set_defaults(func=cmd_kernels)
     inc = sub.add_parser("include-dir", help="where <bpflab/annotations.h> is, for -I",
                          description="Print the directory to pass to clang with -I for <bpflab/annotations.h>.")
     inc.set_defaults(func=cmd_include_dir)

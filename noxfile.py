@@ -7,6 +7,7 @@
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
     nox -s installed  the wheel in a fresh virtualenv, used from outside the repository as a newcomer would
+    nox -s verifier_baseline  record the verifier baseline again (every kernel of the matrix, or -- --kernel V)
 """
 import json
 import os
@@ -81,6 +82,19 @@ def verifier(session):
     require_kernel(session)
     install(session)
     session.run("pytest", "-m", "verifier", *session.posargs)
+
+
+@nox.session
+def verifier_baseline(session):
+    """Record this repository's verifier baseline again: bpflab verifier
+    stats of every program under bpf/, bench/bpf/ and examples/ on each
+    kernel of the matrix (or only those of -- --kernel VERSION..., the
+    others kept) into tests/verifier_baseline.json, and the docs' table
+    (docs/reference/verifier-baseline.md) from it."""
+    require_kernel(session)
+    install(session)
+    session.install("virtme-ng")
+    session.run("python", "-m", "tests.verifier_baseline", *session.posargs)
 
 
 @nox.session
@@ -182,11 +196,13 @@ def installed(session):
             session.error(f"bpflab run: {frames}")
         session.log(f"bpflab run: {frames}")
 
-        run("bpflab", "verifier", "must_reject")
+        run("bpflab", "verifier", "must_reject")  # the form from before `verifier corpus`
+        run("bpflab", "verifier", "corpus", "must_reject")
         session.run(str(bin_ / "pytest"), "-q", "-p", "no:cacheprovider", "test_xdp_pong.py", external=True,
                     env={**env, "XDP_PONG_OBJ": str(work / "xdp_pong.bpf.o")})
         tc_programs_in_every_state(session, repo, tmp / "tc", run)
         ipv6_programs(session, repo, tmp / "ipv6", run)
+        verifier_stats_from_outside(session, repo, tmp / "stats", run)
         nothing_imposed(session, tmp / "unrelated", run)
         kernels_from_outside(session, tmp / "project", run)
 
@@ -249,6 +265,49 @@ def ipv6_programs(session, repo: Path, work: Path, run) -> None:
     Path("svc6.json").write_text(json.dumps([{"key": {"vip": "fd00:96::10", "port": 53, "proto": 17},
                                               "value": {"addr": "fd00:244::5", "port": 5353, "weight": 1}}]))
     run("bpflab", "run", "maps6.bpf.o", "--map", "svc6=svc6.json", "--pcap", "six.pcap")
+
+
+def verifier_stats_from_outside(session, repo: Path, work: Path, run) -> None:
+    """bpflab verifier stats on programs built here: a loop of 16 built as
+    loop.bpf.o, its baseline; the same objects again compare as allowed
+    (exit 0); the loop made 32 under the same name fails the compare (exit
+    1, the row named); a program needing bpf_loop (5.17) on 5.10 in a VM and
+    on this machine: rejected there with 5.10's verifier message (it knows
+    no callbacks), loaded here; a header given as an object: one line, exit
+    2."""
+    work.mkdir()
+    for name in ("stats_loop.h", "stats_loop16.bpf.c", "stats_loop32.bpf.c", "stats_bpf_loop.bpf.c"):
+        shutil.copy(repo / "tests" / "bpf" / name, work)
+    session.chdir(work)
+    for source, obj in (("stats_loop16.bpf.c", "old/loop.bpf.o"), ("stats_loop32.bpf.c", "new/loop.bpf.o"),
+                        ("stats_bpf_loop.bpf.c", "bpf_loop.bpf.o")):
+        (work / obj).parent.mkdir(exist_ok=True)
+        run("clang", "-target", "bpf", "-O2", "-g", f"-I/usr/include/{os.uname().machine}-linux-gnu", "-c", source,
+            "-o", obj)
+    report = json.loads(run("bpflab", "verifier", "stats", "old/loop.bpf.o", "bpf_loop.bpf.o", "--json",
+                            "--output", "base.json"))
+    if [(p["program"], p["verdict"]) for p in report["programs"]] != [("stats_loop", "loaded"),
+                                                                        ("stats_bpf_loop", "loaded")] \
+            or not all(p["insns"] and p["xlated_insns"] and p["jited_bytes"] for p in report["programs"]):
+        session.error(f"bpflab verifier stats: {report}")
+    session.log(f"bpflab verifier stats: {[(p['program'], p['insns']) for p in report['programs']]}")
+    same = run("bpflab", "verifier", "stats", "old/loop.bpf.o", "bpf_loop.bpf.o", "--baseline", "base.json")
+    grown = run("bpflab", "verifier", "stats", "new/loop.bpf.o", "bpf_loop.bpf.o", "--baseline", "base.json",
+                success_codes=[1])
+    if not same.rstrip().endswith("as the baseline allows") or \
+            "GREW beyond 10%: loop.bpf.o/stats_loop insns" not in grown:
+        session.error(f"bpflab verifier stats --baseline:\n{same}\n{grown}")
+    session.log("bpflab verifier stats --baseline: the same objects as allowed; the doubled loop: "
+                + next(line for line in grown.splitlines() if line.startswith("GREW")))
+    run("bpflab", "verifier", "stats", "bpf_loop.bpf.o", "--kernel", "5.10,host", "--timeout", "1200", "--json",
+        "--output", "across.json")
+    across = json.loads((work / "across.json").read_text())
+    verdicts = {k["version"]: (k["programs"][0]["verdict"], k["programs"][0]["log"]) for k in across["kernels"]}
+    if verdicts.get("host", ("",))[0] != "loaded" or verdicts.get("5.10", ("",))[0] != "rejected" or \
+            verdicts["5.10"][1] != ["number of funcs in func_info doesn't match number of subprogs"]:
+        session.error(f"bpflab verifier stats --kernel 5.10,host: {across}")
+    session.log(f"bpflab verifier stats --kernel 5.10,host: {verdicts}")
+    run("bpflab", "verifier", "stats", "stats_loop.h", success_codes=[2])
 
 
 PROJECT_PROGRAM = """\

@@ -64,6 +64,22 @@ def versions(asked: list[str], offered=None) -> list[str]:
     return out
 
 
+def archive_lines():
+    """The archive's kernel lines, as a function that reads them once, only
+    if a --kernel value needs them."""
+    cached: list[str] = []
+
+    def offered() -> list[str]:
+        if not cached:
+            try:
+                cached.extend(fetch.lines())
+            except fetch.KernelNotFound as exc:
+                raise KernelsError(f"cannot read Debian's kernel archive: {exc}") from None
+        return cached
+
+    return offered
+
+
 def command_of(args) -> list[str]:
     words = list(args.cmd)
     if words[:1] == ["--"]:
@@ -90,17 +106,7 @@ def run(args) -> int:
     command = command_of(args)
     if args.jobs is not None and args.jobs < 1:
         raise KernelsError(f"-j {args.jobs}: a number of VMs at once, 1 or more")
-    cached: list[str] = []
-
-    def offered() -> list[str]:  # the archive's lines, read once, only if a value needs them
-        if not cached:
-            try:
-                cached.extend(fetch.lines())
-            except fetch.KernelNotFound as exc:
-                raise KernelsError(f"cannot read Debian's kernel archive: {exc}") from None
-        return cached
-
-    chosen = versions(args.kernel, offered)
+    chosen = versions(args.kernel, archive_lines())
     problems = machine_problems(any(v != matrix.HOST for v in chosen))
     if problems:
         raise KernelsError("; ".join(problems))

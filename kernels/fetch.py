@@ -86,7 +86,9 @@ class Archive:
     def download(self, packages: list[str], into: Path) -> list[Path]:
         subprocess.run(["apt-get", *self.options(), "download", "-q", *packages], cwd=into, check=True,
                        capture_output=True)
-        return [max(into.glob(f"{p}_*.deb"), key=lambda f: f.stat().st_mtime) for p in packages]
+        # A package may be asked for as NAME/SUITE or NAME=VERSION; its file is NAME_*.deb.
+        names = [re.split(r"[/=]", p)[0] for p in packages]
+        return [max(into.glob(f"{name}_*.deb"), key=lambda f: f.stat().st_mtime) for name in names]
 
     def _cache(self, *args: str) -> str:
         return subprocess.run(["apt-cache", *self.options(), *args], capture_output=True, text=True,

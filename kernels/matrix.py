@@ -53,6 +53,12 @@ class Run:
     command: list[str]            # ["pytest", ...] or any command line
     out: Path                     # results.json, junit-VERSION.xml, console-VERSION.log
     timeout_s: int = VM_TIMEOUT_S  # a VM still running after this is stopped
+    # A file the command writes, named by the COLLECT_ENV variable it is
+    # given, brought back from each kernel as out/<collect with {version}>.
+    collect: str | None = None
+
+    def collected(self, version: str) -> Path | None:
+        return self.out / self.collect.format(version=version) if self.collect else None
 
     @property
     def pytest(self) -> bool:
@@ -103,6 +109,8 @@ HOST = "host"
 # archive offers (the same list as .github/workflows/kernels.yml).
 MATRIX_KERNELS = ("5.10", "6.1", "6.12", HOST, "7.2", "newest")  # --kernel host: this machine's kernel, reported like the others
 GUEST_JUNIT = "/tmp/bpflab-junit.xml"  # the guest's /tmp is its own tmpfs
+GUEST_COLLECT = "/tmp/bpflab-collect"
+COLLECT_ENV = "BPFLAB_COLLECT"  # where the command writes what Run.collect brings back
 _print_lock = threading.Lock()
 
 
@@ -190,9 +198,14 @@ def run_on_host(run: Run) -> KernelResult:
     run.out.mkdir(parents=True, exist_ok=True)
     junit = run.out / f"junit-{HOST}.xml"
     junit.unlink(missing_ok=True)
+    collected = run.collected(HOST)
+    env = dict(os.environ)
+    if collected:
+        collected.unlink(missing_ok=True)
+        env[COLLECT_ENV] = str(collected)
     # A session of its own: stopped with everything it started, as a VM is.
     proc = subprocess.Popen(guest_command(run, str(junit)), cwd=run.project, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True, env=env)
     RUNNING[HOST] = proc
     try:
         for line in proc.stdout:
@@ -235,10 +248,14 @@ def run_on(version: str, run: Run, archive: Archive | None = None,
     setup = " ".join(shlex.quote(a) for a in ["sh", str(GUEST_SETUP), CACHED_ROOT_TAG, str(run.project.resolve()),
                                                 *cached_dirs(run.project)])
     env = {"PYTHONDONTWRITEBYTECODE": "1", "BPFLAB_TIME_SCALE": str(time_scale()),
-           "BPFLAB_EMULATED": "0" if has_hardware_virt() else "1", IN_VM_ENV: "1"}
+           "BPFLAB_EMULATED": "0" if has_hardware_virt() else "1", IN_VM_ENV: "1",
+           **({COLLECT_ENV: GUEST_COLLECT} if run.collect else {})}
+    # What comes back does so through the console, base64 on one marked line.
+    back = [f"[ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})"] if run.pytest else []
+    back += [f"[ -f {GUEST_COLLECT} ] && echo bpflab-collect=$(base64 -w0 {GUEST_COLLECT})"] if run.collect else []
     script = (f"{setup} && cd {shlex.quote(str(run.project.resolve()))} && echo bpflab-uname=$(uname -r) && "
               f"{' '.join(f'{k}={v}' for k, v in env.items())} {inner}; echo bpflab-exit=$?; "
-              + (f"[ -f {GUEST_JUNIT} ] && echo bpflab-junit=$(base64 -w0 {GUEST_JUNIT})" if run.pytest else "true"))
+              + ("; ".join(back) or "true"))
     console = run.out / f"console-{version}.log"  # every boot of this run, one after the other
     console.unlink(missing_ok=True)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
@@ -255,6 +272,11 @@ def run_on(version: str, run: Run, archive: Archive | None = None,
         notes.append(f"boot {attempt}: {silent_exit(boot)}")
         say(version, f"{notes[-1]}: booting again")
     status, release, junit_xml = boot.status, boot.release, boot.junit_xml
+    collected = run.collected(version)
+    if collected:
+        collected.unlink(missing_ok=True)
+        if boot.collected is not None:
+            collected.write_bytes(boot.collected)
     if boot.stuck_s:
         notes.append(f"the kernel got stuck: {boot.trouble}; the VM was stopped after {boot.stuck_s} s of such "
                      f"reports (console: {shown(console, run)})")
@@ -286,6 +308,7 @@ class Boot:
     status: int | None = None  # pytest's, as the guest reported it; None: it never did
     release: str = ""         # uname -r, once the guest's script ran
     junit_xml: bytes | None = None
+    collected: bytes | None = None  # the file Run.collect names, as the guest left it
     trouble: str = ""         # the first kernel message that says the kernel is in trouble
     stuck_s: int = 0          # stopped after the kernel reported itself stuck this long
 
@@ -370,11 +393,14 @@ def boot_and_run(version: str, image: Path, script: str, console: Path, timeout_
                     boot.status = int(line.split("=")[1])
                 elif line.startswith("bpflab-uname="):
                     boot.release = line.split("=", 1)[1].strip()
-                elif line.startswith("bpflab-junit="):
+                elif line.startswith(("bpflab-junit=", "bpflab-collect=")):
+                    what = line.split("=", 1)[0].removeprefix("bpflab-")
                     try:
-                        boot.junit_xml = base64.b64decode(line.split("=", 1)[1], validate=True)
+                        data = base64.b64decode(line.split("=", 1)[1], validate=True)
                     except ValueError:  # a kernel message printed into the line
-                        say(version, "the JUnit result came back garbled (see the console log)")
+                        say(version, f"the {what} file came back garbled (see the console log)")
+                    else:
+                        setattr(boot, "junit_xml" if what == "junit" else "collected", data)
                 elif KERNEL_LINE.match(line) or BOOT_NOISE.match(line):
                     if KERNEL_TROUBLE.search(line):
                         boot.trouble = boot.trouble or KERNEL_LINE.sub("", line).strip()
@@ -433,19 +459,16 @@ def default_jobs() -> int:
     return max(1, min((os.cpu_count() or 1) // 2, int(mem_gib // 4)))
 
 
-def main(versions: list[str], run: Run, jobs: int | None = None) -> int:
-    """The command on every kernel of `versions`, `jobs` VMs at once: the
-    table, results.json; 0 when every kernel passed, else 1."""
-    jobs = jobs or default_jobs()
-    started = datetime.datetime.now(datetime.UTC)
-    wall = time.monotonic()
+def run_all(versions: list[str], run: Run, jobs: int) -> list[KernelResult]:
+    """The command on every kernel of `versions`, `jobs` VMs at once. An
+    interrupt stops every VM (and boots no more) before it goes on up."""
     archive = Archive()
     run.out.mkdir(parents=True, exist_ok=True)
     ignored = compile_for_guests(run) if any(v != HOST for v in versions) else []
     STOPPING.clear()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        results = list(pool.map(lambda v: run_guarded(v, run, archive, ignored), versions))
+        return list(pool.map(lambda v: run_guarded(v, run, archive, ignored), versions))
     except BaseException:  # interrupted: no VM boots any more, the running ones stop
         STOPPING.set()
         for version, proc in list(RUNNING.items()):
@@ -454,6 +477,15 @@ def main(versions: list[str], run: Run, jobs: int | None = None) -> int:
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def main(versions: list[str], run: Run, jobs: int | None = None) -> int:
+    """The command on every kernel of `versions`, `jobs` VMs at once: the
+    table, results.json; 0 when every kernel passed, else 1."""
+    jobs = jobs or default_jobs()
+    started = datetime.datetime.now(datetime.UTC)
+    wall = time.monotonic()
+    results = run_all(versions, run, jobs)
     date = started.isoformat(timespec="seconds")
     out = run.out / "results.json"
     earlier = earlier_results(out, {r.version for r in results})

@@ -32,3 +32,6 @@ if [ ! -x .venv/bin/nox ]; then
 fi
 .venv/bin/pip install -q -e '.[test]'
 make -s
+# The oracle bpflab verifier stats is measured against: the kernel's veristat,
+# from Debian's archive (trixie's package; the machine's apt is not touched).
+.venv/bin/python -m tests.veristat >/dev/null

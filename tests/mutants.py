@@ -60,6 +60,10 @@ ORACLE_TESTS = ("tests/test_checksums.py",)
 IPV6_TESTS = ("tests/test_tool_csum_ipv6.py",)
 INTERRUPT_TESTS = ("tests/test_interrupt_commands.py",)
 GUARD_TESTS = ("tests/test_guard.py",)
+STATS_TESTS = ("tests/test_verifier_stats.py", "tests/test_verifier_log.py")
+# The corpus's tests that bring their own corpus (the others read bpf/verifier/ of the checkout).
+CORPUS_TESTS = ("tests/test_verifier.py::test_a_program_that_must_load_and_return_a_value",
+                "tests/test_verifier.py::test_retval_runs_on_the_selftests_pkt_v4")
 MUTATIONS = [
     # hello
     M("hello-drops", "hello.bpf.c", "return XDP_PASS;", "return XDP_DROP;", "hello passes every frame"),
@@ -298,6 +302,40 @@ MUTATIONS = [
     M("guard-imposed", "lab/pytest_plugin.py", "LABS = pytest.StashKey[list]()",
       "from bpflab.lab.pytest_guard import *  # noqa\nLABS = pytest.StashKey[list]()",
       "installing bpflab imposes nothing on a project that does not ask for its guard", GUARD_TESTS),
+    # bpflab verifier stats: veristat's numbers, a baseline, other kernels
+    M("stats-states-swapped", "bpflab/tool/stats.py",
+      '(("insns", "max_states_per_insn", "total_states", "peak_states", "mark_read")',
+      '(("insns", "max_states_per_insn", "peak_states", "total_states", "mark_read")',
+      "each number is the verifier's own, as veristat reads it", STATS_TESTS),
+    M("stats-stack-first-subprog-only", "bpflab/tool/stats.py",
+      '        found["stack_depth"] = sum(map(int, subprogs))', '        found["stack_depth"] = int(subprogs[0]) + 0 * len(subprogs)',
+      "the stack of every subprogram counts (7.3's lines)", STATS_TESTS),
+    M("stats-xlated-in-bytes", "bpflab/tool/stats.py", "xlated_insns=info.xlated_prog_len // 8",
+      "xlated_insns=info.xlated_prog_len", "xlated_insns counts instructions, as bpftool's bytes / 8", STATS_TESTS),
+    M("stats-growth-unlimited", "bpflab/tool/stats_compare.py", "and percent(old, new) > self.max_growth:",
+      "and percent(old, new) > self.max_growth * 100:", "growth beyond --max-growth fails the compare", STATS_TESTS),
+    M("stats-peak-states-not-limited", "bpflab/tool/stats_compare.py",
+      'GROWTH_LIMITED = ("insns", "peak_states")', 'GROWTH_LIMITED = ("insns",)',
+      "peak states that grew beyond --max-growth fail the compare too", STATS_TESTS),
+    M("stats-rejected-now-passes", "bpflab/tool/stats_compare.py",
+      '        return not self.broken() and not self.grown()', '        return not self.grown()',
+      "a program that loaded and is rejected now fails the compare", STATS_TESTS),
+    M("stats-matched-by-path", "bpflab/tool/stats.py",
+      '        return ProgramStats(path.name, program, "loaded",', '        return ProgramStats(str(path), program, "loaded",',
+      "programs are matched by object file name, wherever it was built", STATS_TESTS),
+    M("stats-unopenable-is-bad-input", "bpflab/tool/stats.py", "        if is_bpf_elf(path):", "        if False:",
+      "a BPF object libbpf cannot open is a rejected row, not unusable input", STATS_TESTS),
+    M("stats-kernel-error-passes", "bpflab/tool/stats_command.py",
+      "    return EXIT_REGRESSED if regressed or any(r.error for r in runs) else 0",
+      "    return EXIT_REGRESSED if regressed else 0", "a kernel that gave no statistics fails the run", STATS_TESTS),
+    M("stats-collected-dropped", "kernels/matrix.py", '                        setattr(boot, "junit_xml" if what == "junit" else "collected", data)',
+      '                        setattr(boot, "junit_xml" if what == "junit" else "console", data)',
+      "what a VM's command wrote comes back from it", STATS_TESTS),
+    M("corpus-retval-unchecked", "bpflab/tool/verifier.py", "            elif outcome.retval != case.retval:",
+      "            elif False:", "a __retval program that returns another value is not as annotated", CORPUS_TESTS),
+    M("corpus-pkt-v4-version-4", "bpflab/tool/verifier.py", '          + b"\\x05\\x00" + (123).to_bytes(2, "big")',
+      '          + b"\\x45\\x00" + (123).to_bytes(2, "big")', "__retval runs on the selftests' pkt_v4, byte for byte",
+      CORPUS_TESTS),
     M("tool-udp-checksum-drop-allowed", "lab/checksums.py",
       "    if udp_in is None or udp_out is None or udp_out[0] != 0:\n        return verdict",
       "    if True:\n        return verdict", "a UDP checksum the input carried must not become 0",

@@ -107,7 +107,7 @@ def test_csum_in_a_namespace_of_the_callers(commands, lab_factory, sig):
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_run_and_verifier(commands, tmp_path, sig):
+def test_run_and_the_verifier_commands(commands, tmp_path, sig):
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
     from scapy.utils import wrpcap
@@ -119,7 +119,11 @@ def test_run_and_verifier(commands, tmp_path, sig):
     assert_nothing_left(pid)
     result, _ = interrupted(commands, ["-m", "bpflab.tool.cli", "verifier", str(CHECKOUT / "examples" / "xdp_pong" /
                                                                                 "must_reject")], "verifier-built", sig)
-    assert_one_line(result, "bpflab verifier", sig, "nothing was left to remove")
+    assert_one_line(result, "bpflab verifier corpus", sig, "nothing was left to remove")
+    result, pid = interrupted(commands, ["-m", "bpflab.tool.cli", "verifier", "stats", str(BUILD_DIR / "hello.bpf.o"),
+                                         str(BUILD_DIR / "xdp_dnat.bpf.o")], "stats-program#2", sig)
+    assert_one_line(result, "bpflab verifier stats", sig, "nothing was left to remove")
+    assert_nothing_left(pid)
 
 
 @pytest.mark.parametrize("sig", SIGNALS)

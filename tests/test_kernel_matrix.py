@@ -12,6 +12,7 @@ from bpflab.host.waits import patience
 from bpflab.kernels.fetch import Archive, KernelNotFound, parse_depends, pick_package
 from bpflab.kernels.results import KernelResult, counts_from_junit
 from tests.clitools import run_pytest
+from tests.kernelfakes import fake_vng
 
 OFFERED = ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "6.19", "7.0", "7.1", "7.2", "7.3"]
 
@@ -318,15 +319,6 @@ def test_a_vm_that_exits_silently_is_booted_once_more(tmp_path, monkeypatch, out
     result = matrix.run_on("6.12", run_of(tmp_path, "-q"))
     assert (result.status, result.note) == (status, note.format(console=tmp_path / "out" / "console-6.12.log"))
     assert result.passed == (1 if status == "pass" else 0)  # from the JUnit file of the boot that ran
-
-
-def fake_vng(tmp_path, monkeypatch, lines: list[str], then: str = "") -> None:
-    """vng replaced by a shell script that prints `lines`, then runs `then`."""
-    from bpflab.kernels import matrix
-
-    script = tmp_path / "vng.sh"
-    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + "\n" + then)
-    monkeypatch.setattr(matrix, "vng_command", lambda image, script_text: ["sh", str(script)])
 
 
 def test_the_guests_console_is_kept_and_only_trouble_shown(tmp_path, monkeypatch, capsys):

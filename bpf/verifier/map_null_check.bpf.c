@@ -25,6 +25,7 @@ int no_null_check(struct xdp_md *ctx)
 
 SEC("xdp")
 __success
+__retval(XDP_PASS)
 int null_checked(struct xdp_md *ctx)
 {
 	__u32 key = 0;

@@ -22,6 +22,7 @@ int no_bounds_check(struct xdp_md *ctx)
 
 SEC("xdp")
 __success
+__retval(XDP_DROP) /* test-run's frame (pkt_v4) is IPv4 */
 int bounds_checked(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;

@@ -2,7 +2,9 @@
 
     bpflab run OBJ --pcap IN [--out OUT.pcapng] [--prog NAME] [--map NAME=FILE.json] [--json]
     bpflab csum OBJ [--prog NAME] [--examples N] [--seed S] [--map NAME=FILE.json] [--out-dir DIR] [--json]
-    bpflab verifier DIR [--clang CLANG]
+    bpflab verifier corpus DIR [--clang CLANG]        (bpflab verifier DIR: the same)
+    bpflab verifier stats OBJ... [--json | --csv] [--output FILE] [--baseline FILE [--max-growth PCT]]
+                                 [--kernel VERSION]... [-j N] [--out DIR] [--timeout S]
     bpflab kernels [--kernel VERSION]... [-j N] [--out DIR] [--timeout S] [-- COMMAND [ARG...]]
     bpflab include-dir
 
@@ -269,6 +271,16 @@ def cmd_verifier(args) -> int:
         raise TargetError(str(exc)) from None
 
 
+def cmd_verifier_stats(args) -> int:
+    from bpflab.tool.stats import StatsError
+    from bpflab.tool.stats_command import run
+
+    try:
+        return run(args)
+    except StatsError as exc:
+        raise TargetError(str(exc)) from None
+
+
 def cmd_kernels(args) -> int:
     from bpflab.kernels.cli import KernelsError, run
 
@@ -319,13 +331,33 @@ def parser() -> argparse.ArgumentParser:
                            "code): 10.96.0.10:80/tcp, [fd00::10]:53/udp, 192.0.2.1/icmp (repeatable)")
     csum.add_argument("--json", action="store_true", help="the report as one JSON object (same exit codes)")
     csum.set_defaults(func=cmd_csum)
-    ver = sub.add_parser("verifier", help="the annotated verifier-rejection corpus of a directory",
-                         description="Build every DIR/*.bpf.c (with `bpflab include-dir` on the include path), load "
-                                     "each program alone and compare with its __failure/__success/__msg/__regex "
-                                     "annotations.")
-    ver.add_argument("dir", metavar="DIR")
-    ver.add_argument("--clang", default="clang", help="the compiler (default clang)")
-    ver.set_defaults(func=cmd_verifier)
+    ver = sub.add_parser("verifier", help="what the verifier says: a corpus of annotated programs (corpus), how "
+                                          "hard it works on your objects and how that moved (stats)",
+                         description="The verifier's side of your programs. corpus: programs that must be rejected "
+                                     "with a message, or load (and return a value). stats: veristat's numbers for "
+                                     "every program of your objects, against a baseline, on other kernels.")
+    vsub = ver.add_subparsers(dest="verifier_command", required=True, parser_class=OneLineParser)
+    corpus = vsub.add_parser("corpus", help="the annotated verifier corpus of a directory",
+                             description="Build every DIR/*.bpf.c (with `bpflab include-dir` on the include path), "
+                                         "load each program alone and compare with its __failure/__success/__msg/"
+                                         "__regex/__retval annotations (<bpflab/annotations.h>). `bpflab verifier "
+                                         "DIR` is the same command.")
+    corpus.add_argument("dir", metavar="DIR")
+    corpus.add_argument("--clang", default="clang", help="the compiler (default clang)")
+    corpus.set_defaults(func=cmd_verifier)
+    stats = vsub.add_parser("stats", help="the verifier's statistics of every program, against a baseline, across "
+                                          "kernels",
+                            description="Load every program of every OBJ alone, the way libbpf loads it, and report "
+                                        "what the verifier did (veristat's numbers: verdict, instructions processed, "
+                                        "total and peak states, max states per instruction, stack depth, "
+                                        "verification time) and bpf_prog_info's (xlated and jited size, verified "
+                                        "instructions). Exit 0; 1 when, against --baseline, a program that loaded is "
+                                        "rejected now or grew beyond --max-growth, or a kernel gave no statistics; "
+                                        "2 on unusable input.")
+    from bpflab.tool.stats_command import add_arguments as add_stats_arguments
+
+    add_stats_arguments(stats)
+    stats.set_defaults(func=cmd_verifier_stats)
     kernels = sub.add_parser("kernels", help="your tests, or any command, on other kernels (each in a VM)",
                              description="Run COMMAND (default: pytest) in the current directory inside a VM booted "
                                          "with each kernel from Debian's archive (virtme-ng; KVM when it works, "
@@ -345,26 +377,42 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    args = parser().parse_args(argv)
+    args = parser().parse_args(old_forms(sys.argv[1:] if argv is None else argv))
     # libbpf's own diagnostics go to the "libbpf" logger; what matters of
     # them (a verifier's log, libbpf's reason) is in the errors we report.
     logging.getLogger("libbpf").setLevel(logging.CRITICAL)
     try:
         return args.func(args)
     except (TargetError, EncodeError) as exc:
-        print(f"bpflab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command_name(args)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (BpfError, NamespaceNotFound, InterfaceNotFound, FileNotFoundError) as exc:
-        print(f"bpflab {args.command}: error: {describe(exc)}", file=sys.stderr)
+        print(f"{command_name(args)}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
 
 
+VERIFIER_COMMANDS = ("corpus", "stats", "-h", "--help")
+
+
+def old_forms(argv: list[str]) -> list[str]:
+    """`bpflab verifier DIR` (before the verifier had subcommands) is
+    `bpflab verifier corpus DIR`."""
+    if argv[:1] == ["verifier"] and len(argv) > 1 and argv[1] not in VERIFIER_COMMANDS:
+        return ["verifier", "corpus", *argv[1:]]
+    return argv
+
+
+def command_name(args) -> str:
+    return " ".join(["bpflab", args.command, *([args.verifier_command] if args.command == "verifier" else [])])
+
+
 def entry() -> None:
     """The console script: main() as a command, which SIGINT and SIGTERM
     stop with one line and 130 or 143 (bpflab.host.interrupts)."""
-    words = [w for w in sys.argv[1:2] if not w.startswith("-")]
+    words = [w for w in old_forms(sys.argv[1:])[:2] if not w.startswith("-")]
+    words = words[:2] if words[:1] == ["verifier"] else words[:1]
     sys.exit(run_command(" ".join(["bpflab", *words]), main))
 
 

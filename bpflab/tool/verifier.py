@@ -1,8 +1,9 @@
-"""An annotated verifier-rejection corpus, for any directory of *.bpf.c:
-read each program's expectations from its BTF decl tags
-(<bpflab/annotations.h>: __failure, __success, __msg, __regex,
-__msg_kernel, __regex_kernel), load the program alone, and match the
-verifier's log against the expected messages in order (`bpflab verifier DIR`)."""
+"""An annotated verifier corpus, for any directory of *.bpf.c: read each
+program's expectations from its BTF decl tags (<bpflab/annotations.h>:
+__failure, __success, __msg, __regex, __msg_kernel, __regex_kernel,
+__retval), load the program alone, match the verifier's log against the
+expected messages in order, and test-run a program that must return a value
+(`bpflab verifier corpus DIR`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,11 @@ from bpflab.libbpf.btf import Btf
 TAG = "bpflab:"
 _BOUND = r"(?:>=|<=|==|<|>)\d+\.\d+"
 _EXPECT_TAG = re.compile(rf"(msg|regex)(?:@({_BOUND}(?:,{_BOUND})*))?=(.*)", re.DOTALL)
+
+
+class CorpusError(Exception):
+    """The corpus cannot be checked (nothing in it, it does not build, an
+    annotation cannot be read): one line, exit 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Case:
     program: str
     outcome: str  # "failure" or "success"
     expects: list[Expect]
+    retval: int | None = None  # __retval: what it must return under test-run, given PKT_V4
 
     @property
     def id(self) -> str:
@@ -73,10 +80,13 @@ def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
         if body in ("failure", "success"):
             case.outcome = body
             continue
+        if body.startswith("retval="):
+            case.retval = retval_of(obj, func, body.removeprefix("retval="))
+            continue
         # kind[@range]=text; a range has "=" of its own (">=6.1,<6.8").
         tagged = _EXPECT_TAG.match(body)
         if tagged is None:
-            raise ValueError(f"{obj.name}: {func}: cannot read the annotation {body!r}")
+            raise CorpusError(f"{obj.name}: {func}: cannot read the annotation {body!r}")
         kind, span, text = tagged.groups()
         if span and not in_range(span, version):
             continue
@@ -84,20 +94,55 @@ def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
     return list(cases.values())
 
 
+# __retval's names: enum values the preprocessor leaves as words (TC_ACT_*
+# are macros and arrive as numbers).
+RETVAL_NAMES = {"XDP_ABORTED": 0, "XDP_DROP": 1, "XDP_PASS": 2, "XDP_TX": 3, "XDP_REDIRECT": 4}
+
+
+def retval_of(obj: Path, func: str, text: str) -> int:
+    word = text.strip().strip("()").strip()
+    if word in RETVAL_NAMES:
+        return RETVAL_NAMES[word]
+    try:
+        return int(word, 0)
+    except ValueError:
+        raise CorpusError(f"{obj.name}: {func}: __retval({text}): not a number nor one of "
+                         f"{', '.join(RETVAL_NAMES)}") from None
+
+
+# The frame a __retval program is test-run on: the kernel selftests' pkt_v4
+# (test_progs.c), byte for byte, so that a program and its expectation
+# carried over from there mean the same here. Ethernet (both addresses
+# zero, IPv4), an IPv4 header of which only ihl (5, version left 0), the
+# total length (123) and the protocol (TCP) are set, and a TCP header with
+# data offset 5 and the urgent pointer 123 in host byte order.
+PKT_V4 = (bytes(12) + b"\x08\x00"
+          + b"\x05\x00" + (123).to_bytes(2, "big") + bytes(5) + b"\x06" + bytes(10)
+          + bytes(12) + b"\x50\x00" + bytes(4) + (123).to_bytes(2, "little"))
+
+
 @dataclasses.dataclass
 class Outcome:
     accepted: bool
     log: str  # the verifier's log, or libbpf's when it refused the object itself
+    retval: int | None = None  # what test-run returned, when the case asked (__retval)
+    run_error: str = ""  # why it could not be test-run
 
 
 def load_alone(case: Case) -> Outcome:
-    """Load only case.program from its object."""
+    """Load only case.program from its object (and test-run it on PKT_V4
+    when the case says what it must return)."""
     try:
         with BpfObject(case.obj, load=False) as obj:
             for name, prog in obj.programs.items():
                 prog.set_autoload(name == case.program)
             obj.load()
-        return Outcome(True, "")
+            if case.retval is None:
+                return Outcome(True, "")
+            try:
+                return Outcome(True, "", retval=obj.programs[case.program].test_run(PKT_V4).retval)
+            except BpfError as exc:
+                return Outcome(True, "", run_error=str(exc))
     except VerifierError as exc:
         return Outcome(False, exc.log)
     except BpfError as exc:
@@ -127,10 +172,17 @@ def problems_in(obj: Path) -> list[str]:
         if case.outcome not in ("failure", "success"):
             problems.append(f"{case.id}: neither __failure nor __success")
             continue
+        if case.retval is not None and case.outcome != "success":
+            problems.append(f"{case.id}: __retval goes with __success (a program that must load)")
+            continue
         outcome = load_alone(case)
         if case.outcome == "success":
             if not outcome.accepted:
-                problems.append(f"{case.id} must load (it is the corrected twin) but was rejected:\n{outcome.log}")
+                problems.append(f"{case.id} must load but was rejected:\n{outcome.log}")
+            elif outcome.run_error:
+                problems.append(f"{case.id} loaded, but test-run refused it (__retval): {outcome.run_error}")
+            elif outcome.retval != case.retval:
+                problems.append(f"{case.id} must return {case.retval} under test-run but returned {outcome.retval}")
             continue
         if outcome.accepted:
             problems.append(f"{case.id} must be rejected but the verifier accepted it")
@@ -139,10 +191,6 @@ def problems_in(obj: Path) -> list[str]:
         if not ok:
             problems.append(f"{case.id} was rejected, but not with the expected messages:\n{report}")
     return problems
-
-
-class CorpusError(Exception):
-    """The corpus cannot be checked (nothing in it, or it does not build)."""
 
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "include"

@@ -13,16 +13,22 @@
  *   __regex("re")      the log matches this Python regular expression there
  *   __msg_kernel("<6.8", "text"), __regex_kernel(...)
  *                      the same, only on kernels in that version range
+ *   __retval(value)    with __success: test-run on the kernel selftests'
+ *                      pkt_v4 frame, the program must return value (a
+ *                      number, a macro such as TC_ACT_SHOT, or XDP_PASS...)
  */
 #ifndef BPFLAB_VERIFIER_ANNOTATIONS_H
 #define BPFLAB_VERIFIER_ANNOTATIONS_H
 
 #define __bpflab_tag(text) __attribute__((btf_decl_tag("bpflab:" text)))
+#define __bpflab_str(x) #x
+#define __bpflab_xstr(x) __bpflab_str(x)
 #define __failure __bpflab_tag("failure")
 #define __success __bpflab_tag("success")
 #define __msg(text) __bpflab_tag("msg=" text)
 #define __regex(text) __bpflab_tag("regex=" text)
 #define __msg_kernel(range, text) __bpflab_tag("msg@" range "=" text)
 #define __regex_kernel(range, text) __bpflab_tag("regex@" range "=" text)
+#define __retval(value) __bpflab_tag("retval=" __bpflab_xstr(value))
 
 #endif

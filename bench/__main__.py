@@ -83,7 +83,7 @@ def table(results: dict) -> str:
                  f"teardown {topo['teardown_median_ms']} ms")
     svc = results["service_change_ms"]
     lines.append(f"service_change_ms: {svc['services']} services set one by one {svc['one_by_one_ms']} ms, "
-                 f"all at once {svc['set_many_ms']} ms; backend del with {svc['flows']:,} flows "
+                 f"all at once {svc['all_at_once_ms']} ms; backend del with {svc['flows']:,} flows "
                  f"{svc['backend_del_ms']} ms")
     if "suite_s" in results:
         lines.append(f"suite_s (kernel suite wall time): -n 1 {results['suite_s']['n1_s']} s, "

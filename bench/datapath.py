@@ -28,7 +28,7 @@ from bpflab.lab import builder, dnat
 from bpflab.lab.topology import BACKEND_IP, VIP
 from bpflab.libbpf import BpfObject, xdp_md
 from bpflab.libbpf.testrun import BPF_F_TEST_XDP_LIVE_FRAMES
-from bpflab.loaders.interfaces import XdpAttachment
+from bpflab.loaders.interfaces import XdpOnInterface
 from bpflab.loaders.objects import BUILD_DIR
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.services import BackendSlot, ServiceKey, service_key
@@ -77,13 +77,13 @@ class Floor:
             hop = Nexthop.of(lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac,
                              lab.endpoint("backend", "eth0").mac)
             self.obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
-            self.link = XdpAttachment(self.obj.program(program).fd, "eth0", lab.netns("lb"), "native")
+            self.link = XdpOnInterface(self.obj.program(program).fd, "eth0", lab.netns("lb"), "native")
         except BaseException:
             self.obj.close()
             raise
 
     def close(self) -> None:
-        self.link.detach()
+        self.link.close()
         self.obj.close()
 
 
@@ -122,9 +122,9 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
         if mode == "generator":
             # The generator's own ceiling: the sink drops at the lb's first
             # interface, so no datapath runs at all.
-            sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("lb"), "native")
+            sink_link = XdpOnInterface(sink.program("sink").fd, "eth0", lab.netns("lb"), "native")
         else:
-            sink_link = XdpAttachment(sink.program("sink").fd, "eth0", lab.netns("backend"), "native")
+            sink_link = XdpOnInterface(sink.program("sink").fd, "eth0", lab.netns("backend"), "native")
         if mode == "generator":
             pass
         elif mode in FLOORS:
@@ -153,7 +153,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
         finally:
             if datapath is not None:
                 datapath.close()
-            sink_link.detach()
+            sink_link.close()
             gen.close()
             sink.close()
         median = statistics.median(rates)

@@ -2,7 +2,7 @@
 the kernel, on a loaded (not attached) xdp_dnat object:
 - 100 services of three backends set one at a time (a table swap each:
   the kernel waits for an RCU grace period after every update call of a
-  map of maps) and then all at once (set_many: one batch update, one wait);
+  map of maps) and then all at once (put_many: one batch update, one wait);
 - `backend del` of one of four backends with 60,000 pinned flows, a quarter
   of them its own (their entries are found and deleted in batches)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bpflab.libbpf import BpfObject
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import Endpoint, FlowKey, Service
+from bpflab.loaders.services import Backend, FlowKey, Service
 
 SERVICES = 100
 FLOWS = 60_000
@@ -23,7 +23,7 @@ SIZE = 1021  # small tables: the swap, not the Maglev build, is measured
 def services(generation: int) -> list[Service]:
     """SERVICES services, three backends each; each generation other backends."""
     return [Service(f"10.96.{i // 250}.{i % 250 + 1}", 80, "tcp",
-                    tuple(Endpoint(f"10.244.{generation}.{3 * (i % 80) + b + 1}", 8080 + i // 80) for b in range(3)))
+                    tuple(Backend(f"10.244.{generation}.{3 * (i % 80) + b + 1}", 8080 + i // 80) for b in range(3)))
             for i in range(SERVICES)]
 
 
@@ -32,13 +32,13 @@ def measure() -> dict:
         table = ServiceTable(DnatMaps.of(obj), SIZE)
         t0 = time.perf_counter()
         for s in services(1):
-            table.set(s)
+            table.put(s)
         t1 = time.perf_counter()
-        table.set_many(services(2))
+        table.put_many(services(2))
         t2 = time.perf_counter()
-        web = Service("10.96.9.1", 80, "tcp", tuple(Endpoint(f"10.244.9.{n}", 8080) for n in range(1, 5)))
-        table.set(web)
-        slots = {b.endpoint.ip: b.slot for s in table.states() if s.service.vip == web.vip for b in s.backends}
+        web = Service("10.96.9.1", 80, "tcp", tuple(Backend(f"10.244.9.{n}", 8080) for n in range(1, 5)))
+        table.put(web)
+        slots = {b.backend.ip: b.slot for s in table.states() if s.service.vip == web.vip for b in s.backends}
         pins = [(FlowKey(i + 1, ip_be32(web.vip), i & 0xFFFF, 0x5000, 6), slots[f"10.244.9.{i % 4 + 1}"])
                 for i in range(FLOWS)]
         table.maps.flows.update_many(pins)
@@ -48,5 +48,5 @@ def measure() -> dict:
         left = len(table.maps.flows.items_batch())
     if left != FLOWS - FLOWS // 4:
         raise AssertionError(f"backend del left {left} of {FLOWS} flows, expected {FLOWS - FLOWS // 4}")
-    return {"one_by_one_ms": round((t1 - t0) * 1000, 1), "set_many_ms": round((t2 - t1) * 1000, 1),
+    return {"one_by_one_ms": round((t1 - t0) * 1000, 1), "all_at_once_ms": round((t2 - t1) * 1000, 1),
             "services": SERVICES, "backend_del_ms": round((t4 - t3) * 1000, 1), "flows": FLOWS}

@@ -25,7 +25,7 @@ from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.registry import PROGRAMS
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import BackendSlot, Endpoint, Service, ServiceKey, service_key
+from bpflab.loaders.services import Backend, BackendSlot, Service, ServiceKey, service_key
 from bpflab.loaders.xdp_dnat import read_verdicts
 
 REPEAT = 200_000
@@ -58,10 +58,10 @@ def add_services(obj: BpfObject, backends: tuple[str, ...] = (BACKEND_IP,)) -> N
     docstring): with several backends, each of those spreads over all of
     them too, so every repetition goes through a multi-backend service."""
     table = ServiceTable(DnatMaps.of(obj))
-    spread = tuple(Endpoint(ip, 8080) for ip in backends)
-    table.add(Service(VIP, 80, "tcp", spread))
+    spread = tuple(Backend(ip, 8080) for ip in backends)
+    table.put(Service(VIP, 80, "tcp", spread))
     for ip in backends:
-        table.add(Service(ip, 8080, "tcp", spread))
+        table.put(Service(ip, 8080, "tcp", spread))
 
 
 def floor_services(obj: BpfObject) -> None:
@@ -128,7 +128,7 @@ def measure() -> dict[str, float]:
             add_services(obj, tuple(ip for ip, _ in THREE))
             results["xdp_dnat_3_backends"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
             verdicts = read_verdicts(obj.map("dnat_verdicts"))
-            used = {b.endpoint.ip for st in ServiceTable(DnatMaps.of(obj)).states() for b in st.backends if b.packets}
+            used = {b.backend.ip for st in ServiceTable(DnatMaps.of(obj)).states() for b in st.backends if b.packets}
             if verdicts["redirected"] != ROUNDS * REPEAT or len(used) < 2:
                 raise RuntimeError(f"xdp_dnat 3-backend benchmark: {verdicts}, backends used {sorted(used)}")
         return results

@@ -20,7 +20,7 @@ from bpflab.host.netns import entered
 from bpflab.host.paths import BPFFS
 from bpflab.host.processes import stop
 from bpflab.host.waits import read_line, wait_until
-from bpflab.lab import counters, process, traffic
+from bpflab.lab import counters, node_processes, traffic
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import Endpoint, Topology
 from bpflab.libbpf import xdp
@@ -72,7 +72,7 @@ class Lab:
 
     def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start a process inside node; it is stopped at teardown at the latest."""
-        return self._track(process.popen(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs))
+        return self._track(node_processes.popen(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs))
 
     def serve(self, node: str, kind: str, host: str, port: int, *extra: str) -> subprocess.Popen:
         """Start one of lab.servers (http, tcp-echo, udp-echo) in node and
@@ -86,7 +86,7 @@ class Lab:
         # Run as a script: importing the lab package (scapy) would slow it down.
         script = Path(__file__).resolve().parent / "servers.py"
         words = [str(w) for i, spec in enumerate(specs) for w in (("+",) if i else ()) + tuple(spec)]
-        proc = self._track(process.popen_python(self.netns(node), [str(script), *words], owner_pid=self.owner_pid,
+        proc = self._track(node_processes.popen_python(self.netns(node), [str(script), *words], owner_pid=self.owner_pid,
                                                 stdout=subprocess.PIPE, text=True))
         what = ", ".join(f"{spec[0]} {spec[1]}:{spec[2]}" for spec in specs)
         line = read_line(proc.stdout, timeout=30, what=f"the servers in {node} ({what})")
@@ -95,7 +95,7 @@ class Lab:
         return proc
 
     def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-        return process.run(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs)
+        return node_processes.run(self.netns(node), argv, owner_pid=self.owner_pid, **kwargs)
 
     def snmp(self, node: str) -> dict[str, dict[str, int]]:
         return counters.snmp(self.netns(node))
@@ -243,14 +243,14 @@ def _build_into(lab: Lab) -> None:
                     if route.type == "local":
                         spec.update(type="local", scope=254)  # RT_SCOPE_HOST, as `ip route add local` sets
                     ipr.route("add", **spec)
-    _wait_until_running(lab)
+    wait_until_running(lab)
 
 
 IFF_RUNNING = 0x40
 LINKS_RUNNING_TIMEOUT_S = 5.0
 
 
-def _wait_until_running(lab: Lab) -> None:
+def wait_until_running(lab: Lab) -> None:
     """Until every lab link reports RUNNING (operational state up). The
     kernel sets it from a work item after the carrier comes on, a moment
     after `build` made both ends up; under load, a snapshot taken at once

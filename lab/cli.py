@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 from bpflab.host import leftovers
+from bpflab.host.commandline import OneLineParser
 from bpflab.host.interrupts import checkpoint
 from bpflab.host.netns import NamespaceNotFound, open_netns, setns
 from bpflab.host.paths import NETNS_RUN_DIR, STATE_DIR
 from bpflab.lab import builder
 from bpflab.lab.topology import TOPOLOGIES
-from bpflab.loaders.cli import OneLineParser
 
 PROG = "python -m bpflab.lab"
 

@@ -9,7 +9,7 @@ import sys
 from scapy.layers.inet import ICMP, TCP, UDP
 
 from bpflab.host.processes import spawn, stop
-from bpflab.host.waits import patience, read_line
+from bpflab.host.waits import read_line, scaled_timeout
 from bpflab.lab import builder
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import backend_ip, dnat, pair, service
@@ -39,7 +39,7 @@ def run_loader_cli(lab, module: str, *args: str) -> None:
             raise RuntimeError(f"{module} did not start: {attached}{proc.stderr.read()}")
         print(attached, end="")
         lab.send("left", "eth0", mixed_traffic(lab))
-        out, err = proc.communicate(timeout=patience(30))
+        out, err = proc.communicate(timeout=scaled_timeout(30))
     finally:
         stop(proc)
     print(out, end="")
@@ -82,11 +82,11 @@ def demo_dnat() -> None:
             print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
             print(f"\n$ python -m bpflab.loaders.xdp_dnat stats eth0 --netns {lb}")
             stats = subprocess.run([sys.executable, "-m", "bpflab.loaders.xdp_dnat", "stats", "eth0", "--netns", lb],
-                                   capture_output=True, text=True, timeout=patience(30))
+                                   capture_output=True, text=True, timeout=scaled_timeout(30))
             print(stats.stdout + stats.stderr, end="")
         finally:
             loader.terminate()
-            out, _ = loader.communicate(timeout=patience(10))
+            out, _ = loader.communicate(timeout=scaled_timeout(10))
             print("\n(the loader, stopped with SIGTERM:)")
             print(out, end="")
             server.terminate()
@@ -110,7 +110,7 @@ def demo_service() -> None:
             print(f"$ python -m bpflab.loaders.xdp_dnat {' '.join(args[:2])} eth0 --netns {lb} {' '.join(args[2:])}")
             words = 2 if args[0] in ("service", "backend") else 1
             done = subprocess.run([sys.executable, "-m", "bpflab.loaders.xdp_dnat", *args[:words], "eth0", "--netns",
-                                   lb, *args[words:]], capture_output=True, text=True, timeout=patience(30))
+                                   lb, *args[words:]], capture_output=True, text=True, timeout=scaled_timeout(30))
             print(done.stdout + done.stderr, end="")
 
         try:
@@ -132,7 +132,7 @@ def demo_service() -> None:
             print(lab.run("client", [sys.executable, "-c", script]).stdout, end="")
         finally:
             loader.terminate()
-            loader.communicate(timeout=patience(10))
+            loader.communicate(timeout=scaled_timeout(10))
             for server in servers:
                 server.terminate()
     print("lab removed")

@@ -28,7 +28,7 @@ import os
 import pytest
 
 from bpflab.host import kernel, processes
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.lab import builder
 from bpflab.lab.topology import TOPOLOGIES, Topology
 
@@ -180,8 +180,8 @@ def assert_frame_arrives():
     def check(lab, frame, *, src, dst, match=None, expect=None, timeout=2.0):
         with lab.capture(*dst, match) as cap:
             lab.send(*src, frame)
-            got = cap.wait(1, patience(timeout))
-        assert got, f"no matching frame arrived at {dst[0]}/{dst[1]} within {patience(timeout)}s"
+            got = cap.wait(1, scaled_timeout(timeout))
+        assert got, f"no matching frame arrived at {dst[0]}/{dst[1]} within {scaled_timeout(timeout)}s"
         pkt = got[0]
         for path, want in (expect or {}).items():
             layer, field = path.split(".")

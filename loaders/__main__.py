@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bpflab.loaders.cli import OneLineParser
+from bpflab.host.commandline import OneLineParser
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.registry import PROGRAMS
 

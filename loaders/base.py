@@ -8,7 +8,7 @@ extends the steps it needs; each runs once, in this order:
     configure(obj)   before the object is loaded: resize maps, claim things
     setup(obj)       loaded, not yet attached: readers, mirrors checked, maps filled
     attached()       attached: what depends on the attachment
-    teardown()       before detaching: undo setup() and attached()
+    detaching()      before detaching: undo setup() and attached()
 
 If any step fails, everything already done is undone and the error goes on
 (the one place that guard is written). close(), or leaving a `with` block,
@@ -22,19 +22,22 @@ from typing import ClassVar
 
 from bpflab.host.interrupts import cleaned
 from bpflab.host.netns import ifindex
-from bpflab.libbpf import AlreadyAttached, BpfObject, Program
-from bpflab.loaders.interfaces import XdpAttachment, detach_any
+from bpflab.libbpf import AlreadyAttached, Attachment, BpfObject, Program
+from bpflab.loaders.interfaces import XdpOnInterface, detach_any
 from bpflab.loaders.objects import object_path
 
 
-class Loader:
+class Loader(Attachment):
+    """A program of this repository attached to an interface: a subclass per
+    program says how (the steps below); close() detaches and unloads it."""
+
     name: ClassVar[str] = ""
     program_name: ClassVar[str | None] = None  # the XDP program, when not `name`
 
     def __init__(self, iface: str, *, netns: str | None = None, mode: str | None = None,
                  obj: str | os.PathLike | None = None, force: bool = False):
         self.iface, self.netns = iface, netns
-        self.link: XdpAttachment | None = None
+        self.link: XdpOnInterface | None = None
         self._torn_down = False
         ifindex(iface, netns)  # a bad interface fails before anything is loaded
         self.obj = BpfObject(Path(obj) if obj is not None else object_path(self.name), load=False)
@@ -59,7 +62,7 @@ class Loader:
     def attached(self) -> None:
         pass
 
-    def teardown(self) -> None:
+    def detaching(self) -> None:
         pass
 
     # -- the rest --------------------------------------------------------
@@ -69,14 +72,14 @@ class Loader:
             return next(iter(self.obj.programs.values()))  # --object with its own name for the one program
         return self.obj.program(wanted)
 
-    def _attach(self, mode: str | None, force: bool) -> XdpAttachment:
+    def _attach(self, mode: str | None, force: bool) -> XdpOnInterface:
         try:
-            return XdpAttachment(self.program.fd, self.iface, self.netns, mode)
+            return XdpOnInterface(self.program.fd, self.iface, self.netns, mode)
         except AlreadyAttached:
             if not force:
                 raise
             detach_any(self.iface, self.netns)
-            return XdpAttachment(self.program.fd, self.iface, self.netns, mode)
+            return XdpOnInterface(self.program.fd, self.iface, self.netns, mode)
 
     @property
     def ifindex(self) -> int:
@@ -101,15 +104,10 @@ class Loader:
     def close(self) -> None:
         if not self._torn_down:
             self._torn_down = True
-            self.teardown()
+            self.detaching()
         if self.link is not None:
-            self.link.detach()
+            self.link.close()
             self.link = None
             cleaned(f"detached from {self.iface}")
         self.obj.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

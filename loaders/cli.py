@@ -3,7 +3,6 @@ turning every failure into one clear line on stderr with exit status 2."""
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import sys
@@ -11,18 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from bpflab.host.commandline import EXIT_USAGE, OneLineParser, UsageError, describe, positive_float, positive_int
 from bpflab.host.instances import InstanceBusy, NoInstance
 from bpflab.host.interrupts import checkpoint, run_command, tell
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound
-from bpflab.libbpf import AlreadyAttached, BpfError, VerifierError
+from bpflab.libbpf import BpfError
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.services import SpecError
-
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for; printed as one line."""
 
 
 class InterfaceGone(Exception):
@@ -35,13 +29,6 @@ EXIT_GONE = 1
 def check_interface(prog) -> None:
     if prog.interface_gone():
         raise InterfaceGone(f"interface '{prog.iface}' was deleted while attached; exiting")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; we print only the error line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parser(prog: str, description: str) -> OneLineParser:
@@ -81,19 +68,6 @@ def require_object(path: Path) -> None:
         raise UsageError(f"BPF object {path} not found: run `make {name}` first")
 
 
-def describe(exc: BaseException) -> str:
-    """One line for an exception a user can cause."""
-    if isinstance(exc, VerifierError):
-        return str(exc)
-    if isinstance(exc, BpfError) and exc.errno == errno.EPERM:
-        return f"{exc.what}: permission denied (needs root with CAP_BPF and CAP_NET_ADMIN)"
-    if isinstance(exc, (BpfError, AlreadyAttached)):
-        return str(exc)
-    if isinstance(exc, (UsageError, NamespaceNotFound, InterfaceNotFound, SpecError, InstanceBusy, NoInstance)):
-        return str(exc.args[0]) if exc.args else str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
     """Run main() as a command: SIGINT and SIGTERM stop it (its `finally`
     blocks detach), with one line saying so and 130 or 143
@@ -118,20 +92,6 @@ def run(prog: str, main: Callable[[], int | None]) -> NoReturn:
             return 0
 
     sys.exit(run_command(prog, guarded))
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
 
 
 def add_table_args(p: argparse.ArgumentParser, default_interval: float) -> None:

@@ -114,7 +114,7 @@ class StreamingLoader(Loader):
         events = self.stream.decoded(records)
         return [json.dumps(e.as_json()) for e in events] if as_json else [e.line() for e in events]
 
-    def teardown(self) -> None:
+    def detaching(self) -> None:
         if self.stream is not None:
             self.stream.close()
             self.stream = None

@@ -30,7 +30,7 @@ class Hello(Loader):
         """hello's trace lines (the whole tracefs line) as they arrive."""
         return self.trace.lines(timeout)
 
-    def teardown(self) -> None:
+    def detaching(self) -> None:
         if self.trace is not None:
             self.trace.close()
             self.trace = None

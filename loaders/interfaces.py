@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 
 from bpflab.host.netns import NamespaceNotFound, entered, ifindex
-from bpflab.libbpf import AlreadyAttached, TcLink, XdpLink, XdpState, xdp_query
+from bpflab.libbpf import AlreadyAttached, Attachment, TcAttachment, XdpLink, XdpState, xdp_query
 from bpflab.libbpf.xdp import detach_any as detach_any_at
 
 
-class XdpAttachment:
+class XdpOnInterface(Attachment):
     """An XDP program attached to `iface` of `netns` through a bpf_link."""
 
     def __init__(self, prog_fd: int, iface: str, netns: str | None = None, mode: str | None = None):
@@ -28,14 +28,8 @@ class XdpAttachment:
         """The mode the kernel attached in."""
         return self._link.mode
 
-    def detach(self) -> None:
-        self._link.detach()
-
-    def __enter__(self) -> XdpAttachment:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.detach()
+    def close(self) -> None:
+        self._link.close()
 
 
 def query(iface: str, netns: str | None = None) -> XdpState:
@@ -50,25 +44,19 @@ def detach_any(iface: str, netns: str | None = None) -> XdpState:
         return detach_any_at(ifindex(iface))
 
 
-class TcAttachment:
+class TcOnInterface(Attachment):
     """A tc program on `iface` of `netns`, at ingress or egress (tcx link, or classic)."""
 
     def __init__(self, prog_fd: int, iface: str, netns: str | None = None, direction: str = "ingress"):
         self.iface, self.netns = iface, netns
         with entered(netns):
-            self._link = TcLink(prog_fd, ifindex(iface), direction)
+            self._link = TcAttachment(prog_fd, ifindex(iface), direction)
         self.kind = self._link.kind
 
-    def detach(self) -> None:
+    def close(self) -> None:
         if not self._link.needs_namespace_to_detach:
-            self._link.detach()
+            self._link.close()
             return
         with contextlib.suppress(NamespaceNotFound):  # the namespace is gone, and the filter with it
             with entered(self.netns):
-                self._link.detach()
-
-    def __enter__(self) -> TcAttachment:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.detach()
+                self._link.close()

@@ -26,9 +26,9 @@ import ipaddress
 import json
 from pathlib import Path
 
-from bpflab.libbpf import BpfError
+from bpflab.libbpf import BatchError, BpfError
 from bpflab.loaders.service_table import ServiceTable
-from bpflab.loaders.services import Endpoint, Service, SpecError
+from bpflab.loaders.services import Backend, Service, SpecError
 
 
 class KubeError(SpecError):
@@ -202,7 +202,7 @@ def parse(text: str, source: str = "input") -> Desired:
                 for ip, weight in sl.endpoints:
                     key = (ip, target[0])
                     weights[key] = max(weights.get(key, 0), weight)  # listed twice: ready wins
-            backends = tuple(Endpoint(ip, bport, w) for (ip, bport), w in sorted(weights.items()))
+            backends = tuple(Backend(ip, bport, w) for (ip, bport), w in sorted(weights.items()))
             svc = Service(vip, port, protocol.lower(), backends)
             key = (vip, port, svc.proto)
             if key in desired:
@@ -226,7 +226,7 @@ def load_services(path: str) -> Desired:
 
 
 @dataclasses.dataclass
-class Report:
+class ApplyReport:
     added: list[str] = dataclasses.field(default_factory=list)
     removed: list[str] = dataclasses.field(default_factory=list)
     changed: list[str] = dataclasses.field(default_factory=list)
@@ -256,11 +256,11 @@ def _diff(old: Service, new: Service) -> str:
     return " ".join(parts)
 
 
-def apply(table: ServiceTable, desired: Desired) -> Report:
+def apply(table: ServiceTable, desired: Desired) -> ApplyReport:
     """Make the instance's services exactly `desired`: every change a whole
     table swap, removed backends' flows ended, the others' kept."""
-    report = Report(skipped=list(desired.skipped))
-    current = {(s.vip, s.port, s.proto): s for s in table.list()}
+    report = ApplyReport(skipped=list(desired.skipped))
+    current = {(s.vip, s.port, s.proto): s for s in table.services()}
     wanted = {(s.vip, s.port, s.proto): (s, origin) for s, origin in desired.services}
     _check_capacity(table, [s for s, _ in desired.services], current)
     removed = [key for key in current if key not in wanted]
@@ -278,14 +278,14 @@ def apply(table: ServiceTable, desired: Desired) -> Report:
         else:
             report.unchanged += 1
     try:
-        table.set_many(changes)  # one swap for all: the kernel waits once
+        table.put_many(changes)  # one swap for all: the kernel waits once
     except BpfError as exc:
-        if exc.errno != errno.E2BIG or getattr(exc, "done", 0):
+        if exc.errno != errno.E2BIG or (isinstance(exc, BatchError) and exc.done):
             raise
         # No room for every changed service's old and new slots at once
         # (nothing changed yet): one service at a time frees as it goes.
         for s in changes:
-            table.set(s)
+            table.put(s)
     return report
 
 

@@ -14,7 +14,7 @@ from bpflab.loaders.xdp_dnat import XdpDnat
 
 
 @dataclasses.dataclass(frozen=True)
-class Program:
+class ShippedProgram:
     loader: type[Loader]
 
     @property
@@ -31,11 +31,11 @@ class Program:
         return self.loader.__doc__.strip().splitlines()[0]
 
 
-PROGRAMS: dict[str, Program] = {p.name: p for p in (
-    Program(Hello),
-    Program(PacketInspect),
-    Program(PacketCounter),
-    Program(ConnectionTracker),
-    Program(MyTcpdump),
-    Program(XdpDnat),
+PROGRAMS: dict[str, ShippedProgram] = {p.name: p for p in (
+    ShippedProgram(Hello),
+    ShippedProgram(PacketInspect),
+    ShippedProgram(PacketCounter),
+    ShippedProgram(ConnectionTracker),
+    ShippedProgram(MyTcpdump),
+    ShippedProgram(XdpDnat),
 )}

@@ -23,14 +23,14 @@ import errno
 import socket
 from pathlib import Path
 
-from bpflab.libbpf import BpfError, BpfObject, Map
+from bpflab.libbpf import BatchError, BpfError, BpfObject, Map
 from bpflab.libbpf._lib import BPF_MAP_TYPE_ARRAY
 from bpflab.loaders import maglev
 from bpflab.loaders.protocols import ip_be32, ip_str
 from bpflab.loaders.services import (
     PROTO_NAMES,
+    Backend,
     BackendSlot,
-    Endpoint,
     FlowKey,
     MaglevTable,
     Service,
@@ -99,11 +99,11 @@ class DnatMaps:
 @dataclasses.dataclass(frozen=True)
 class BackendState:
     slot: int
-    endpoint: Endpoint
+    backend: Backend
     packets: int
 
     def as_json(self) -> dict:
-        return {"ip": self.endpoint.ip, "port": self.endpoint.port, "weight": self.endpoint.weight,
+        return {"ip": self.backend.ip, "port": self.backend.port, "weight": self.backend.weight,
                 "slot": self.slot, "packets": self.packets}
 
 
@@ -190,30 +190,30 @@ class ServiceTable:
                 continue
             own = sorted(self._slots_of(key, slots).items(), key=lambda item: (socket.ntohl(item[1].ip), socket.ntohs(item[1].port)))
             backends = tuple(
-                BackendState(i, Endpoint(ip_str(s.ip), socket.ntohs(s.port), s.weight),
+                BackendState(i, Backend(ip_str(s.ip), socket.ntohs(s.port), s.weight),
                              packets[i])
                 for i, s in own)
-            rows.append(ServiceState(Service(vip, port, proto, tuple(b.endpoint for b in backends)), backends,
+            rows.append(ServiceState(Service(vip, port, proto, tuple(b.backend for b in backends)), backends,
                                      table[0]))
         return sorted(rows, key=lambda r: (socket.inet_aton(r.service.vip), r.service.port, r.service.proto))
 
-    def list(self) -> list[Service]:
+    def services(self) -> list[Service]:
         return [r.service for r in self.states()]
 
     def lookup(self, vip: str, port: int, proto: str) -> Service | None:
-        for s in self.list():
+        for s in self.services():
             if (s.vip, s.port, s.proto) == (vip, port, proto):
                 return s
         return None
 
     # -- changing ------------------------------------------------------------
-    def set(self, service: Service) -> None:
+    def put(self, service: Service) -> None:
         """Make `service` exist with exactly these backends and weights (none:
         the service exists without a backend to choose, and drops new flows)."""
-        self.set_many([service])
+        self.put_many([service])
 
-    def set_many(self, services: list[Service]) -> None:
-        """set() for several services, their new tables swapped in by one
+    def put_many(self, services: list[Service]) -> None:
+        """put() for several services, their new tables swapped in by one
         update of the services map: the kernel waits for running programs
         after each update call of a map of maps (about 6 ms here), so a
         thousand services cost one wait, not six seconds. Services whose
@@ -231,7 +231,7 @@ class ServiceTable:
                 changes.append(self._place(service, slots, used))
             self._swap_in(changes)
         except BaseException as exc:
-            done = getattr(exc, "done", 0)  # the swapped-in part stands
+            done = exc.done if isinstance(exc, BatchError) else 0  # the swapped-in part stands
             for change in changes[done:]:
                 for i in change.fresh:  # no table names them: nothing to purge
                     self.maps.backends.update(i, BackendSlot())
@@ -267,15 +267,11 @@ class ServiceTable:
             raise
         return change
 
-    def add(self, service: Service) -> None:
-        """Add a service, or replace the backends of an existing one."""
-        self.set(service)
-
-    def add_backend(self, vip: str, port: int, proto: str, endpoint: Endpoint) -> Service:
+    def add_backend(self, vip: str, port: int, proto: str, backend: Backend) -> Service:
         current = self._existing(vip, port, proto)
-        kept = tuple(b for b in current.backends if b.name != endpoint.name)
-        updated = dataclasses.replace(current, backends=kept + (endpoint,))
-        self.set(updated)
+        kept = tuple(b for b in current.backends if b.name != backend.name)
+        updated = dataclasses.replace(current, backends=kept + (backend,))
+        self.put(updated)
         return updated
 
     def delete_backend(self, vip: str, port: int, proto: str, ip: str, bport: int) -> Service:
@@ -286,7 +282,7 @@ class ServiceTable:
         if not kept:
             raise SpecError(f"{ip}:{bport} is the last backend of {current.frontend}: delete the service instead")
         updated = dataclasses.replace(current, backends=kept)
-        self.set(updated)
+        self.put(updated)
         return updated
 
     def delete(self, vip: str, port: int, proto: str) -> bool:
@@ -345,9 +341,8 @@ class ServiceTable:
         except BpfError as exc:
             if exc.errno != errno.E2BIG:
                 raise
-            full = BpfError(errno.E2BIG, f"service map is full ({services.max_entries} services)")
-            full.done = exc.done
-            raise full from None
+            raise BatchError(errno.E2BIG, f"service map is full ({services.max_entries} services)",
+                             exc.done if isinstance(exc, BatchError) else 0) from None
 
     def _new_table_map(self) -> Map:
         """An inner map like the services map's template: from the object when

@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import socket
 
+from bpflab.host.commandline import UsageError
 from bpflab.loaders.maglev import MAX_SIZE as MAGLEV_MAX_SIZE
 from bpflab.loaders.protocols import ip_be32
 
@@ -43,12 +44,12 @@ class FlowKey(ctypes.Structure):
                 ("dport", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3)]
 
 
-class SpecError(ValueError):
+class SpecError(UsageError):
     """A service spec a person wrote is wrong; the message says how."""
 
 
 @dataclasses.dataclass(frozen=True, order=True)
-class Endpoint:
+class Backend:
     """A backend of a service: where its traffic may go, and its weight."""
 
     ip: str
@@ -69,12 +70,12 @@ class Service:
     vip: str
     port: int
     proto: str  # "tcp" or "udp"
-    backends: tuple[Endpoint, ...]
+    backends: tuple[Backend, ...]
 
     @classmethod
     def to(cls, vip: str, port: int, proto: str, backend_ip: str, backend_port: int) -> Service:
         """A service with one backend (the original xdp_dnat's)."""
-        return cls(vip, port, proto, (Endpoint(backend_ip, backend_port),))
+        return cls(vip, port, proto, (Backend(backend_ip, backend_port),))
 
     def key(self) -> ServiceKey:
         return service_key(self.vip, self.port, self.proto)
@@ -84,7 +85,7 @@ class Service:
         return f"{self.vip}:{self.port}/{self.proto}"
 
     @property
-    def backend(self) -> Endpoint:
+    def backend(self) -> Backend:
         """The only backend of a one-backend service."""
         if len(self.backends) != 1:
             raise ValueError(f"{self.frontend} has {len(self.backends)} backends, not one")
@@ -140,7 +141,7 @@ def parse_frontend(text: str, spec: str | None = None) -> tuple[str, int, str]:
     return _address(addr, "service", spec), _port(port, "service", spec), proto.lower()
 
 
-def parse_endpoint(text: str, spec: str | None = None) -> Endpoint:
+def parse_backend(text: str, spec: str | None = None) -> Backend:
     """BACKEND:PORT or BACKEND:PORT@WEIGHT."""
     spec = spec or text
     addr_port, at, weight_text = text.partition("@")
@@ -152,7 +153,7 @@ def parse_endpoint(text: str, spec: str | None = None) -> Endpoint:
         if not weight_text.isdigit() or not 1 <= int(weight_text) <= MAX_WEIGHT:
             raise SpecError(f"invalid weight '{weight_text}' in '{spec}' (want 1-{MAX_WEIGHT})")
         weight = int(weight_text)
-    return Endpoint(_address(addr, "backend", spec), _port(port, "backend", spec), weight)
+    return Backend(_address(addr, "backend", spec), _port(port, "backend", spec), weight)
 
 
 def parse_service(spec: str) -> Service:
@@ -164,7 +165,7 @@ def parse_service(spec: str) -> Service:
     vip, port, proto = parse_frontend(front, spec)
     if not back:
         raise SpecError(f"no backend in '{spec}' (want BACKEND:PORT after '=')")
-    backends = tuple(parse_endpoint(part, spec) for part in back.split(","))
+    backends = tuple(parse_backend(part, spec) for part in back.split(","))
     names = [b.name for b in backends]
     for name in names:
         if names.count(name) > 1:

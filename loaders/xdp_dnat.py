@@ -20,6 +20,7 @@ kernel's routes, and follows backends added later.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import dataclasses
@@ -27,13 +28,14 @@ import json
 import sys
 
 from bpflab.host import interrupts
+from bpflab.host.commandline import UsageError, positive_float, positive_int
 from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
 from bpflab.libbpf import BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
 from bpflab.loaders import cli, maglev
 from bpflab.loaders.base import Loader
-from bpflab.loaders.interfaces import TcAttachment
+from bpflab.loaders.interfaces import TcOnInterface
 from bpflab.loaders.service_table import MAP_NAMES, DnatConfig, DnatMaps, ServiceTable, instance_config
 from bpflab.loaders.services import (
     DEFAULT_SERVICE,
@@ -41,7 +43,7 @@ from bpflab.loaders.services import (
     FlowKey,
     MaglevTable,
     ServiceKey,
-    parse_endpoint,
+    parse_backend,
     parse_frontend,
     parse_service,
 )
@@ -96,7 +98,7 @@ class XdpDnat(Loader):
                       "dnat_flows": max_flows, "dnat_replies": max_flows}
         self.maglev_size = maglev.check_size(maglev_size)
         self.instance: Instance | None = None
-        self.return_links: dict[str, TcAttachment] = {}
+        self.return_links: dict[str, TcOnInterface] = {}
         super().__init__(iface, netns=netns, **kwargs)
 
     def configure(self, obj: BpfObject) -> None:
@@ -113,7 +115,7 @@ class XdpDnat(Loader):
         obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(
             0, instance_config(obj.map("services"), 0, self.maglev_size))
         self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size)
-        self.table.set_many([spec if not isinstance(spec, str) else parse_service(spec) for spec in self.services])
+        self.table.put_many([spec if not isinstance(spec, str) else parse_service(spec) for spec in self.services])
 
     def attached(self) -> None:
         config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
@@ -130,16 +132,16 @@ class XdpDnat(Loader):
         added = []
         for ifname in sorted(wanted - set(self.return_links)):
             prog = self.obj.program("dnat_return")
-            self.return_links[ifname] = TcAttachment(prog.fd, ifname, self.netns)
+            self.return_links[ifname] = TcOnInterface(prog.fd, ifname, self.netns)
             added.append(ifname)
         return added
 
     def verdicts(self) -> dict[str, int]:
         return read_verdicts(self.obj.map("dnat_verdicts"))
 
-    def teardown(self) -> None:
+    def detaching(self) -> None:
         for link in self.return_links.values():
-            link.detach()
+            link.close()
         self.return_links = {}
         if self.instance is not None:
             self.instance.release()
@@ -153,7 +155,7 @@ def format_verdicts(v: dict[str, int]) -> str:
 def format_state(state) -> str:
     """One line per service: its backends, each with its weight (when not 1)
     and the packets it was sent."""
-    backends = ", ".join(f"{b.endpoint}{' draining' if b.endpoint.weight == 0 else ''} ({b.packets} packets)"
+    backends = ", ".join(f"{b.backend}{' draining' if b.backend.weight == 0 else ''} ({b.packets} packets)"
                          for b in state.backends)
     return f"{state.service.frontend} -> {backends}" + ("" if state.table_size else "  [no ready backend: dropped]")
 
@@ -206,12 +208,12 @@ def _say(args, text: str, data) -> None:
 def service_command(args, table: ServiceTable) -> None:
     if args.action == "add":
         for s in args.parsed:
-            table.set(s)
+            table.put(s)
             _say(args, f"added {s}", {"added": s.as_json()})
     elif args.action == "del":
         for vip, port, proto in args.parsed:
             if not table.delete(vip, port, proto):
-                raise cli.UsageError(f"no service {vip}:{port}/{proto}")
+                raise UsageError(f"no service {vip}:{port}/{proto}")
             _say(args, f"deleted {vip}:{port}/{proto}", {"deleted": {"vip": vip, "port": port, "proto": proto}})
     else:
         states = table.states()
@@ -271,59 +273,77 @@ def _parse_specs(args, p) -> None:
         if len(args.specs) < 2:
             p.error(f"backend {args.action} needs VIP:PORT/PROTO and at least one BACKEND:PORT")
         args.frontend = parse_frontend(args.specs[0])
-        args.parsed = [parse_endpoint(s) for s in args.specs[1:]]
+        args.parsed = [parse_backend(s) for s in args.specs[1:]]
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] in (["service"], ["backend"], ["stats"], ["apply"]):
-        command = argv[0]
-        p = cli.parser(f"xdp_dnat {command}", {
-            "service": "Add, delete or list the services of a running xdp_dnat instance.",
-            "backend": "Add or delete backends of a service of a running xdp_dnat instance.",
-            "stats": "Show a running xdp_dnat instance's verdict counters.",
-            "apply": "Make a running instance's services match Kubernetes Services and EndpointSlices "
-                     "(kubectl get services,endpointslices -o json, or YAML).",
-        }[command])
+MANAGING = {  # command: (help, description)
+    "service": ("add, delete or list services", "Add, delete or list the services of a running xdp_dnat instance."),
+    "backend": ("add or delete backends", "Add or delete backends of a service of a running xdp_dnat instance."),
+    "stats": ("its verdict counters", "Show a running xdp_dnat instance's verdict counters."),
+    "apply": ("its services from Kubernetes objects",
+              "Make a running instance's services match Kubernetes Services and EndpointSlices "
+              "(kubectl get services,endpointslices -o json, or YAML)."),
+}
+RUN_DESCRIPTION = "Balance traffic to service VIPs over their backends (Maglev, flows pinned)."
+
+
+def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """`run` attaches an instance (`xdp_dnat IFACE ...` means `xdp_dnat run
+    IFACE ...`); the others manage a running one through its pins. The
+    parser, and each subcommand's."""
+    p = cli.parser("xdp_dnat", RUN_DESCRIPTION + " Without a subcommand: run.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=type(p))
+    run_p = sub.add_parser("run", help="attach an instance to IFACE and report its verdicts", description=RUN_DESCRIPTION)
+    cli.add_interface_args(run_p, "xdp_dnat")
+    run_p.add_argument("--service", action="append", metavar="VIP:PORT/PROTO=B:P[@W],...",
+                       help=f"a service and its backends (repeatable; default {DEFAULT_SERVICE})")
+    run_p.add_argument("--no-return-path", action="store_true", help="attach the XDP side only")
+    run_p.add_argument("--interval", type=positive_float, default=5.0, metavar="S",
+                       help="seconds between verdict counter reports (default 5)")
+    run_p.add_argument("--max-services", type=positive_int, metavar="N",
+                       help="size of the service map (default 1024)")
+    run_p.add_argument("--max-backends", type=positive_int, metavar="N",
+                       help="backend slots over all services (default 4096, at most 65536)")
+    run_p.add_argument("--max-flows", type=positive_int, metavar="N",
+                       help="connections remembered (LRU, each direction; default 65536)")
+    run_p.add_argument("--maglev-size", type=maglev_size, default=maglev.DEFAULT_SIZE, metavar="M",
+                       help=f"entries of each service's Maglev table, a prime (default {maglev.DEFAULT_SIZE}, "
+                            f"at most {maglev.MAX_SIZE})")
+    commands = {"run": run_p}
+    for command, (summary, description) in MANAGING.items():
+        m = commands[command] = sub.add_parser(command, help=f"a running instance: {summary}", description=description)
         if command == "service":
-            p.add_argument("action", choices=("add", "del", "list"))
+            m.add_argument("action", choices=("add", "del", "list"))
         elif command == "backend":
-            p.add_argument("action", choices=("add", "del"))
-        p.add_argument("iface", metavar="IFACE")
-        p.add_argument("--netns", metavar="NS")
-        p.add_argument("--json", action="store_true")
+            m.add_argument("action", choices=("add", "del"))
+        m.add_argument("iface", metavar="IFACE")
+        m.add_argument("--netns", metavar="NS")
+        m.add_argument("--json", action="store_true")
         if command == "apply":
-            p.add_argument("-f", "--file", required=True, metavar="FILE", help="JSON or YAML; - for stdin")
+            m.add_argument("-f", "--file", required=True, metavar="FILE", help="JSON or YAML; - for stdin")
         if command == "service":
-            p.add_argument("specs", nargs="*", metavar="SPEC",
+            m.add_argument("specs", nargs="*", metavar="SPEC",
                            help="add: VIP:PORT/PROTO=B1:P1[@W],B2:P2[@W],... (replaces the backends of an existing "
                                 "service); del: VIP:PORT/PROTO")
         elif command == "backend":
-            p.add_argument("specs", nargs="*", metavar="SPEC",
+            m.add_argument("specs", nargs="*", metavar="SPEC",
                            help="VIP:PORT/PROTO, then BACKEND:PORT[@WEIGHT] (add; a backend already there gets the "
                                 "new weight) or BACKEND:PORT (del: its flows end)")
-        args = p.parse_intermixed_args(argv[1:])
-        args.command = command
-        _parse_specs(args, p)
+    return p, commands
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] not in ([c] for c in (*MANAGING, "run", "-h", "--help")):
+        argv = ["run", *argv]  # the instance itself: `xdp_dnat IFACE ...`
+    p, commands = parser()
+    if argv[0] in MANAGING:  # options may come between the specs: argparse's intermixed parsing, per subcommand
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        _parse_specs(args, commands[args.command])
         return manage(args)
-    p = cli.parser("xdp_dnat", "Balance traffic to service VIPs over their backends (Maglev, flows pinned).")
-    cli.add_interface_args(p, "xdp_dnat")
-    p.add_argument("--service", action="append", metavar="VIP:PORT/PROTO=B:P[@W],...",
-                   help=f"a service and its backends (repeatable; default {DEFAULT_SERVICE})")
-    p.add_argument("--no-return-path", action="store_true", help="attach the XDP side only")
-    p.add_argument("--interval", type=cli.positive_float, default=5.0, metavar="S",
-                   help="seconds between verdict counter reports (default 5)")
-    p.add_argument("--max-services", type=cli.positive_int, metavar="N",
-                   help="size of the service map (default 1024)")
-    p.add_argument("--max-backends", type=cli.positive_int, metavar="N",
-                   help="backend slots over all services (default 4096, at most 65536)")
-    p.add_argument("--max-flows", type=cli.positive_int, metavar="N",
-                   help="connections remembered (LRU, each direction; default 65536)")
-    p.add_argument("--maglev-size", type=maglev_size, default=maglev.DEFAULT_SIZE, metavar="M",
-                   help=f"entries of each service's Maglev table, a prime (default {maglev.DEFAULT_SIZE}, "
-                        f"at most {maglev.MAX_SIZE})")
     args = p.parse_args(argv)
     if args.max_backends and args.max_backends > 65536:
-        p.error(f"--max-backends {args.max_backends} is above 65536 (tables hold 16-bit slots)")
+        commands["run"].error(f"--max-backends {args.max_backends} is above 65536 (tables hold 16-bit slots)")
     for spec in args.service or []:
         parse_service(spec)  # a bad spec fails before anything is loaded
     return run(args)

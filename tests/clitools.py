@@ -12,7 +12,7 @@ from pathlib import Path
 from bpflab.host.forkserver import start_python
 from bpflab.host.paths import REPO_ROOT
 from bpflab.host.processes import spawn, stop
-from bpflab.host.waits import patience, read_line
+from bpflab.host.waits import read_line, scaled_timeout
 from bpflab.lab.pytest_guard import SCENARIO_ENV
 
 # The loaders' modules, imported once by the fork server (and pyroute2,
@@ -34,7 +34,7 @@ def run_python(argv: list[str], *, timeout: float = 120, **kwargs) -> subprocess
     """python(argv, ...) to completion (stopped after `timeout` s, scaled)."""
     proc = python(argv, **kwargs)
     try:
-        out, err = proc.communicate(timeout=patience(timeout))
+        out, err = proc.communicate(timeout=scaled_timeout(timeout))
     finally:
         stop(proc)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -53,7 +53,7 @@ def run_loader(name: str, *args: str, timeout: float = 30, unprivileged: bool = 
     else:
         return run_python(argv[1:], cold=cold, timeout=timeout)
     try:
-        out, err = proc.communicate(timeout=patience(timeout))
+        out, err = proc.communicate(timeout=scaled_timeout(timeout))
     finally:
         stop(proc)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
@@ -95,14 +95,14 @@ def stop_loader(proc: subprocess.Popen, output: collections.deque | None = None)
         proc.send_signal(signal.SIGTERM)
     try:
         if output is None:
-            _, err = proc.communicate(timeout=patience(10))
+            _, err = proc.communicate(timeout=scaled_timeout(10))
         else:  # a thread reads stdout
-            proc.wait(timeout=patience(10))
+            proc.wait(timeout=scaled_timeout(10))
             err = proc.stderr.read()
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        raise AssertionError(f"{module_of(proc)} did not exit within {patience(10):.0f} s of SIGTERM "
+        raise AssertionError(f"{module_of(proc)} did not exit within {scaled_timeout(10):.0f} s of SIGTERM "
                              f"(killed); it said:\n{err}" + ("".join(output) if output else "")) from None
     assert died is None, (f"{module_of(proc)} died during the test (exit {died}):\n{err}"
                           + ("".join(output) if output else ""))
@@ -125,7 +125,7 @@ def run_pytest(*args: str, cwd: Path = REPO_ROOT, plugins: tuple[str, ...] = (),
                       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                       SCENARIO_ENV: "1", **(env or {})})
     try:
-        out, _ = proc.communicate(timeout=patience(timeout))
+        out, _ = proc.communicate(timeout=scaled_timeout(timeout))
     finally:
         stop(proc)
     return subprocess.CompletedProcess(argv, proc.returncode, out, "")

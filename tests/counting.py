@@ -8,11 +8,11 @@ import json
 import socket
 import subprocess
 
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.libbpf import possible_cpus
 from bpflab.loaders.objects import BUILD_DIR
 from tests.clitools import start_loader, wait_attached
-from tests.frames import DST_MAC, SRC_MAC, A, B, C, known_mix
+from tests.frame_mix import DST_MAC, SRC_MAC, A, B, C, known_mix
 
 MIX = known_mix()
 FRAMES = [f for _, f in MIX]
@@ -50,7 +50,7 @@ def race_on_two_cpus(prog, frame: bytes, keys: int) -> None:
     packets of a new key race each other (tests/race_test_run.c)."""
     assert possible_cpus() >= 2, "the race needs two CPUs"
     result = subprocess.run([str(BUILD_DIR / "tests" / "race_test_run"), str(prog.fd), frame.hex(), str(keys), "1"],
-                            pass_fds=(prog.fd,), capture_output=True, text=True, timeout=patience(60))
+                            pass_fds=(prog.fd,), capture_output=True, text=True, timeout=scaled_timeout(60))
     assert result.returncode == 0, result.stderr
 
 
@@ -73,7 +73,7 @@ def cli_json(pair_lab, name, *extra):
     try:
         assert "attached to eth0" in wait_attached(proc)
         pair_lab.send("left", "eth0", [f for _, f in lab_frames(pair_lab)])
-        out, err = proc.communicate(timeout=patience(20))
+        out, err = proc.communicate(timeout=scaled_timeout(20))
     finally:
         proc.kill()
     assert proc.returncode == 0, err

@@ -9,7 +9,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q
 
 from bpflab.host import kernel
-from tests.frames import A, B, eth
+from tests.frame_mix import A, B, eth
 from tests.model import XDP_LINEAR_MAX
 
 VIP = "10.96.0.10"

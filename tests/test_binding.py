@@ -24,7 +24,7 @@ from bpflab.libbpf import (
     possible_cpus,
     xdp_query,
 )
-from bpflab.loaders.interfaces import XdpAttachment
+from bpflab.loaders.interfaces import XdpOnInterface
 from bpflab.loaders.objects import BUILD_DIR
 
 pytestmark = pytest.mark.kernel
@@ -249,11 +249,11 @@ def test_attachments_by_name_in_a_namespace_say_which_interface(pair_lab, bindin
     from bpflab.loaders.interfaces import query
 
     ns, prog = pair_lab.netns("right"), binding.program("binding_prog")
-    with XdpAttachment(prog.fd, "eth0", ns, "generic") as attachment:
+    with XdpOnInterface(prog.fd, "eth0", ns, "generic") as attachment:
         assert query("eth0", ns) == query("eth0", ns) and query("eth0", ns).mode == attachment.mode == "generic"
         with pytest.raises(AlreadyAttached, match="interface 'eth0' already has an XDP program attached "
                                                   r"\(prog id \d+, generic mode\)"):
-            XdpAttachment(prog.fd, "eth0", ns, "generic")
+            XdpOnInterface(prog.fd, "eth0", ns, "generic")
     assert query("eth0", ns).prog_id == 0
 
 
@@ -261,7 +261,7 @@ def test_attached_program_sees_lab_traffic(pair_lab, binding):
     from scapy.layers.inet import UDP
 
     frame = towards_peer(pair_lab.topology, "left") / UDP(dport=9) / bytes(58)
-    with XdpAttachment(binding.program("binding_prog").fd, "eth0", pair_lab.netns("right"), "native"):
+    with XdpOnInterface(binding.program("binding_prog").fd, "eth0", pair_lab.netns("right"), "native"):
         pair_lab.send("left", "eth0", [frame] * 4)
         by_len = binding.map("by_len")
         key = BindingKey(len=len(frame), tag=7)

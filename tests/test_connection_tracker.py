@@ -24,7 +24,7 @@ from tests.counting import (
     race_source,
     run_all,
 )
-from tests.frames import A, B, eth
+from tests.frame_mix import A, B, eth
 
 pytestmark = pytest.mark.kernel
 

@@ -19,7 +19,7 @@ from bpflab.loaders.packet_inspect import open_stream as inspect_stream
 from bpflab.loaders.registry import PROGRAMS
 from tests import model
 from tests.budget import IN_VM
-from tests.frames import eth, known_mix
+from tests.frame_mix import eth, known_mix
 from tests.fuzz_frames import FRAMES
 from tests.test_mytcpdump import expected_event
 from tests.xdp_dnat_frames import DNS, HTTP, DnatRunner, rewritten
@@ -44,7 +44,7 @@ class Programs:
         self.dnat_checked = 0
         if self.dnat is not None:
             for s in SERVICES:
-                self.dnat.table.add(s)
+                self.dnat.table.put(s)
         self.counter_map = self.objs["packet_counter"].map("proto_packets").bind(ctypes.c_uint32, ctypes.c_uint64)
         self.frames: list[bytes] = []  # everything run so far, for whole-table checks
 

@@ -16,7 +16,7 @@ from bpflab.host.forkserver import ForkServer
 from bpflab.host.instances import PIN_ROOT
 from bpflab.host.paths import REPO_ROOT
 from bpflab.host.processes import stop
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.lab.pytest_guard import SCENARIO_ENV
 
 pytestmark = pytest.mark.kernel
@@ -44,7 +44,7 @@ def session(server, tmp_path: Path, test: str, *args: str, netns: str | None = N
                          str(tmp_path / "test_scenario.py")], env=ENV, cwd=str(tmp_path), netns=netns,
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        out, _ = proc.communicate(timeout=patience(60))
+        out, _ = proc.communicate(timeout=scaled_timeout(60))
     finally:
         stop(proc)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")

@@ -7,7 +7,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from bpflab.host.waits import patience, read_line
+from bpflab.host.waits import read_line, scaled_timeout
 from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import XDP_PASS, BpfObject
 from bpflab.loaders.hello import Hello
@@ -65,7 +65,7 @@ def test_cli_attaches_streams_and_detaches_on_sigterm(pair_lab):
             seen.append(read_line(proc.stdout, timeout=5, what=f"the trace line of our {size}-byte frame"))
         assert wanted in seen[-1], seen
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=patience(10))
+        out, err = proc.communicate(timeout=scaled_timeout(10))
     finally:
         proc.kill()
     assert proc.returncode == 143, err  # 128 + SIGTERM: what a signal's stop says (bpflab.host.interrupts)

@@ -23,7 +23,7 @@ from bpflab.host.forkserver import ForkServer
 from bpflab.host.interrupts import SIGNAL_AT_ENV
 from bpflab.host.paths import NETNS_RUN_DIR, REPO_ROOT, STATE_DIR
 from bpflab.host.processes import stop
-from bpflab.host.waits import patience, read_line
+from bpflab.host.waits import read_line, scaled_timeout
 from bpflab.loaders.objects import BUILD_DIR, object_path
 
 pytestmark = pytest.mark.kernel
@@ -50,7 +50,7 @@ def interrupted(server, argv: list[str], point: str, sig: str, **env) -> tuple[s
     proc = server.start(argv, env={**ENV, SIGNAL_AT_ENV: f"{point}:{sig}", **env}, cwd=str(REPO_ROOT),
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = proc.communicate(timeout=patience(WITHIN_S))
+        out, err = proc.communicate(timeout=scaled_timeout(WITHIN_S))
     finally:
         stop(proc)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err), proc.pid
@@ -151,17 +151,17 @@ def test_a_signal_from_outside_mid_run_stops_it_within_a_second(commands):
                            "--lab", "dnat", "--examples", "1000000"], env=ENV, cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert read_line(proc.stdout, timeout=patience(10), what="csum's first line").startswith("bpflab csum")
+        assert read_line(proc.stdout, timeout=scaled_timeout(10), what="csum's first line").startswith("bpflab csum")
         time.sleep(0.3)  # into its frames
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        _, err = proc.communicate(timeout=patience(WITHIN_S))
+        _, err = proc.communicate(timeout=scaled_timeout(WITHIN_S))
         took = time.monotonic() - sent
     finally:
         stop(proc)
     assert proc.returncode == 130 and err.splitlines() == [f"bpflab csum: interrupted by SIGINT; removed the dnat lab "
                                                            f"(bpflab-{proc.pid}-1)"], err
-    assert took < patience(1.0), f"{took:.2f} s from the signal to the exit"
+    assert took < scaled_timeout(1.0), f"{took:.2f} s from the signal to the exit"
     assert_nothing_left(proc.pid)
 
 
@@ -177,7 +177,7 @@ def test_a_signal_ignored_at_the_start_stays_ignored():
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**ENV, SIGNAL_AT_ENV: "verifier-built:SIGINT"}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore_sigint)
     try:
-        out, err = proc.communicate(timeout=patience(60))
+        out, err = proc.communicate(timeout=scaled_timeout(60))
     finally:
         stop(proc)
     assert proc.returncode == 0 and "interrupted" not in err, err
@@ -214,18 +214,18 @@ def test_kernels_stops_its_vm_and_qemu_with_it(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KERNELS, str(fake_vng), str(tmp_path)], cwd=REPO_ROOT, env=ENV,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + patience(20)
+        deadline = time.monotonic() + scaled_timeout(20)
         while not qemu.exists() or not qemu.read_text().strip():
             assert time.monotonic() < deadline, "the fake VM never started"
             time.sleep(0.02)
         grandchild = int(qemu.read_text())
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        _, err = proc.communicate(timeout=patience(WITHIN_S))
+        _, err = proc.communicate(timeout=scaled_timeout(WITHIN_S))
         took = time.monotonic() - sent
     finally:
         stop(proc)
     assert proc.returncode == 143, err
     assert err.splitlines()[-1] == "bpflab kernels: interrupted by SIGTERM; stopped the VM of 6.1", err
-    assert took < patience(1.0)
+    assert took < scaled_timeout(1.0)
     assert not Path(f"/proc/{grandchild}").exists() or "zombie" in Path(f"/proc/{grandchild}/status").read_text()

@@ -10,7 +10,7 @@ import pytest
 
 from bpflab.host.paths import REPO_ROOT
 from bpflab.host.processes import spawn, stop
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 
 
 def run_child(body: str, timeout: float = 10) -> subprocess.CompletedProcess:
@@ -21,7 +21,7 @@ def run_child(body: str, timeout: float = 10) -> subprocess.CompletedProcess:
     proc = spawn([sys.executable, "-c", code], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
-        out, err = proc.communicate(timeout=patience(timeout))
+        out, err = proc.communicate(timeout=scaled_timeout(timeout))
     except subprocess.TimeoutExpired:
         stop(proc)
         out, err = proc.communicate()

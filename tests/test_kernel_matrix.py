@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.kernels.fetch import Archive, KernelNotFound, parse_depends, pick_package
 from bpflab.kernels.results import KernelResult, counts_from_junit
 from tests.clitools import run_pytest
@@ -166,13 +166,13 @@ def test_features_skip_only_on_kernels_older_than_they_are(tmp_path):
 
 def test_hang_timeouts_scale_with_the_machine(monkeypatch):
     monkeypatch.setenv("BPFLAB_TIME_SCALE", "10")
-    assert patience(3) == 30
+    assert scaled_timeout(3) == 30
     monkeypatch.delenv("BPFLAB_TIME_SCALE")
-    assert patience(3) == 3
+    assert scaled_timeout(3) == 3
     for bad in ("fast", "0.5"):
         monkeypatch.setenv("BPFLAB_TIME_SCALE", bad)
         with pytest.raises(ValueError, match="BPFLAB_TIME_SCALE must be"):
-            patience(3)
+            scaled_timeout(3)
 
 
 
@@ -253,7 +253,7 @@ def test_the_guests_get_the_project_compiled(tmp_path):
     # A guest-like process (no bytecode writing) finds the rewritten module cached.
     result = subprocess.run([sys.executable, "-B", "-m", "pytest", "-p", "no:cacheprovider",
                              "-q", "--debug=/dev/stdout", "tests/test_thing.py"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=patience(60),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=scaled_timeout(60),
                             env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "found cached rewritten pyc" in result.stdout

@@ -15,19 +15,19 @@ from bpflab.loaders import kube
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import Endpoint, FlowKey, Service
+from bpflab.loaders.services import Backend, FlowKey, Service
 
 CLUSTER = json.loads((Path(__file__).parent / "kube" / "cluster.json").read_text())
 
-WEB_BACKENDS = (Endpoint("10.244.1.5", 8080), Endpoint("10.244.2.5", 8080), Endpoint("10.244.3.5", 8080, 0))
-DNS_BACKENDS = (Endpoint("10.244.1.7", 53), Endpoint("10.244.2.7", 53))
+WEB_BACKENDS = (Backend("10.244.1.5", 8080), Backend("10.244.2.5", 8080), Backend("10.244.3.5", 8080, 0))
+DNS_BACKENDS = (Backend("10.244.1.7", 53), Backend("10.244.2.7", 53))
 WANT = [
     (Service("10.96.0.10", 80, "tcp", WEB_BACKENDS), "default/web:http"),
-    (Service("10.96.0.10", 9090, "tcp", tuple(Endpoint(b.ip, 9100, b.weight) for b in WEB_BACKENDS)),
+    (Service("10.96.0.10", 9090, "tcp", tuple(Backend(b.ip, 9100, b.weight) for b in WEB_BACKENDS)),
      "default/web:metrics"),
     (Service("10.96.0.53", 53, "tcp", DNS_BACKENDS), "kube-system/kube-dns:dns-tcp"),
     (Service("10.96.0.53", 53, "udp", DNS_BACKENDS), "kube-system/kube-dns:dns"),
-    (Service("10.96.0.53", 9153, "tcp", tuple(Endpoint(b.ip, 9153) for b in DNS_BACKENDS)),
+    (Service("10.96.0.53", 9153, "tcp", tuple(Backend(b.ip, 9153) for b in DNS_BACKENDS)),
      "kube-system/kube-dns:metrics"),
     (Service("10.96.0.99", 80, "tcp", ()), "default/empty"),
 ]
@@ -112,8 +112,8 @@ def table():
 
 @pytest.mark.kernel
 def test_applying_makes_the_maps_match_and_says_what_changed(table):
-    table.set(Service.to("10.96.0.200", 80, "tcp", "10.244.9.9", 80))  # not in the cluster: removed
-    table.set(Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[:1]))  # in it, with fewer backends: changed
+    table.put(Service.to("10.96.0.200", 80, "tcp", "10.244.9.9", 80))  # not in the cluster: removed
+    table.put(Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[:1]))  # in it, with fewer backends: changed
     report = kube.apply(table, kube.parse(json.dumps(CLUSTER)))
     assert report.removed == ["10.96.0.200:80/tcp"]
     assert report.changed == ["10.96.0.10:80/tcp (default/web:http): +10.244.2.5:8080 +10.244.3.5:8080"]
@@ -121,11 +121,11 @@ def test_applying_makes_the_maps_match_and_says_what_changed(table):
                               "10.244.3.5:9100@0 draining"
     assert report.added[-1] == "10.96.0.99:80/tcp (default/empty) -> no ready backend"
     assert (len(report.added), report.unchanged, report.skipped) == (5, 0, SKIPPED)
-    assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.list()] == \
+    assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.services()] == \
         [(s.vip, s.port, s.proto, sorted(s.backends)) for s, _ in WANT]
     states = {s.service.frontend: s for s in table.states()}
     web = states["10.96.0.10:80/tcp"]
-    assert web.table_size == 251 and [b.endpoint.weight for b in web.backends] == [1, 1, 0]
+    assert web.table_size == 251 and [b.backend.weight for b in web.backends] == [1, 1, 0]
     assert states["10.96.0.99:80/tcp"].table_size == 0 and table.table("10.96.0.99", 80, "tcp") == (0, [])
     again = kube.apply(table, kube.parse(json.dumps(CLUSTER)))
     assert (again.added, again.removed, again.changed, again.unchanged) == ([], [], [], 6)
@@ -135,7 +135,7 @@ def test_applying_makes_the_maps_match_and_says_what_changed(table):
 @pytest.mark.kernel
 def test_an_endpoint_that_goes_ends_its_flows_only(table):
     kube.apply(table, kube.parse(json.dumps(CLUSTER)))
-    slots = {b.endpoint.ip: b.slot for s in table.states() if s.service.port == 80 for b in s.backends}
+    slots = {b.backend.ip: b.slot for s in table.states() if s.service.port == 80 for b in s.backends}
     for n, ip in enumerate(("10.244.1.5", "10.244.2.5")):  # as the program pins them
         table.maps.flows.update(FlowKey(ip_be32("10.0.1.2"), ip_be32("10.96.0.10"), 40000 + n, 0x5000, 6), slots[ip])
     cluster = copy.deepcopy(CLUSTER)
@@ -165,9 +165,9 @@ def test_a_change_too_big_for_one_swap_goes_service_by_service():
                 endpoint["addresses"] = [a[:-1] + str(int(a[-1]) + 1) if "." in a else a for a in endpoint["addresses"]]
         report = kube.apply(table, kube.parse(json.dumps(moved)))
         assert (len(report.changed), report.unchanged) == (5, 1)
-        want = [(s.vip, s.port, s.proto, sorted(Endpoint(b.ip[:-1] + str(int(b.ip[-1]) + 1), b.port, b.weight)
+        want = [(s.vip, s.port, s.proto, sorted(Backend(b.ip[:-1] + str(int(b.ip[-1]) + 1), b.port, b.weight)
                                                 for b in s.backends)) for s, _ in WANT]
-        assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.list()] == want
+        assert [(s.vip, s.port, s.proto, sorted(s.backends)) for s in table.services()] == want
         assert sum(len(s.backends) for s in table.states()) == 12
 
 
@@ -179,13 +179,13 @@ def test_a_table_swapped_while_it_is_read_is_read_again(table, monkeypatch):
     from bpflab.loaders import service_table
 
     first = Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[:2])
-    table.set(first)
+    table.put(first)
     opened = []
 
     def from_id_after_a_swap(map_id):
         opened.append(map_id)
         if len(opened) == 1:  # as if the table changed and the old one went
-            table.set(Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[1:2]))
+            table.put(Service("10.96.0.10", 80, "tcp", WEB_BACKENDS[1:2]))
             raise service_table.BpfError(2, f"cannot open map id {map_id}")
         return real_from_id(map_id)
 

@@ -15,7 +15,7 @@ from bpflab.host import leftovers, netns, snapshot
 from bpflab.host.forkserver import ForkedProcess
 from bpflab.host.paths import BPFFS, NETNS_RUN_DIR, REPO_ROOT
 from bpflab.host.processes import has_exited, marked_processes, spawn
-from bpflab.host.waits import patience, read_line, wait_until
+from bpflab.host.waits import read_line, scaled_timeout, wait_until
 from bpflab.lab import builder, dnat, pair
 from bpflab.lab.frames import towards_peer
 from tests.clitools import run_pytest
@@ -120,7 +120,7 @@ def test_a_built_lab_has_its_links_running(pair_lab, monkeypatch):
     pair_lab.run("right", ["ip", "link", "set", "eth0", "down"], check=True)  # its peer loses the carrier
     monkeypatch.setattr(builder, "LINKS_RUNNING_TIMEOUT_S", 0.2)
     with pytest.raises(AssertionError, match=r"the lab's links in (left|right) \(eth0\) to be running"):
-        builder._wait_until_running(pair_lab)
+        builder.wait_until_running(pair_lab)
 
 
 def test_capture_filters_and_times_out(pair_lab):
@@ -198,7 +198,7 @@ def start_owner() -> tuple[subprocess.Popen, str, int, int]:
 def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
     proc, prefix, server, escaped = start_owner()
     proc.kill()
-    proc.wait(patience(10))
+    proc.wait(scaled_timeout(10))
     assert len(owned_entries(proc.pid)) == 4  # three namespaces and the pin directory
     # Its server died with it (PR_SET_PDEATHSIG); the escaped process lives
     # on, in the lab's namespace, until the sweep.
@@ -226,7 +226,7 @@ def test_a_sigkilled_owners_lab_is_swept_and_live_labs_are_not(pair_lab):
 def test_a_signalled_owner_cleans_up_after_itself(sig):
     proc, prefix, server, escaped = start_owner()
     proc.send_signal(sig)
-    assert proc.wait(patience(10)) == 0
+    assert proc.wait(scaled_timeout(10)) == 0
     assert owned_entries(proc.pid) == []
     assert [p for p, o in marked_processes().items() if o == proc.pid] == []
 
@@ -241,7 +241,7 @@ def test_spawned_processes_take_sigint_even_when_the_suite_ignores_it():
     try:
         proc = spawn([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
                      stdout=subprocess.PIPE, text=True)
-        out, _ = proc.communicate(timeout=patience(30))
+        out, _ = proc.communicate(timeout=scaled_timeout(30))
     finally:
         signal.signal(signal.SIGINT, previous)
     assert out.strip() == "<built-in function default_int_handler>"
@@ -253,7 +253,7 @@ def test_cli_up_status_exec_down():
 
     def lab_cli(*args):
         return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                              text=True, timeout=patience(30))
+                              text=True, timeout=scaled_timeout(30))
 
     up = lab_cli("up", "pair")
     try:

@@ -8,7 +8,7 @@ from bpflab.libbpf import BpfObject, possible_cpus
 from bpflab.libbpf.btf_codec import EncodeError, dump_map, fill_map
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import Endpoint, Service
+from bpflab.loaders.services import Backend, Service
 from tests.xdp_dnat_frames import maps_json
 
 pytestmark = pytest.mark.kernel
@@ -34,11 +34,11 @@ def test_an_entry_by_field_name_is_the_entry_the_program_sees(dnat):
 def test_a_map_of_maps_takes_each_inner_maps_entries(dnat):
     """xdp_dnat's services map holds a Maglev table per service (an inner
     map): filled by field name, it is the service the loader's table reads."""
-    maps = maps_json([Service("10.96.0.10", 80, "tcp", (Endpoint("10.244.1.5", 8080), Endpoint("10.244.2.5", 8080, 3)))])
+    maps = maps_json([Service("10.96.0.10", 80, "tcp", (Backend("10.244.1.5", 8080), Backend("10.244.2.5", 8080, 3)))])
     assert fill_map(dnat, "backends", maps["backends"]) == 2
     assert fill_map(dnat, "services", maps["services"]) == 1
     table = ServiceTable(DnatMaps.of(dnat))
-    assert table.list() == [Service("10.96.0.10", 80, "tcp", (Endpoint("10.244.1.5", 8080), Endpoint("10.244.2.5", 8080, 3)))]
+    assert table.services() == [Service("10.96.0.10", 80, "tcp", (Backend("10.244.1.5", 8080), Backend("10.244.2.5", 8080, 3)))]
     assert table.table("10.96.0.10", 80, "tcp") == (2, [0, 1])
     (dumped,) = dump_map(dnat, "services")
     assert dumped["key"] == {"vip": "10.96.0.10", "port": 80, "proto": 6}

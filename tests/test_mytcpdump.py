@@ -6,7 +6,7 @@ import json
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import BpfObject
 from bpflab.libbpf.btf import LayoutMismatch
@@ -22,7 +22,7 @@ from bpflab.loaders.mytcpdump import (
 from bpflab.loaders.objects import object_path
 from tests import model
 from tests.clitools import start_loader, wait_attached
-from tests.frames import A, B, eth, known_mix, with_ip_field
+from tests.frame_mix import A, B, eth, known_mix, with_ip_field
 
 pytestmark = pytest.mark.kernel
 
@@ -147,7 +147,7 @@ def test_cli_json_and_lines(pair_lab):
         try:
             assert "attached to eth0" in wait_attached(proc)
             pair_lab.send("left", "eth0", frames)
-            out, err = proc.communicate(timeout=patience(20))
+            out, err = proc.communicate(timeout=scaled_timeout(20))
         finally:
             proc.kill()
         assert proc.returncode == 0, err

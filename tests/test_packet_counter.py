@@ -9,7 +9,7 @@ from bpflab.loaders.objects import object_path
 from bpflab.loaders.packet_counter import PacketCounter, read_counts
 from tests import model
 from tests.counting import EXPECTED_COUNTS, FRAMES, MIX, RACE_KEYS, cli_json, lab_frames, race_on_two_cpus, run_all
-from tests.frames import A, B, eth
+from tests.frame_mix import A, B, eth
 
 pytestmark = pytest.mark.kernel
 

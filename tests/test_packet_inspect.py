@@ -7,7 +7,7 @@ from bpflab.loaders.objects import object_path
 from bpflab.loaders.packet_inspect import Packet, PacketInspect, open_stream
 from tests import model
 from tests.counting import FRAMES, MIX, cli_json, lab_frames, run_all
-from tests.frames import A, B
+from tests.frame_mix import A, B
 
 pytestmark = pytest.mark.kernel
 

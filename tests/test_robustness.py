@@ -8,7 +8,7 @@ from pyroute2 import IPRoute
 
 from bpflab.host.instances import PIN_ROOT
 from bpflab.host.netns import entered
-from bpflab.host.waits import patience, read_line, wait_until
+from bpflab.host.waits import read_line, scaled_timeout, wait_until
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import VIP
 from bpflab.libbpf import BpfObject
@@ -131,7 +131,7 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
     proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb)
     assert open_connection(dnat_lab) and reply_comes_back(dnat_lab)
     proc.kill()
-    proc.wait(patience(10))
+    proc.wait(scaled_timeout(10))
     wait_until(lambda: xdp_query("eth0", lb).prog_id == 0, timeout=2, what="the killed loader's XDP link to go")
     assert not reply_comes_back(dnat_lab)
     again = start_loader("xdp_dnat", "eth0", "--netns", lb)
@@ -141,7 +141,7 @@ def test_sigkill_takes_the_attachments_with_it_and_the_next_run_says_so(dnat_lab
             "xdp_dnat: removed the pins of an earlier instance that died\n")
     finally:
         again.send_signal(signal.SIGTERM)
-        again.communicate(timeout=patience(10))
+        again.communicate(timeout=scaled_timeout(10))
     assert again.returncode == 143
 
 
@@ -169,7 +169,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
         assert_one_line_error(second, "interface 'eth0' already has an XDP program attached")
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=patience(10))
+        first.communicate(timeout=scaled_timeout(10))
     lb = dnat_lab.netns("lb")
     first = start_and_wait("xdp_dnat", "eth0", "--netns", lb)
     try:
@@ -177,7 +177,7 @@ def test_two_loaders_on_one_interface(pair_lab, dnat_lab):
         assert_one_line_error(second, f"xdp_dnat on eth0 in netns {lb} is already running (pid {first.pid})")
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=patience(10))
+        first.communicate(timeout=scaled_timeout(10))
 
 
 @pytest.mark.parametrize("loader,args", [("hello", []), ("mytcpdump", []),
@@ -188,7 +188,7 @@ def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args)
     proc = start_and_wait(loader, "eth0", "--netns", lb, *args)
     with entered(lb), IPRoute() as ipr:
         ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
-    out, err = proc.communicate(timeout=patience(15))
+    out, err = proc.communicate(timeout=scaled_timeout(15))
     assert proc.returncode == 1, out + err
     assert err.splitlines()[-1] == f"{loader}: interface 'eth0' was deleted while attached; exiting"
     assert "Traceback" not in err
@@ -212,7 +212,7 @@ def test_a_full_service_map_is_a_clear_error(dnat_lab):
         assert [[b["slot"] for b in s["backends"]] for s in listed] == [[0], [1, 2]]
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=patience(10))
+        proc.communicate(timeout=scaled_timeout(10))
 
 
 @pytest.mark.harness

@@ -10,7 +10,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from bpflab.lab.checksums import ones_sum
 from bpflab.loaders.services import Service
-from tests.frames import ip_ends_early
+from tests.frame_mix import ip_ends_early
 from tests.xdp_dnat_frames import (
     BACKEND_IP,
     BACKEND_MAC,

@@ -29,7 +29,7 @@ from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfError
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig
-from bpflab.loaders.services import Endpoint, Service, SpecError
+from bpflab.loaders.services import Backend, Service, SpecError
 from tests import maglev_model
 from tests.xdp_dnat_frames import (
     BACKEND_MAC,
@@ -50,10 +50,10 @@ pytestmark = pytest.mark.kernel
 
 MACS = {BACKEND_IP: BACKEND_MAC, "10.244.1.77": "02:00:00:00:03:4d", "10.244.1.250": "02:00:00:00:03:fa",
         "10.244.1.100": "02:00:00:00:03:64"}
-THREE = tuple(Endpoint(ip, 8080) for ip in list(MACS)[:3])
-FOURTH = Endpoint("10.244.1.100", 8080)
+THREE = tuple(Backend(ip, 8080) for ip in list(MACS)[:3])
+FOURTH = Backend("10.244.1.100", 8080)
 WEB = Service(VIP, 80, "tcp", THREE)
-DNS = Service(VIP, 53, "udp", tuple(Endpoint(b.ip, 5353) for b in THREE))
+DNS = Service(VIP, 53, "udp", tuple(Backend(b.ip, 5353) for b in THREE))
 SIZE = 1021  # a prime the model builds quickly; the program takes any (test_default_size_table uses 16381)
 SERVICE_IFINDEX = 7  # where replies would leave (bpf_redirect_neigh only records it in test-run)
 
@@ -110,16 +110,16 @@ def model_table(service: Service, size: int = SIZE) -> list[str]:
     return _model_table(tuple((b.name, b.weight) for b in service.backends if b.weight), size)
 
 
-def endpoint(service: Service, name: str) -> Endpoint:
+def endpoint(service: Service, name: str) -> Backend:
     return next(b for b in service.backends if b.name == name)
 
 
-def sent_to(frame: bytes, service: Service, backend: Endpoint) -> bytes:
+def sent_to(frame: bytes, service: Service, backend: Backend) -> bytes:
     one = Service.to(service.vip, service.port, service.proto, backend.ip, backend.port)
     return rewritten(frame, one, dmac=MACS[backend.ip])
 
 
-def addressed(data: bytes, backends) -> list[Endpoint]:
+def addressed(data: bytes, backends) -> list[Backend]:
     """The backends whose address and port an IPv4 frame is sent to."""
     l4 = 14 + (data[14] & 0xF) * 4
     dst, dport = socket.inet_ntoa(data[30:34]), int.from_bytes(data[l4 + 2:l4 + 4], "big")
@@ -143,7 +143,7 @@ def run_flows(runner, frames, service: Service) -> dict[bytes, str]:
 
 
 def test_new_flows_go_where_the_model_says(runner):
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     frames = [flow(sport) for sport in range(20000, 20300)]
     before = runner.verdicts()
     went = run_flows(runner, frames, WEB)
@@ -153,9 +153,9 @@ def test_new_flows_go_where_the_model_says(runner):
     assert verdict_delta(before, runner.verdicts()) == {"rewritten": 300, "redirected": 300}
     # Per-backend counters, and both directions of every connection recorded.
     (state,) = runner.table.states()
-    assert {b.endpoint.name: b.packets for b in state.backends} == collections.Counter(went.values())
+    assert {b.backend.name: b.packets for b in state.backends} == collections.Counter(went.values())
     flows = runner.table.maps.flows
-    slots = {b.slot: b.endpoint.name for b in state.backends}
+    slots = {b.slot: b.backend.name for b in state.backends}
     assert len(list(flows.keys())) == 300 and len(list(runner.table.maps.replies.keys())) == 300
     for key in flows.keys():
         assert (key.dport, key.proto) == (0x5000, 6)  # port 80, network order, read natively
@@ -163,9 +163,9 @@ def test_new_flows_go_where_the_model_says(runner):
 
 
 def test_the_default_size_table(runner):
-    service = Service(VIP, 80, "tcp", THREE[:2] + (Endpoint(THREE[2].ip, 8080, 3),))
+    service = Service(VIP, 80, "tcp", THREE[:2] + (Backend(THREE[2].ip, 8080, 3),))
     runner.table.maglev_size = 16381
-    runner.table.set(service)
+    runner.table.put(service)
     assert runner.table.table(VIP, 80, "tcp")[0] == 16381
     frames = [flow(sport) for sport in range(21000, 21100)]
     table = model_table(service, 16381)
@@ -173,7 +173,7 @@ def test_the_default_size_table(runner):
 
 
 def test_an_established_flow_keeps_its_backend_when_a_backend_is_added(runner):
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     frames = [flow(sport) for sport in range(22000, 22200)]
     first = run_flows(runner, frames, WEB)
     bigger = runner.table.add_backend(VIP, 80, "tcp", FOURTH)
@@ -188,7 +188,7 @@ def test_an_established_flow_keeps_its_backend_when_a_backend_is_added(runner):
 
 
 def test_removing_a_backend_ends_only_its_own_flows(runner):
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     frames = [flow(sport) for sport in range(24000, 24300)]
     first = run_flows(runner, frames, WEB)
     gone = THREE[1]
@@ -213,8 +213,8 @@ def test_a_flow_pinned_to_a_freed_slot_picks_again(runner):
     packet may still find its flow: the program must not send it to the
     dead slot (nor to a slot another service holds by then)."""
     other = Service(VIP, 8000, "tcp", (THREE[0],))  # same VIP and protocol, another port
-    runner.table.set(WEB)
-    runner.table.set(other)
+    runner.table.put(WEB)
+    runner.table.put(other)
     web_frame = flow(30000)
     run_flows(runner, [web_frame], WEB)
     states = {s.service.port: s for s in runner.table.states()}
@@ -226,12 +226,12 @@ def test_a_flow_pinned_to_a_freed_slot_picks_again(runner):
 
 
 def test_a_draining_backend_keeps_its_flows_and_gets_no_new_ones(runner):
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     frames = [flow(sport) for sport in range(25000, 25200)]
     first = run_flows(runner, frames, WEB)
     draining = THREE[0]
     drained = Service(VIP, 80, "tcp", (dataclasses.replace(draining, weight=0),) + THREE[1:])
-    runner.table.set(drained)
+    runner.table.put(drained)
     assert run_flows(runner, frames, WEB) == first
     fresh = [flow(sport) for sport in range(26000, 26200)]
     went = run_flows(runner, fresh, WEB)
@@ -240,10 +240,10 @@ def test_a_draining_backend_keeps_its_flows_and_gets_no_new_ones(runner):
 
 
 def test_with_every_backend_draining_new_flows_are_dropped_and_old_ones_kept(runner):
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     old = flow(27000)
     (first,) = run_flows(runner, [old], WEB).values()
-    runner.table.set(Service(VIP, 80, "tcp", tuple(dataclasses.replace(b, weight=0) for b in THREE)))
+    runner.table.put(Service(VIP, 80, "tcp", tuple(dataclasses.replace(b, weight=0) for b in THREE)))
     assert runner.table.states()[0].table_size == 0
     before = runner.verdicts()
     new = flow(27001)
@@ -254,8 +254,8 @@ def test_with_every_backend_draining_new_flows_are_dropped_and_old_ones_kept(run
 
 
 def test_replies_of_every_backend_come_back_from_the_vip(runner):
-    runner.table.set(WEB)
-    runner.table.set(DNS)
+    runner.table.put(WEB)
+    runner.table.put(DNS)
     for service in (WEB, DNS):
         frames = [flow(sport, service) for sport in range(28000, 28060)]
         went = run_flows(runner, frames, service)
@@ -268,8 +268,8 @@ def test_one_backend_serves_two_services(runner):
     """The return path is keyed by the connection: a backend of two
     services answers each client from the VIP that client addressed."""
     other = Service("10.96.0.11", 8000, "tcp", (THREE[0],))
-    runner.table.set(Service(VIP, 80, "tcp", (THREE[0],)))
-    runner.table.set(other)
+    runner.table.put(Service(VIP, 80, "tcp", (THREE[0],)))
+    runner.table.put(other)
     for service, sport in ((WEB, 29000), (other, 29001)):
         frame = flow(sport, service)
         result = runner.run(frame)
@@ -277,7 +277,7 @@ def test_one_backend_serves_two_services(runner):
         assert_reply(runner, frame, service, THREE[0])
 
 
-def assert_reply(runner, frame: bytes, service: Service, backend: Endpoint) -> None:
+def assert_reply(runner, frame: bytes, service: Service, backend: Backend) -> None:
     """The backend's reply to `frame`'s client, through dnat_return of the
     same object: it comes from the VIP, with exact checksums."""
     client, sport = socket.inet_ntoa(frame[26:30]), int.from_bytes(frame[34:36], "big")
@@ -298,8 +298,8 @@ def test_checksums_are_exact_for_every_backend_both_ways(runner, client, sport, 
     flow gets."""
     service = DNS if udp else WEB
     if not hasattr(runner, "services_set"):  # once: hypothesis runs every example on this runner
-        runner.table.set(WEB)
-        runner.table.set(DNS)
+        runner.table.put(WEB)
+        runner.table.put(DNS)
         runner.services_set = True
     frame = flow(sport, service, client=f"10.0.1.{client}", payload=payload, no_udp_checksum=udp and zero_udp_checksum)
     name = maglev_model.pick(frame, model_table(service))
@@ -322,7 +322,7 @@ def test_a_rebuild_never_writes_a_table_packets_may_be_reading(runner):
     from bpflab.libbpf import Map
     from bpflab.loaders.services import MaglevTable, service_key
 
-    runner.table.set(WEB)
+    runner.table.put(WEB)
     old_id = runner.table.maps.services.lookup(service_key(VIP, 80, "tcp"))
     with Map.from_id(old_id) as old:  # as a program that looked it up holds it
         old.bind(ctypes.c_uint32, MaglevTable)
@@ -337,26 +337,26 @@ def test_a_rebuild_never_writes_a_table_packets_may_be_reading(runner):
 
 
 def test_many_services_change_in_one_swap_and_a_full_map_gives_back_what_did_not_fit(lab):
-    """set_many swaps every service's table in with one update of the
+    """put_many swaps every service's table in with one update of the
     services map; where the map fills up part way, the services before
     the full point stand and the rest give their new slots back."""
     with dnat_runner(lab, services=(), maglev_size=SIZE, max_services=3) as runner:
-        runner.table.set_many([WEB, DNS])
+        runner.table.put_many([WEB, DNS])
         for service in (WEB, DNS):
             frames = [flow(sport, service) for sport in range(21000, 21040)]
             assert run_flows(runner, frames, service) == {f: maglev_model.pick(f, model_table(service)) for f in frames}
         changed = dataclasses.replace(WEB, backends=THREE[:2] + (FOURTH,))
-        third, fourth = (Service(VIP, 8443 + i, "tcp", (Endpoint(THREE[i].ip, 443),)) for i in range(2))
+        third, fourth = (Service(VIP, 8443 + i, "tcp", (Backend(THREE[i].ip, 443),)) for i in range(2))
         with pytest.raises(BpfError, match=r"^\[Errno 7\] service map is full \(3 services\)") as info:
-            runner.table.set_many([changed, third, fourth])
+            runner.table.put_many([changed, third, fourth])
         assert info.value.done == 2
-        assert {s.frontend: s for s in runner.table.list()} == {s.frontend: s for s in (changed, DNS, third)}
+        assert {s.frontend: s for s in runner.table.services()} == {s.frontend: s for s in (changed, DNS, third)}
         in_use = [slot for slot, backend in runner.table.maps.backends.items() if backend.ip]
         assert len(in_use) == 3 + 3 + 1  # changed, DNS, third: WEB's third backend and fourth's slot are free
         frames = [flow(sport) for sport in range(22000, 22060)]
         assert run_flows(runner, frames, changed) == {f: maglev_model.pick(f, model_table(changed)) for f in frames}
         with pytest.raises(SpecError, match=r"^10.96.0.10:81/tcp given twice$"):
-            runner.table.set_many([fourth, dataclasses.replace(fourth, port=81), Service(VIP, 81, "tcp", THREE)])
+            runner.table.put_many([fourth, dataclasses.replace(fourth, port=81), Service(VIP, 81, "tcp", THREE)])
         runner.table.delete_many([(VIP, 80, "tcp"), (VIP, 8443, "tcp")])
-        assert [s.frontend for s in runner.table.list()] == [DNS.frontend]
+        assert [s.frontend for s in runner.table.services()] == [DNS.frontend]
         assert not [k for k in runner.table.maps.flows.keys() if k.dport != DNS.key().port]  # their flows went too

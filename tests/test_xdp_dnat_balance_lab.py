@@ -21,7 +21,7 @@ import socket
 import pytest
 
 from bpflab.host.netns import entered
-from bpflab.host.waits import patience, wait_until
+from bpflab.host.waits import scaled_timeout, wait_until
 from bpflab.lab.topology import VIP, backend_ip
 from tests.clitools import keep_reading, run_loader, start_loader, stop_loader, wait_attached
 
@@ -76,7 +76,7 @@ def packets_per_backend(lb: str, port: int) -> dict[str, int]:
 
 def http_get(lab) -> str:
     with entered(lab.netns("client")):
-        conn = http.client.HTTPConnection(VIP, 80, timeout=patience(10))
+        conn = http.client.HTTPConnection(VIP, 80, timeout=scaled_timeout(10))
         try:
             conn.connect()
         except OSError as exc:
@@ -111,7 +111,7 @@ class Connection:
 
     def __init__(self, lab):
         with entered(lab.netns("client")):
-            self.sock = socket.create_connection((VIP, 7), timeout=patience(10))
+            self.sock = socket.create_connection((VIP, 7), timeout=scaled_timeout(10))
         self.backend = self._line()
 
     def _line(self) -> str:
@@ -177,7 +177,7 @@ def test_udp_flows_keep_their_backend(service_lab, loader):
 
         first = []
         for i, s in enumerate(socks):
-            s.settimeout(patience(3))
+            s.settimeout(scaled_timeout(3))
             s.connect((VIP, 53))  # replies must come from the VIP, or a connected socket drops them
             name, echoed = ask(s, f"q{i}")
             assert echoed == f"q{i}"

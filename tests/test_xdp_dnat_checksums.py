@@ -25,7 +25,7 @@ from bpflab.lab import dnat
 from bpflab.lab.checksums import UDP, verify_frame
 from bpflab.lab.topology import Neighbour
 from bpflab.loaders import maglev
-from bpflab.loaders.services import Endpoint, Service
+from bpflab.loaders.services import Backend, Service
 from tests import maglev_model
 from tests.csum_edges import EDGES, IHL_EDGES, classify, nat_cases
 from tests.xdp_dnat_frames import BACKEND_IP, BACKEND_MAC, TC_ACT_REDIRECT, dnat_runner, return_runner
@@ -74,7 +74,7 @@ def spread(service: Service, frame: bytes) -> Service:
     for weight in range(1, 2 * MAGLEV_SIZE):
         target = dataclasses.replace(service.backend, weight=weight)
         for port in range(1024, 1024 + 32):
-            backends = (target,) + tuple(Endpoint(ip, port + i) for i, ip in enumerate(others))
+            backends = (target,) + tuple(Backend(ip, port + i) for i, ip in enumerate(others))
             if maglev.build([(b.name, b.weight) for b in backends], MAGLEV_SIZE)[entry] == 0:
                 return dataclasses.replace(service, backends=backends)
     raise AssertionError(f"no three-backend service sends {service.frontend}'s flow to {service.backend}")
@@ -148,11 +148,11 @@ def test_forward_rewrite_at_the_edge(forward, edge):
         for each_round in rounds(services):
             forward.made = getattr(forward, "made", 0) + len(each_round)
             if forward.made >= MAX_SERVICES // 4:  # long profiles: room for the next ones (3 slots each)
-                forward.table.delete_many([(s.vip, s.port, s.proto) for s in forward.table.list()])
+                forward.table.delete_many([(s.vip, s.port, s.proto) for s in forward.table.services()])
                 forward.made = len(each_round)
             # One swap for the batch (the kernel waits once); a flow pinned
             # to an earlier backend of a key went with its slot.
-            forward.table.set_many([services[i] for i in each_round])
+            forward.table.put_many([services[i] for i in each_round])
             for i in each_round:
                 result = forward.run(cases[i].frame)
                 assert result.action == "XDP_REDIRECT"

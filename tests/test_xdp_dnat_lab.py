@@ -9,7 +9,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
-from bpflab.host.waits import patience, settle, wait_until
+from bpflab.host.waits import scaled_timeout, settle, wait_until
 from bpflab.lab import dnat
 from bpflab.lab.topology import Endpoint, Link, Neighbour
 from bpflab.loaders.xdp_dnat import XdpDnat
@@ -39,7 +39,7 @@ def to_backend(p) -> bool:
 def inject(lab, frames, count):
     with lab.capture("backend", "eth0", to_backend) as cap:
         lab.send("client", "eth0", frames)
-        return cap.wait(count, timeout=patience(3))
+        return cap.wait(count, timeout=scaled_timeout(3))
 
 
 def frames_for(lab):

@@ -10,7 +10,7 @@ from bpflab.host import kernel
 from bpflab.host.paths import BUILD_DIR
 from bpflab.lab.checksums import checksum, pseudo_header_sum, verify_frame
 from bpflab.loaders.services import Service
-from tests.frames import ip_ends_early
+from tests.frame_mix import ip_ends_early
 from tests.xdp_dnat_frames import (
     BACKEND_IP,
     CLIENT_IP,

@@ -123,7 +123,7 @@ def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None, max_services=None):
         obj.load()
         runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"), maglev_size)
         for s in services:
-            runner.table.add(s)
+            runner.table.put(s)
         yield runner
 
 
@@ -163,7 +163,7 @@ def return_runner(services=(HTTP, DNS), maglev_size=None):
     with BpfObject(object_path("xdp_dnat")) as obj:
         runner = ReturnRunner(obj, maglev_size)
         for s in services:
-            runner.table.add(s)
+            runner.table.put(s)
         yield runner
 
 

@@ -158,7 +158,7 @@ def _run_as_main(request: dict) -> int:
         code = 1
     import atexit
 
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # noqa: SLF001 - what Python's own exit runs; the fork's exit is os._exit
     _flush()
     return code
 

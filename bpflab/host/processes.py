@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .netns import open_netns, setns
 from .owners import OWNER_ENV
-from .waits import patience
+from .waits import scaled_timeout
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -90,7 +90,7 @@ def record(proc) -> None:
 def stop(proc: subprocess.Popen, timeout: float = 3.0) -> int | None:
     """SIGTERM the process group, SIGKILL it if it lingers."""
     if proc.poll() is None:
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, patience(timeout))):
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, scaled_timeout(timeout))):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
@@ -168,7 +168,7 @@ def kill_all(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + patience(5)
+    deadline = time.monotonic() + scaled_timeout(5)
     pending = list(pids)
     while pending and time.monotonic() < deadline:
         pending = [pid for pid in pending if not has_exited(pid)]

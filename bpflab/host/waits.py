@@ -34,7 +34,7 @@ def scale() -> float:
     return factor
 
 
-def patience(seconds: float) -> float:
+def scaled_timeout(seconds: float) -> float:
     """`seconds` on this machine's time scale."""
     return seconds * scale()
 
@@ -42,7 +42,7 @@ def patience(seconds: float) -> float:
 def wait_until(predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.01) -> T:
     """The first truthy value of predicate(), polled every `interval` s;
     WaitTimeout after `timeout` s (scaled) naming `what` and the last value."""
-    limit = patience(timeout)
+    limit = scaled_timeout(timeout)
     deadline = time.monotonic() + limit
     while True:
         value = predicate()
@@ -56,7 +56,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, what: str, interva
 def settle(read: Callable[[], T], want: T, *, timeout: float = 2.0, interval: float = 0.02) -> T:
     """read() until it equals `want` or `timeout` s (scaled) pass; returns
     the last value, so the caller's `assert settle(...) == want` shows the diff."""
-    deadline = time.monotonic() + patience(timeout)
+    deadline = time.monotonic() + scaled_timeout(timeout)
     while (got := read()) != want and time.monotonic() < deadline:
         time.sleep(interval)
     return got
@@ -76,9 +76,9 @@ def read_line(stream: IO[str], *, timeout: float, what: str) -> str:
 
     thread = threading.Thread(target=reader, daemon=True, name="read-line")
     thread.start()
-    thread.join(patience(timeout))
+    thread.join(scaled_timeout(timeout))
     if not box:
-        raise WaitTimeout(f"waited {patience(timeout):g} s for a line from {what}; none came")
+        raise WaitTimeout(f"waited {scaled_timeout(timeout):g} s for a line from {what}; none came")
     if isinstance(box[0], BaseException):
         raise box[0]
     return box[0]

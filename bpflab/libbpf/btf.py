@@ -10,7 +10,8 @@ from . import _lib
 BTF_KIND_STRUCT = 4
 
 
-class _btf_type(ctypes.Structure):
+class BtfTypeHeader(ctypes.Structure):
+    """struct btf_type: what every BTF type starts with (its kind's data follows)."""
     _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size", ctypes.c_uint32)]
 
 
@@ -66,12 +67,17 @@ class Btf:
             raise LookupError(f"no BTF type {type_id}")
         return address
 
-    def _type(self, type_id: int) -> _btf_type:
-        return _btf_type.from_address(self._address(type_id))
+    def header(self, type_id: int) -> BtfTypeHeader:
+        return BtfTypeHeader.from_address(self._address(type_id))
 
-    @staticmethod
-    def _bytes(address: int, size: int) -> bytes:
-        return ctypes.string_at(address, size)
+    def body(self, type_id: int, offset: int, size: int) -> bytes:
+        """`size` bytes of what follows the type's header, from `offset` (a
+        struct's members, an enum's values, an int's encoding)."""
+        return ctypes.string_at(self._address(type_id) + ctypes.sizeof(BtfTypeHeader) + offset, size)
+
+    def name_at(self, name_off: int) -> str:
+        """A name of the string section (members', enum values')."""
+        return _lib.btf__name_by_offset(self._ptr, name_off).decode()
 
     def codec(self, type_id: int):
         """Plain Python values of this type, both ways (btf_codec)."""
@@ -82,17 +88,17 @@ class Btf:
         return self._types.codec(type_id)
 
     def name_of(self, type_id: int) -> str:
-        return _lib.btf__name_by_offset(self._ptr, self._type(type_id).name_off).decode()
+        return self.name_at(self.header(type_id).name_off)
 
     def decl_tags(self) -> list[tuple[str, str]]:
         """(function name, tag text) for every decl tag on a function, in
         the order the compiler emitted them (source order)."""
         tags = []
         for type_id in range(1, _lib.btf__type_cnt(self._ptr)):
-            t = self._type(type_id)
+            t = self.header(type_id)
             if (t.info >> 24) & 0x1F != BTF_KIND_DECL_TAG:
                 continue
-            target = self._type(t.size)  # the `type` member: what is tagged
+            target = self.header(t.size)  # the `type` member: what is tagged
             if (target.info >> 24) & 0x1F == BTF_KIND_FUNC:
                 tags.append((self.name_of(t.size), self.name_of(type_id)))
         return tags
@@ -101,7 +107,7 @@ class Btf:
         type_id = _lib.btf__find_by_name_kind(self._ptr, name.encode(), BTF_KIND_STRUCT)
         if type_id < 0:
             raise LookupError(f"struct {name} is not in the object's BTF")
-        t = _btf_type.from_address(_lib.btf__type_by_id(self._ptr, type_id))
+        t = BtfTypeHeader.from_address(_lib.btf__type_by_id(self._ptr, type_id))
         vlen, kind_flag = t.info & 0xFFFF, t.info >> 31
         members = (_btf_member * vlen).from_address(_lib.btf__type_by_id(self._ptr, type_id) + ctypes.sizeof(t))
         fields = []

@@ -16,7 +16,6 @@ import dataclasses
 import ipaddress
 import struct
 
-from . import _lib
 from .maps import Map
 
 (KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE,
@@ -170,9 +169,8 @@ class Types:
 
     def _build(self, type_id: int):
         btf = self._btf
-        t = btf._type(type_id)
+        t = btf.header(type_id)
         kind, vlen, name = (t.info >> 24) & 0x1F, t.info & 0xFFFF, btf.name_of(type_id)
-        base = btf._address(type_id) + 12  # what follows struct btf_type
         if kind in QUALIFIERS:
             return self.codec(t.size)
         if kind == KIND_TYPEDEF:
@@ -180,7 +178,7 @@ class Types:
                 return Int(name, BIG_ENDIAN_TYPEDEFS[name], big_endian=True)
             return self.codec(t.size)
         if kind == KIND_INT:
-            (encoding,) = struct.unpack("<I", btf._bytes(base, 4))
+            (encoding,) = struct.unpack("<I", btf.body(type_id, 0, 4))
             if encoding & 0xFF != 8 * t.size or (encoding >> 16) & 0xFF:
                 raise EncodeError(f"{name}: bitfield integers are not supported")
             return Int(name, t.size, signed=bool((encoding >> 24) & 1))
@@ -188,23 +186,22 @@ class Types:
             step = 8 if kind == KIND_ENUM else 12
             values = {}
             for i in range(vlen):
-                name_off, lo = struct.unpack_from("<Ii", btf._bytes(base + i * step, 8))
-                values[_lib.btf__name_by_offset(btf._ptr, name_off).decode()] = lo
+                name_off, lo = struct.unpack_from("<Ii", btf.body(type_id, i * step, 8))
+                values[btf.name_at(name_off)] = lo
             return Enum(name or "enum", t.size, values)
         if kind == KIND_ARRAY:
-            element, _index, count = struct.unpack("<III", btf._bytes(base, 12))
+            element, _index, count = struct.unpack("<III", btf.body(type_id, 0, 12))
             codec = self.codec(element)
             return Array(codec, count, codec.size * count)
         if kind in (KIND_STRUCT, KIND_UNION):
             members = []
             kind_flag = t.info >> 31
             for i in range(vlen):
-                name_off, member_type, offset = struct.unpack("<III", btf._bytes(base + 12 * i, 12))
+                name_off, member_type, offset = struct.unpack("<III", btf.body(type_id, 12 * i, 12))
                 if kind_flag and offset >> 24:
                     raise EncodeError(f"struct {name}: bitfields are not supported")
                 bits = offset & 0xFFFFFF if kind_flag else offset
-                members.append((_lib.btf__name_by_offset(btf._ptr, name_off).decode(), bits // 8,
-                                self.codec(member_type)))
+                members.append((btf.name_at(name_off), bits // 8, self.codec(member_type)))
             return Struct(name or "(anonymous)", t.size, tuple(members), union=kind == KIND_UNION)
         raise EncodeError(f"{name or 'type'}: BTF kind {kind} has no plain value")
 

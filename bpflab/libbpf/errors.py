@@ -18,6 +18,24 @@ class BpfError(OSError):
         self.what = what
 
 
+class NotSupported(BpfError):
+    """The kernel lacks what was asked (an operation for this kind of map,
+    a feature of a newer kernel): the caller may fall back."""
+
+
+# The kernel's own ENOTSUPP (524, not in errno) says the same as EOPNOTSUPP.
+ENOTSUPP = 524
+
+
+class BatchError(BpfError):
+    """A batch of map updates failed part of the way: `done` entries, the
+    first ones, went in (a caller may keep them, or undo them)."""
+
+    def __init__(self, err: int, what: str, done: int):
+        super().__init__(err, what)
+        self.done = done
+
+
 # Kernels from 7.3 follow the classic log with a report that starts so.
 _DIAGNOSIS = re.compile(r"^Verification failed: (.*)$", re.MULTILINE)
 _LOG_TRAILER = re.compile(r"^(processed \d+ insns|verification time|stack depth|-- END PROG LOAD LOG --)")

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 from . import _lib
 from ._lib import BPF_ANY, BPF_EXIST, BPF_NOEXIST  # update() flags: any, only new keys, only existing keys
-from .errors import BpfError
+from .errors import ENOTSUPP, BatchError, BpfError, NotSupported
 
 __all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "Map", "possible_cpus"]
 
-# What a kernel without batch operations for a map type answers (ENOTSUPP
-# is the kernel's internal 524); the same entries then go one by one.
-_NO_BATCH = (-errno.EINVAL, -errno.EOPNOTSUPP, -524)
+# What a kernel without batch operations for a map type answers; the same
+# entries then go one by one.
+_NO_BATCH = (-errno.EINVAL, -errno.EOPNOTSUPP, -ENOTSUPP)
 
 
 class bpf_map_info_head(ctypes.Structure):
@@ -63,7 +63,9 @@ class Map:
         self._owns_btf_fd = False
 
     @classmethod
-    def from_libbpf(cls, ptr) -> Map:
+    def from_libbpf(cls, ptr, *, description: bool = False) -> Map:
+        """The map libbpf holds at `ptr`; a `description` only keeps what it
+        says (a template libbpf frees once the object is loaded)."""
         m = cls(
             _lib.bpf_map__name(ptr).decode(),
             _lib.bpf_map__type(ptr),
@@ -71,15 +73,22 @@ class Map:
             _lib.bpf_map__value_size(ptr),
             _lib.bpf_map__max_entries(ptr),
         )
-        m._ptr = ptr
+        m._ptr = None if description else ptr
         m.btf_key_type_id = _lib.bpf_map__btf_key_type_id(ptr)
         m.btf_value_type_id = _lib.bpf_map__btf_value_type_id(ptr)
         inner = _lib.bpf_map__inner_map(ptr)
         if inner:
-            # A description only: libbpf frees its template once the object is loaded.
-            m._inner = cls.from_libbpf(inner)
-            m._inner._ptr = None
+            m._inner = cls.from_libbpf(inner, description=True)
         return m
+
+    def object_loaded(self, btf_fd: int) -> None:
+        """Its object was loaded: the map exists in the kernel now."""
+        self._fd = _lib.bpf_map__fd(self._ptr)
+        self.btf_fd = btf_fd
+
+    def object_closed(self) -> None:
+        """Its object was closed, and its fd with it."""
+        self._fd = -1
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike) -> Map:
@@ -148,18 +157,24 @@ class Map:
     @property
     def fd(self) -> int:
         if self._fd < 0:
-            raise BpfError(9, f"map '{self.name}' is not loaded or already closed")
+            raise BpfError(errno.EBADF, f"map '{self.name}' is not loaded or already closed")
         return self._fd
 
     @property
     def percpu(self) -> bool:
         return self.type in _lib.PERCPU_MAP_TYPES
 
+    @property
+    def percpu_stride(self) -> int:
+        """Bytes per CPU of a per-CPU value: the kernel copies one value per
+        possible CPU, each rounded up to 8 bytes."""
+        return (self.value_size + 7) & ~7
+
     def set_max_entries(self, n: int) -> None:
         """Before the object is loaded: resize the map (ring buffers: bytes,
         a power of two and a multiple of the page size)."""
         if self._ptr is None or self._fd >= 0:
-            raise BpfError(16, f"map '{self.name}' can be resized only before its object is loaded")
+            raise BpfError(errno.EBUSY, f"map '{self.name}' can be resized only before its object is loaded")
         ret = _lib.bpf_map__set_max_entries(self._ptr, n)
         if ret < 0:
             raise BpfError(-ret, f"resize of map '{self.name}' to {n}")
@@ -182,7 +197,7 @@ class Map:
         BTF (default: the one this map was loaded with)."""
         t = self._inner
         if t is None:
-            raise BpfError(22, f"map '{self.name}' is not a map of maps")
+            raise BpfError(errno.EINVAL, f"map '{self.name}' is not a map of maps")
         btf = None
         if t.btf_value_type_id:
             fd = btf_fd if btf_fd is not None else self.btf_fd
@@ -219,14 +234,12 @@ class Map:
     def _value_buffer(self):
         if not self.percpu:
             return self.value_type()
-        # The kernel copies one value per possible CPU, each rounded up to 8 bytes.
-        stride = (self.value_size + 7) & ~7
-        return ctypes.create_string_buffer(stride * possible_cpus())
+        return ctypes.create_string_buffer(self.percpu_stride * possible_cpus())
 
     def _decode(self, buf):
         if not self.percpu:
             return _plain(buf)
-        stride = (self.value_size + 7) & ~7
+        stride = self.percpu_stride
         return [_plain(self.value_type.from_buffer_copy(buf.raw, i * stride)) for i in range(possible_cpus())]
 
     # -- raw bytes (what a BTF codec makes) ------------------------------
@@ -237,8 +250,7 @@ class Map:
             raise TypeError(f"map '{self.name}': key of {len(key)} and value of {len(value)} bytes, the map's are "
                             f"{self.key_size} and {self.value_size}")
         if self.percpu:
-            stride = (self.value_size + 7) & ~7
-            value = b"".join(value.ljust(stride, b"\0") for _ in range(possible_cpus()))
+            value = b"".join(value.ljust(self.percpu_stride, b"\0") for _ in range(possible_cpus()))
         k, v = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
         ret = _lib.bpf_map_update_elem(self.fd, k, v, flags)
         if ret < 0:
@@ -247,7 +259,7 @@ class Map:
     def items_raw(self) -> Iterator[tuple[bytes, list[bytes]]]:
         """(key, [value per CPU] or [value]) as bytes, for every entry."""
         cur, nxt = None, ctypes.create_string_buffer(self.key_size)
-        stride = (self.value_size + 7) & ~7
+        stride = self.percpu_stride
         cpus = possible_cpus() if self.percpu else 1
         while _lib.bpf_map_get_next_key(self.fd, cur, nxt) == 0:
             cur = ctypes.create_string_buffer(nxt.raw, self.key_size)
@@ -262,18 +274,20 @@ class Map:
         (i * cpus + c) * stride, stride being value_size rounded up to 8
         (the kernel's layout for per-CPU values)."""
         if self.type not in (_lib.BPF_MAP_TYPE_ARRAY, _lib.BPF_MAP_TYPE_PERCPU_ARRAY):
-            raise BpfError(22, f"map '{self.name}' is not an array")
+            raise BpfError(errno.EINVAL, f"map '{self.name}' is not an array")
         n = self.max_entries
-        per_entry = ((self.value_size + 7) & ~7) * possible_cpus() if self.percpu else self.value_size
+        per_entry = self.percpu_stride * possible_cpus() if self.percpu else self.value_size
         keys = ctypes.create_string_buffer(4 * n)
         values = ctypes.create_string_buffer(per_entry * n)
         out_batch = ctypes.c_uint32()
         count = ctypes.c_uint32(n)
         ret = _lib.bpf_map_lookup_batch(self.fd, None, ctypes.byref(out_batch), keys, values, ctypes.byref(count), None)
-        if ret < 0 and ret != -2:  # ENOENT: the last batch, which is all of it
+        if ret in _NO_BATCH:
+            raise NotSupported(-ret, f"batch lookup in map '{self.name}'")
+        if ret < 0 and ret != -errno.ENOENT:  # ENOENT: the last batch, which is all of it
             raise BpfError(-ret, f"batch lookup in map '{self.name}'")
         if count.value != n:
-            raise BpfError(5, f"batch lookup in map '{self.name}' returned {count.value} of {n} entries")
+            raise BpfError(errno.EIO, f"batch lookup in map '{self.name}' returned {count.value} of {n} entries")
         return values.raw
 
     def counter_sums(self) -> list[int]:
@@ -282,13 +296,11 @@ class Map:
         was ten lookups: seconds under emulation); one lookup per entry on
         kernels without batches for per-CPU arrays (before 5.13)."""
         if not self.percpu or self.type != _lib.BPF_MAP_TYPE_PERCPU_ARRAY or self.value_size != 8:
-            raise BpfError(22, f"map '{self.name}' is not a per-CPU array of u64 counters")
+            raise BpfError(errno.EINVAL, f"map '{self.name}' is not a per-CPU array of u64 counters")
         cpus = possible_cpus()
         try:
             raw = self.array_values_raw()
-        except BpfError as exc:
-            if -exc.errno not in _NO_BATCH:
-                raise
+        except NotSupported:
             raw = b"".join(self._entry_raw(i, 8 * cpus) for i in range(self.max_entries))  # before 5.13
         counts = struct.unpack(f"={self.max_entries * cpus}Q", raw)
         return [sum(counts[i * cpus:(i + 1) * cpus]) for i in range(self.max_entries)]
@@ -306,7 +318,7 @@ class Map:
         k = self._key(key)
         buf = self._value_buffer()
         ret = _lib.bpf_map_lookup_elem(self.fd, ctypes.byref(k), ctypes.byref(buf))
-        if ret == -2:  # ENOENT
+        if ret == -errno.ENOENT:
             return None
         if ret < 0:
             raise BpfError(-ret, f"lookup in map '{self.name}'")
@@ -315,7 +327,7 @@ class Map:
     def update(self, key, value, flags: int = _lib.BPF_ANY) -> None:
         k = self._key(key)
         if self.percpu:
-            stride = (self.value_size + 7) & ~7
+            stride = self.percpu_stride
             values = value if isinstance(value, (list, tuple)) else [value] * possible_cpus()
             buf = ctypes.create_string_buffer(stride * possible_cpus())
             for i, v in enumerate(values):
@@ -345,13 +357,10 @@ class Map:
                 try:
                     self.update(key, value)
                 except BpfError as exc:
-                    exc.done = done
-                    raise
+                    raise BatchError(exc.errno, exc.what, done) from exc
             return
-        if ret < 0:
-            exc = BpfError(-ret, f"update of map '{self.name}' (entry {count.value + 1} of {len(items)})")
-            exc.done = count.value  # the entries before it are in
-            raise exc
+        if ret < 0:  # the entries before it are in
+            raise BatchError(-ret, f"update of map '{self.name}' (entry {count.value + 1} of {len(items)})", count.value)
 
     def delete_many(self, keys: list, missing_ok: bool = False) -> int:
         """Delete several entries in one system call where the kernel can
@@ -409,7 +418,7 @@ class Map:
     def delete(self, key) -> bool:
         """Delete key; False if it was not there."""
         ret = _lib.bpf_map_delete_elem(self.fd, ctypes.byref(self._key(key)))
-        if ret == -2:
+        if ret == -errno.ENOENT:
             return False
         if ret < 0:
             raise BpfError(-ret, f"delete from map '{self.name}'")
@@ -422,7 +431,7 @@ class Map:
         nxt = self.key_type()
         while True:
             ret = _lib.bpf_map_get_next_key(self.fd, ctypes.byref(cur) if cur is not None else None, ctypes.byref(nxt))
-            if ret == -2:
+            if ret == -errno.ENOENT:
                 return
             if ret < 0:
                 raise BpfError(-ret, f"iterating map '{self.name}'")
@@ -457,13 +466,13 @@ class Map:
 def _decode_many(ctype, buf, n: int) -> list:
     """n packed ctypes values from buf, as _plain() gives them."""
     size = ctypes.sizeof(ctype)
-    if issubclass(ctype, ctypes._SimpleCData):
+    if issubclass(ctype, ctypes._SimpleCData):  # noqa: SLF001 - ctypes' base of scalars has no public name
         return [ctype.from_buffer_copy(buf, i * size).value for i in range(n)]
     return [ctype.from_buffer_copy(buf, i * size) for i in range(n)]
 
 
 def _plain(value):
     """Scalars come back as ints; structs stay ctypes structs (copied)."""
-    if isinstance(value, ctypes._SimpleCData):
+    if isinstance(value, ctypes._SimpleCData):  # noqa: SLF001 - ctypes' base of scalars has no public name
         return value.value
     return type(value).from_buffer_copy(value)

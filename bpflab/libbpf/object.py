@@ -42,8 +42,7 @@ class Program:
     def set_log_level(self, level: int) -> None:
         """The verifier's log level for the next load: LOG_STATS (4) adds its
         statistics (and still its error on a rejection); 1 the whole walk."""
-        if self._log_buf is None:
-            self._prepare_log()
+        self.keep_log()
         _lib.bpf_program__set_log_level(self._ptr, level)
 
     def info(self) -> _lib.bpf_prog_info:
@@ -56,9 +55,12 @@ class Program:
             raise BpfError(-ret, f"bpf_prog_info of '{self.name}'")
         return info
 
-    def _prepare_log(self) -> None:
-        self._log_buf = ctypes.create_string_buffer(LOG_BUF_SIZE)
-        _lib.bpf_program__set_log_buf(self._ptr, self._log_buf, LOG_BUF_SIZE)
+    def keep_log(self) -> None:
+        """Keep the verifier's log of the next load (verifier_log): a buffer
+        of LOG_BUF_SIZE given to libbpf, once."""
+        if self._log_buf is None:
+            self._log_buf = ctypes.create_string_buffer(LOG_BUF_SIZE)
+            _lib.bpf_program__set_log_buf(self._ptr, self._log_buf, LOG_BUF_SIZE)
 
     @property
     def verifier_log(self) -> str:
@@ -109,8 +111,7 @@ class BpfObject:
 
     def load(self) -> None:
         for prog in self.programs.values():
-            if prog._log_buf is None:
-                prog._prepare_log()
+            prog.keep_log()
         with _lib.captured_warnings() as warnings:
             ret = _lib.bpf_object__load(self._ptr)
         if ret < 0:
@@ -123,8 +124,7 @@ class BpfObject:
         btf = _lib.bpf_object__btf(self._ptr)
         btf_fd = _lib.btf__fd(btf) if btf else -1
         for bmap in self.maps.values():
-            bmap._fd = _lib.bpf_map__fd(bmap._ptr)
-            bmap.btf_fd = btf_fd
+            bmap.object_loaded(btf_fd)
 
     def program(self, name: str) -> Program:
         try:
@@ -149,7 +149,7 @@ class BpfObject:
             _lib.bpf_object__close(self._ptr)
             self._ptr = None
             for bmap in self.maps.values():
-                bmap._fd = -1
+                bmap.object_closed()
 
     def __enter__(self) -> BpfObject:
         return self

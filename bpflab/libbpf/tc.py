@@ -4,7 +4,7 @@ any namespace).
 
 On kernels with tcx (6.6+) the attachment is a bpf_link, which the kernel
 removes when its last fd closes, exactly like XDP links. Older kernels get
-a classic clsact/cls_bpf filter, removed by detach() (called in the same
+a classic clsact/cls_bpf filter, removed by close() (called in the same
 namespace); a killed owner leaves it behind there, until the interface or
 its namespace goes.
 """
@@ -15,6 +15,7 @@ import errno
 import os
 
 from . import _lib
+from .attachment import Attachment
 from .errors import BpfError
 
 BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47  # enum bpf_attach_type
@@ -23,7 +24,10 @@ DIRECTIONS = {"ingress": (BPF_TCX_INGRESS, BPF_TC_INGRESS), "egress": (BPF_TCX_E
 HANDLE, PRIORITY = 0xB1AB, 0xB1
 
 
-class TcLink:
+class TcAttachment(Attachment):
+    """A tc program at ingress or egress of an interface: a tcx link, or a
+    classic clsact/cls_bpf filter where the kernel has no tcx (`kind`)."""
+
     def __init__(self, prog_fd: int, ifindex: int, direction: str = "ingress"):
         if direction not in DIRECTIONS:
             raise ValueError(f"tc direction {direction!r}: ingress or egress")
@@ -55,7 +59,7 @@ class TcLink:
         """A classic filter is removed by ifindex: in its own namespace."""
         return self._hook is not None
 
-    def detach(self) -> None:
+    def close(self) -> None:
         if self.link_fd >= 0:
             os.close(self.link_fd)
             self.link_fd = -1
@@ -63,3 +67,8 @@ class TcLink:
             opts = _lib.bpf_tc_opts(sz=ctypes.sizeof(_lib.bpf_tc_opts), handle=HANDLE, priority=PRIORITY)
             _lib.bpf_tc_detach(ctypes.byref(self._hook), ctypes.byref(opts))
             self._hook = None
+
+    def __del__(self):  # an unclosed tcx link's fd; a classic filter needs its namespace, and close()
+        if self.link_fd >= 0:
+            os.close(self.link_fd)
+            self.link_fd = -1

@@ -14,6 +14,7 @@ import errno
 import os
 
 from . import _lib
+from .attachment import Attachment
 from .errors import BpfError
 
 MODES = {"native": _lib.XDP_FLAGS_DRV_MODE, "generic": _lib.XDP_FLAGS_SKB_MODE}
@@ -54,7 +55,7 @@ def query(ifindex: int) -> XdpState:
     return XdpState(_MODE_NAMES.get(opts.attach_mode, "unknown"), opts.prog_id)
 
 
-class XdpLink:
+class XdpLink(Attachment):
     """An XDP program attached to an interface through a bpf_link."""
 
     def __init__(self, prog_fd: int, ifindex: int, mode: str | None = None):
@@ -70,19 +71,13 @@ class XdpLink:
         self.link_fd = fd
         self.mode = query(ifindex).mode  # what the kernel chose
 
-    def detach(self) -> None:
+    def close(self) -> None:
         if self.link_fd >= 0:
             os.close(self.link_fd)
             self.link_fd = -1
 
-    def __enter__(self) -> XdpLink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.detach()
-
-    def __del__(self):
-        self.detach()
+    def __del__(self):  # an unclosed link's fd: the kernel detaches with it
+        self.close()
 
 
 def attach_legacy(prog_fd: int, ifindex: int, mode: str) -> None:

@@ -23,11 +23,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bpflab.host.commandline import EXIT_USAGE, OneLineParser, describe, positive_int
 from bpflab.host.interrupts import run_command
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound, ifindex
 from bpflab.libbpf import BpfError
 from bpflab.libbpf.btf_codec import EncodeError
-from bpflab.loaders.cli import EXIT_USAGE, OneLineParser, describe, positive_int
 from bpflab.tool.target import Target, TargetError
 
 # run and csum alike: 1 a bad checksum, 3 nothing the program changed to

@@ -29,12 +29,12 @@ import struct
 import time
 
 from bpflab.host.netns import entered
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 from bpflab.lab import build, counters
 from bpflab.lab.packets import ether, ipv4, udp
 from bpflab.lab.topology import EGRESS_MIDDLE_MAC, EGRESS_SENDER_MAC, egress
 from bpflab.lab.traffic import AUXDATA, ETH_P_ALL, PACKET_AUXDATA, PACKET_OUTGOING, SOL_PACKET, with_auxdata
-from bpflab.loaders.interfaces import TcAttachment
+from bpflab.loaders.interfaces import TcOnInterface
 from bpflab.tool.states import as_partial
 
 PACKET_VNET_HDR, PACKET_QDISC_BYPASS = 15, 20
@@ -68,7 +68,7 @@ class EgressRun:
         self._sockets: list[socket.socket] = []
         self._seq = itertools.count()
         try:
-            self._attachment = TcAttachment(prog_fd, "eth0", self.lab.netns("sender"), direction="egress")
+            self._attachment = TcOnInterface(prog_fd, "eth0", self.lab.netns("sender"), direction="egress")
             with entered(self.lab.netns("sender")):
                 self._frames = self._socket("eth0", PACKET_VNET_HDR)
                 self._around = self._socket("eth0", PACKET_QDISC_BYPASS)
@@ -103,12 +103,12 @@ class EgressRun:
     def _until_sentinel(self, node: str, seq: int) -> list[tuple[bytes, bool]]:
         sock, mark = self._listeners[node], SENTINEL + str(seq).encode()
         got: list[tuple[bytes, bool]] = []
-        deadline = time.monotonic() + patience(SENTINEL_TIMEOUT_S)
+        deadline = time.monotonic() + scaled_timeout(SENTINEL_TIMEOUT_S)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise EgressLabError(f"the egress lab's sentinel {seq} did not reach the {node} within "
-                                     f"{patience(SENTINEL_TIMEOUT_S):.0f} s")
+                                     f"{scaled_timeout(SENTINEL_TIMEOUT_S):.0f} s")
             if not select.select([sock], [], [], left)[0]:
                 continue
             data, ancillary, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(AUXDATA.size))
@@ -154,7 +154,7 @@ class EgressRun:
         self._sockets = []
         attachment = getattr(self, "_attachment", None)
         if attachment is not None:
-            attachment.detach()
+            attachment.close()
             self._attachment = None
         self.lab.teardown()
 

@@ -42,7 +42,7 @@ class Expect:
 
 
 @dataclasses.dataclass
-class Case:
+class CorpusCase:
     obj: Path
     program: str
     outcome: str  # "failure" or "success"
@@ -64,19 +64,19 @@ def in_range(spec: str, version: tuple[int, ...]) -> bool:
     return True
 
 
-def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[Case]:
+def cases_in(obj: Path, version: tuple[int, ...] | None = None) -> list[CorpusCase]:
     version = version or kernel.version()
     btf = Btf.from_elf(obj)
     try:
         tags = btf.decl_tags()
     finally:
         btf.close()
-    cases: dict[str, Case] = {}
+    cases: dict[str, CorpusCase] = {}
     for func, tag in tags:
         if not tag.startswith(TAG):
             continue
         body = tag[len(TAG):]
-        case = cases.setdefault(func, Case(obj, func, "", []))
+        case = cases.setdefault(func, CorpusCase(obj, func, "", []))
         if body in ("failure", "success"):
             case.outcome = body
             continue
@@ -122,14 +122,14 @@ PKT_V4 = (bytes(12) + b"\x08\x00"
 
 
 @dataclasses.dataclass
-class Outcome:
+class LoadResult:
     accepted: bool
     log: str  # the verifier's log, or libbpf's when it refused the object itself
     retval: int | None = None  # what test-run returned, when the case asked (__retval)
     run_error: str = ""  # why it could not be test-run
 
 
-def load_alone(case: Case) -> Outcome:
+def load_alone(case: CorpusCase) -> LoadResult:
     """Load only case.program from its object (and test-run it on PKT_V4
     when the case says what it must return)."""
     try:
@@ -138,15 +138,15 @@ def load_alone(case: Case) -> Outcome:
                 prog.set_autoload(name == case.program)
             obj.load()
             if case.retval is None:
-                return Outcome(True, "")
+                return LoadResult(True, "")
             try:
-                return Outcome(True, "", retval=obj.programs[case.program].test_run(PKT_V4).retval)
+                return LoadResult(True, "", retval=obj.programs[case.program].test_run(PKT_V4).retval)
             except BpfError as exc:
-                return Outcome(True, "", run_error=str(exc))
+                return LoadResult(True, "", run_error=str(exc))
     except VerifierError as exc:
-        return Outcome(False, exc.log)
+        return LoadResult(False, exc.log)
     except BpfError as exc:
-        return Outcome(False, "\n".join(exc.libbpf_log) or str(exc))
+        return LoadResult(False, "\n".join(exc.libbpf_log) or str(exc))
 
 
 def match(log: str, expects: list[Expect]) -> tuple[bool, str]:

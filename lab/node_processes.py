@@ -14,7 +14,7 @@ import sys
 from bpflab.host.forkserver import ForkedProcess, start_python
 from bpflab.host.owners import OWNER_ENV
 from bpflab.host.processes import spawn, stop
-from bpflab.host.waits import patience
+from bpflab.host.waits import scaled_timeout
 
 # What the lab's servers import (lab/servers.py), imported once.
 SERVER_PRELOAD = ("argparse", "http.server", "socketserver")
@@ -46,7 +46,7 @@ def run(netns: str, argv: list[str], *, timeout: float = 30, check: bool = False
         proc = popen(netns, argv, owner_pid=owner_pid, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
-        out, err = proc.communicate(input, timeout=patience(timeout))
+        out, err = proc.communicate(input, timeout=scaled_timeout(timeout))
     finally:
         stop(proc)
     result = subprocess.CompletedProcess(argv, proc.returncode, out, err)

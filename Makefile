@@ -1,7 +1,7 @@
 # Build every bpf/NAME.bpf.c into build/NAME.bpf.o.
 #   make            all programs
 #   make NAME       one program (e.g. make hello)
-#   make clean      remove build output
+#   make clean      remove build output (results live in docs/results/, and stay)
 #   CLANG=clang-19 make   use another clang
 #   make SRC=DIR BUILD=OUT   programs and shared headers from DIR (nox -s mutants)
 #   make EXAMPLES=DIR        examples/NAME/NAME.bpf.c from DIR (nox -s mutants)
@@ -42,8 +42,10 @@ VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(
 # The corpus by clang-19 too (the suite checks both compilers' output), built
 # here so that a VM of the kernel matrix finds it ready instead of running
 # clang under emulation.
+# Only where that compiler is installed (scripts/setup.sh installs it): plain
+# `make` needs nothing but the default clang.
 VERIFIER_CLANG_19 ?= clang-19
-VERIFIER_OBJECTS_19 := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier-clang-19/%.bpf.o,$(VERIFIER_SOURCES))
+VERIFIER_OBJECTS_19 := $(if $(shell command -v $(VERIFIER_CLANG_19)),$(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier-clang-19/%.bpf.o,$(VERIFIER_SOURCES)))
 
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:

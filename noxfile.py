@@ -38,7 +38,7 @@ def require_kernel(session):
         session.error("; ".join(problems))
 
 
-KERNELS_OPTIONS = ("--kernel", "--jobs", "-j", "--timeout")  # bpflab kernels' own, each with a value
+KERNELS_OPTIONS = ("--kernel", "--jobs", "-j", "--timeout", "--out")  # bpflab kernels' own, each with a value
 
 
 def split_kernels_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -61,7 +61,8 @@ def kernel(session):
     """The whole suite on the host kernel; with --kernel VERSION (repeatable:
     5.10, 6.1, ..., newest, host, matrix, lts, all) on those Debian kernels
     instead, each booted in a VM by `bpflab kernels` (-j N of them at once);
-    results in build/kernel-matrix/ (results.json, junit-VERSION.xml,
+    results in docs/results/kernel-matrix/ (results.json, kept in the
+    repository for the docs' results page; junit-VERSION.xml,
     console-VERSION.log)."""
     require_kernel(session)
     install(session)
@@ -74,7 +75,8 @@ def kernel(session):
         session.run("pytest", *args, env={"PYTHONDONTWRITEBYTECODE": ""})
         return
     session.install("virtme-ng")
-    session.run("bpflab", "kernels", *kernels, "--out", "build/kernel-matrix", "--", "pytest", *args)
+    out = [] if any(k.split("=")[0] == "--out" for k in kernels) else ["--out", "docs/results/kernel-matrix"]
+    session.run("bpflab", "kernels", *kernels, *out, "--", "pytest", *args)
 
 
 @nox.session

@@ -1,2 +1,2 @@
 """bpflab benchmarks: `nox -s bench` (python -m bpflab.bench). Ratios measured side
-by side in one run; results in build/bench.json."""
+by side in one run; results in docs/results/bench.json."""

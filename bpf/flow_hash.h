@@ -3,7 +3,7 @@
  * "final" mix (public domain) over three words of the flow, as the kernel's
  * jhash_3words does. The words are the header fields read as the program
  * loads them (native byte order of the host), so user space reproduces the
- * hash from a packet's bytes: see bpflab/loaders/flowhash.py. */
+ * hash from a packet's bytes: see tests/maglev_model.py. */
 #ifndef BPFLAB_FLOW_HASH_H
 #define BPFLAB_FLOW_HASH_H
 

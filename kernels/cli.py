@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from bpflab.host.commandline import output_dir
 from bpflab.kernels import fetch, matrix
 
 ALIASES = {"matrix": "the six lines of bpflab's own matrix", "lts": "every long-term line the archive offers",
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        f"{k} ({v})" for k, v in ALIASES.items()) + "; repeatable, or comma-separated "
                        "(default: 6.1)")
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="VMs at once (default: what fits, 2 vCPUs and 4 GiB each)")
-    p.add_argument("--out", type=Path, default=Path("bpflab-kernels"), metavar="DIR",
+    p.add_argument("--out", type=output_dir, default=Path("bpflab-kernels"), metavar="DIR",
                    help="where results.json, junit-VERSION.xml and console-VERSION.log go (default bpflab-kernels)")
     p.add_argument("--timeout", type=int, default=matrix.VM_TIMEOUT_S, metavar="S",
                    help=f"a VM still running after S seconds is stopped, its kernel an error (default {matrix.VM_TIMEOUT_S})")

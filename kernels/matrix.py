@@ -236,8 +236,8 @@ def run_on(version: str, run: Run, archive: Archive | None = None,
     if run.pytest and not has_hardware_virt():
         # Under software emulation, one pytest worker: with two, one worker's
         # XDP attach or detach (the kernel rewrites the XDP dispatcher's code)
-        # raced the other's traffic through it on the other vCPU and took two
-        # kernels down (5.10 and 6.12; the README's kernel matrix section).
+        # races the other's traffic through it on the other vCPU, which can
+        # take an emulated kernel down (docs/explanation/kernel-matrix.md).
         command = [run.command[0], *(["-m", "pytest"] if run.command[1:3] == ["-m", "pytest"] else []),
                    *one_worker(run.pytest_args, has_xdist()), *ignored]
     guest = dataclasses.replace(run, command=command)
@@ -267,8 +267,7 @@ def run_on(version: str, run: Run, archive: Archive | None = None,
             break
         # The VM went away silently, before the guest ran anything or while
         # the command ran, and the kernel said nothing: the emulator's, not
-        # the kernel's or the command's (seen: exits within seconds that
-        # booted at once when asked again, and once in the middle of a run).
+        # the kernel's or the command's, and gone when booted again.
         notes.append(f"boot {attempt}: {silent_exit(boot)}")
         say(version, f"{notes[-1]}: booting again")
     status, release, junit_xml = boot.status, boot.release, boot.junit_xml
@@ -328,8 +327,7 @@ BOOT_NOISE = re.compile(r"^(Probing EDD|Memory KASLR|Poking KASLR)")
 # again (a soft lockup every ~28 s, an RCU stall every minute, a hung task
 # every two) with nothing from the guest in between for STUCK_FOR_S seconds
 # of the guest's clock, the kernel is stuck for good: the VM is stopped then,
-# not at VM_TIMEOUT_S (5.10's VM once sat for ten minutes with both vCPUs
-# looping in bpf_dispatcher_xdp_func, and would have for the hour).
+# not at VM_TIMEOUT_S.
 KERNEL_STUCK = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|rcu_\w+ (?:self-)?detected stalls")
 KERNEL_TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|Out of memory|general protection fault|"
                             + KERNEL_STUCK.pattern)
@@ -454,7 +452,8 @@ def shown(path: Path, run: Run) -> str:
 
 
 def default_jobs() -> int:
-    """VMs at once that fit: two vCPUs and 3 GiB each."""
+    """VMs at once that fit: two vCPUs each, and 4 GiB (a guest's 3 GiB
+    and room for qemu)."""
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return max(1, min((os.cpu_count() or 1) // 2, int(mem_gib // 4)))
 

@@ -12,6 +12,6 @@ bash scripts/setup.sh
 .venv/bin/nox -s kernel -- "$@"
 if [ $# -eq 0 ]; then
     .venv/bin/nox -s installed
-    BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 -n 2 -q tests/test_verifier.py tests/test_binding.py \
+    BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 --out build/kernel-check -n 2 -q tests/test_verifier.py tests/test_binding.py \
         tests/test_mytcpdump.py tests/test_packet_counter.py tests/test_connection_tracker.py tests/test_packet_inspect.py tests/test_hello.py tests/test_fuzz.py
 fi

@@ -1,4 +1,4 @@
-"""The bench's goal lines (issue 19) from a results dict: each ratio is
+"""The bench's goal lines from a results dict: each ratio is
 computed from the run's own figures and judged against its target."""
 from bpflab.bench.__main__ import goals
 

@@ -55,3 +55,24 @@ def test_clang_19_builds_every_program(tmp_path):
     assert {f"{n}.bpf.o" for n in PROGRAMS} <= {p.name for p in tmp_path.iterdir()}
     for name in PROGRAMS:  # by clang-19, as its DWARF says
         assert b"clang version 19." in (tmp_path / f"{name}.bpf.o").read_bytes(), name
+
+
+def test_plain_make_needs_only_the_default_clang(tmp_path):
+    """Without the second compiler, make builds everything else and leaves
+    the second compiler's corpus out (the suite builds it where it is)."""
+    planned = make("-n", build_dir=tmp_path, clang="clang").stdout
+    assert "verifier-clang-19" in planned  # installed here: planned
+    missing = subprocess.run(["make", "-n", f"BUILD={tmp_path}", "VERIFIER_CLANG_19=clang-not-installed"],
+                             cwd=REPO_ROOT, capture_output=True, text=True)
+    assert missing.returncode == 0, missing.stderr
+    assert "clang-not-installed" not in missing.stdout and "verifier-clang-19" not in missing.stdout
+    assert f"{tmp_path}/hello.bpf.o" in missing.stdout
+
+
+def test_results_are_kept_outside_what_make_clean_removes():
+    from bpflab.bench.__main__ import RESULTS
+
+    assert '["--out", "docs/results/kernel-matrix"]' in (REPO_ROOT / "noxfile.py").read_text()  # nox -s kernel's
+    assert RESULTS == REPO_ROOT / "docs" / "results" / "bench.json"
+    clean = subprocess.run(["make", "-n", "clean"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    assert clean.strip() == "rm -rf build"

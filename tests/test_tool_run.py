@@ -106,11 +106,54 @@ def test_a_bad_checksum_in_what_the_program_sent_exits_1(capsys, tmp_path):
     assert err.strip().endswith("1 changed, 1 with a bad checksum, 0 not checked")
 
 
-@pytest.mark.parametrize("what,message", [("missing", "capture {tmp}/missing.pcap not found"),
-                                          ("notpcap", "{tmp}/notpcap: not a pcap or pcapng file")])
-def test_a_capture_that_is_not_one_is_one_line(capsys, tmp_path, what, message):
-    (tmp_path / "notpcap").write_text("hello")
-    path = tmp_path / ("missing.pcap" if what == "missing" else "notpcap")
-    code, _, err = run(capsys, object_path("hello"), "--pcap", path)
-    assert code == 2
-    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err
+def unusable_capture(tmp_path, what: str) -> str:
+    """A capture made by scapy's writers, then spoiled as `what` says."""
+    frame = Ether(src="02:00:00:00:02:02", dst="02:00:00:00:02:01") / IP() / UDP() / b"payload"
+    if what == "notpcap":
+        (tmp_path / "notpcap").write_text("hello")
+        return "notpcap"
+    if what == "raw IP":  # link type 101: IP packets with no Ethernet header
+        wrpcap(str(tmp_path / "raw.pcap"), [IP(bytes(frame[IP]))] * 2, linktype=101)
+        return "raw.pcap"
+    if what in ("cut pcap", "cut pcapng"):
+        name = "cut." + what.split()[1]
+        (wrpcap if name.endswith(".pcap") else wrpcapng)(str(tmp_path / name), [frame] * 2)
+        (tmp_path / name).write_bytes((tmp_path / name).read_bytes()[:-10])  # the last record's end gone
+        return name
+    if what == "snap length":  # the frame cut by the capture: 30 of its bytes kept
+        from scapy.utils import RawPcapWriter
+
+        writer = RawPcapWriter(str(tmp_path / "snap.pcap"), linktype=1, snaplen=30, sync=True)
+        writer.write_header(None)
+        writer.write_packet(bytes(frame)[:30], wirelen=len(frame))
+        writer.close()
+        return "snap.pcap"
+    return "missing.pcap"
+
+
+@pytest.mark.parametrize("what,message", [
+    ("missing", "capture {tmp}/missing.pcap not found"),
+    ("notpcap", "{tmp}/notpcap: not a pcap or pcapng file"),
+    ("raw IP", "{tmp}/raw.pcap: frame 0 is raw IP (no link-layer header), not an Ethernet frame"),
+    ("cut pcap", "{tmp}/cut.pcap: frame 1: the file ends in the middle of it (cut short)"),
+    ("cut pcapng", "{tmp}/cut.pcapng: the file ends in the middle of a record after frame 0 (cut short)"),
+    ("snap length", "{tmp}/snap.pcap: frame 0 was captured cut short (30 of its 49 bytes"),
+])
+def test_a_capture_that_is_not_one_of_whole_ethernet_frames_is_one_line(capsys, tmp_path, what, message):
+    path = tmp_path / unusable_capture(tmp_path, what)
+    code, out, err = run(capsys, object_path("hello"), "--pcap", path)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}/no/such/dir/out.pcapng", "argument --out: cannot write {tmp}/no/such/dir/out.pcapng: no directory "
+                                     "{tmp}/no/such/dir"),
+    ("{tmp}", "argument --out: {tmp} is a directory, not a file")])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, tmp_path, capture, out, message):
+    tmp, _ = capture
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, object_path("hello"), "--pcap", tmp / "in.pcap", "--out", out.format(tmp=tmp_path))
+    out_, err = capsys.readouterr()
+    assert (exited.value.code, out_) == (2, "")
+    assert err == f"bpflab run: error: {message.format(tmp=tmp_path)} (see --help)\n"

@@ -243,6 +243,8 @@ def baseline_file(tmp_path: Path, text: str) -> Path:
     (lambda t: [BUILD_DIR / "hello.bpf.o", "-j", "2"], "-j and --out go with --kernel"),
     (lambda t: [BUILD_DIR / "hello.bpf.o", "--kernel", "4.x"], "--kernel 4.x: not a kernel line"),
     (lambda t: [BUILD_DIR / "hello.bpf.o", "--json", "--csv"], "argument --csv: not allowed with argument --json"),
+    (lambda t: [BUILD_DIR / "hello.bpf.o", "--output", t / "none" / "base.json"],
+     "argument --output: cannot write {t}/none/base.json: no directory {t}/none"),
 ])
 @pytest.mark.harness  # the plumbing: the same on every kernel
 def test_unusable_input_is_one_line_and_exit_2(capsys, tmp_path, args, message):

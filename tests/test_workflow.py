@@ -85,3 +85,4 @@ def test_the_nox_session_passes_kernel_options_to_bpflab_kernels_and_the_rest_to
                                        "--kernel=lts"]) == (["--kernel", "6.1", "-j2", "--timeout=900", "--kernel=lts"],
                                                             ["-n", "2", "-k", "dnat"])
     assert noxfile.split_kernels_args(["-q"]) == ([], ["-q"])
+    assert noxfile.split_kernels_args(["--out", "build/x", "-q"]) == (["--out", "build/x"], ["-q"])

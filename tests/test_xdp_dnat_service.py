@@ -170,7 +170,7 @@ def test_a_backend_replying_without_udp_checksum(dnat_lab, attach):
 
 
 # What the return path would be without each checksum rule: the lab must
-# catch both (measured first: lab-facts.md), or it could not catch them in
+# catch both (measured first: docs/explanation/checksums.md), or it could not catch them in
 # the real program either.
 BROKEN_RETURN_PATHS = {
     "without BPF_F_PSEUDO_HDR": ({"l4_flags | BPF_F_PSEUDO_HDR | 4": "l4_flags | 4"}, "udp-echo", ()),

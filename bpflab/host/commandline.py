@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+from pathlib import Path
 from typing import NoReturn
 
 from bpflab.host.instances import InstanceBusy, NoInstance
@@ -50,3 +52,32 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, (UsageError, NamespaceNotFound, InterfaceNotFound, InstanceBusy, NoInstance)):
         return str(exc.args[0]) if exc.args else str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def output_file(text: str) -> Path:
+    """An argument naming a file to write: its directory must be there and
+    writable, and it must not be a directory, before any work is done."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """An argument naming a directory to write into (made when it is not
+    there): it, or the nearest directory above it that exists, must be a
+    writable directory."""
+    path = Path(text)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write into {text}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into {text}: {existing} is not writable")
+    return path

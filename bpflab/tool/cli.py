@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bpflab.host.commandline import EXIT_USAGE, OneLineParser, describe, positive_int
+from bpflab.host.commandline import EXIT_USAGE, OneLineParser, describe, output_dir, output_file, positive_int
 from bpflab.host.interrupts import run_command
 from bpflab.host.netns import InterfaceNotFound, NamespaceNotFound, ifindex
 from bpflab.libbpf import BpfError
@@ -307,7 +307,7 @@ def parser() -> argparse.ArgumentParser:
                                      "checksums it sent are right.")
     add_target_args(run)
     run.add_argument("--pcap", required=True, metavar="IN", help="the frames (pcap or pcapng, Ethernet)")
-    run.add_argument("--out", metavar="OUT.pcapng", help="write what the program sent, each with its verdict as a comment")
+    run.add_argument("--out", type=output_file, metavar="OUT.pcapng", help="write what the program sent, each with its verdict as a comment")
     add_states_arg(run)
     add_tunnel_port_arg(run)
     run.add_argument("--json", action="store_true", help="one JSON object per frame")
@@ -321,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     add_target_args(csum)
     csum.add_argument("--examples", type=positive_int, default=1000, metavar="N", help="frames to try (default 1000)")
     csum.add_argument("--seed", type=int, metavar="S", help="a random seed (default: the same frames every run)")
-    csum.add_argument("--out-dir", default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
+    csum.add_argument("--out-dir", type=output_dir, default=".", metavar="DIR", help="where a failure's pcaps go (default .)")
     add_states_arg(csum)
     add_tunnel_port_arg(csum)
     csum.add_argument("--family", choices=sorted(FAMILY_CHOICES), default="both",

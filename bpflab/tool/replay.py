@@ -50,16 +50,53 @@ class Replayed:
                 "states": states}
 
 
+LINKTYPE_ETHERNET = 1
+LINKTYPES = {0: "BSD loopback", 101: "raw IP (no link-layer header)", 113: "Linux cooked (SLL)",
+             228: "raw IPv4", 229: "raw IPv6", 276: "Linux cooked v2 (SLL2)"}
+
+
 def read_frames(path: str | Path) -> list[bytes]:
+    """Every frame of a pcap or pcapng file of Ethernet frames, each whole:
+    another link type, a frame the capture cut at its snap length, or a
+    file that ends in the middle of a record is unusable input (the program
+    would run on something else than was sent), said in one line."""
+    import logging
+
     from scapy.error import Scapy_Exception
-    from scapy.utils import rdpcap
+    from scapy.utils import RawPcapReader
 
     if not Path(path).is_file():
         raise TargetError(f"capture {path} not found")
+    complaints: list[str] = []  # scapy says so when a record is cut short
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: complaints.append(record.getMessage())
+    scapy_log = logging.getLogger("scapy.runtime")
+    scapy_log.addHandler(handler)
+    propagated, scapy_log.propagate = scapy_log.propagate, False  # to us, not printed as scapy's WARNING
+    frames: list[bytes] = []
     try:
-        return [bytes(packet) for packet in rdpcap(str(path))]
+        with RawPcapReader(str(path)) as reader:
+            for data, meta in reader:
+                where = f"{path}: frame {len(frames)}"
+                linktype = getattr(meta, "linktype", getattr(reader, "linktype", LINKTYPE_ETHERNET))
+                if linktype != LINKTYPE_ETHERNET:
+                    raise TargetError(f"{where} is {LINKTYPES.get(linktype, f'of link type {linktype}')}, not an "
+                                      f"Ethernet frame: bpflab run takes Ethernet frames (capture on an Ethernet "
+                                      f"interface)")
+                if len(data) < getattr(meta, "caplen", len(data)):
+                    raise TargetError(f"{where}: the file ends in the middle of it (cut short)")
+                if len(data) < meta.wirelen:
+                    raise TargetError(f"{where} was captured cut short ({len(data)} of its {meta.wirelen} bytes: the "
+                                      f"capture's snap length; capture with -s 0)")
+                frames.append(data)
     except (Scapy_Exception, OSError, ValueError) as exc:
         raise TargetError(f"{path}: not a pcap or pcapng file ({exc})") from None
+    finally:
+        scapy_log.removeHandler(handler)
+        scapy_log.propagate = propagated
+    if any("truncated" in c or "too short" in c for c in complaints):
+        raise TargetError(f"{path}: the file ends in the middle of a record after frame {len(frames) - 1} (cut short)")
+    return frames
 
 
 def replay(target: Target, frames: list[bytes], states: tuple[str, ...] = ("none",), udp6_zero_ports=()

@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from bpflab.host.commandline import output_dir, output_file
 from bpflab.tool.stats import (
     CSV_HEADER,
     KernelStats,
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     shape.add_argument("--json", action="store_true", help='one JSON object: {"kernel": RELEASE, "programs": [...]}, '
                                                           'or {"kernels": [...]} with --kernel')
     shape.add_argument("--csv", action="store_true", help="one row per program (and kernel), veristat's -o csv")
-    p.add_argument("--output", type=Path, metavar="FILE",
+    p.add_argument("--output", type=output_file, metavar="FILE",
                    help="also write the JSON report to FILE (what --baseline reads later)")
     p.add_argument("--baseline", type=Path, metavar="FILE",
                    help="compare with an earlier --json report: programs matched by object file name and program "
@@ -58,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="verify on this kernel in a VM, as bpflab kernels boots them (5.10, 6.1, host, matrix, lts, "
                         "...; repeatable or comma-separated); default: this machine's kernel, no VM")
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="with --kernel: VMs at once (default: what fits)")
-    p.add_argument("--out", type=Path, default=Path("bpflab-kernels"), metavar="DIR",
+    p.add_argument("--out", type=output_dir, default=Path("bpflab-kernels"), metavar="DIR",
                    help="with --kernel: where each kernel's console log and statistics go (default bpflab-kernels)")
     p.add_argument("--timeout", type=int, default=600, metavar="S",
                    help="with --kernel: a VM still running after S seconds is stopped (default 600)")

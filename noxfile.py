@@ -3,6 +3,7 @@
     nox -s kernel     the whole suite, privileged (what CI runs); extra args go to pytest
     nox -s unit       what runs without root
     nox -s lint       ruff, the wheel's contents, the CI workflow (GitHub's schema, actionlint)
+    nox -s docs       the docs (Sphinx with MyST) into docs/_build/html, every warning an error
     nox -s verifier   only the verifier-rejection suite (clang and clang-19)
     nox -s bench      benchmarks (not part of the suite); `-- --suite` also times the suite
     nox -s mutants    break bpf/ on purpose, one rule at a time, and see the suite fail
@@ -84,6 +85,22 @@ def verifier(session):
     require_kernel(session)
     install(session)
     session.run("pytest", "-m", "verifier", *session.posargs)
+
+
+# The docs tool and its parts, pinned: a new release may warn where this one does not.
+DOCS_REQUIREMENTS = ("sphinx==8.2.3", "myst-parser==4.0.1", "sphinx-argparse==0.5.2")
+
+
+@nox.session
+def docs(session):
+    """The docs (docs/, Markdown through MyST) built by Sphinx into
+    docs/_build/html: the command reference from the argparse parsers, the
+    API from docstrings, the results pages from docs/results/. Every
+    warning is an error, so a link to a page or heading that does not exist
+    fails the build."""
+    session.install("-e", ".", *DOCS_REQUIREMENTS)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "-q", "docs", "docs/_build/html")
+    session.log("built docs/_build/html/index.html")
 
 
 @nox.session

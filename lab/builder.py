@@ -80,8 +80,8 @@ class Lab:
         return self.serve_all(node, [(kind, host, port, *extra)])
 
     def serve_all(self, node: str, specs: list[tuple]) -> subprocess.Popen:
-        """Start several servers, each (kind, host, port, *options) as for
-        serve(), in one process in node (a Python start-up each would be
+        """Start several servers, each a tuple (kind, host, port, options...)
+        as for serve(), in one process in node (a Python start-up each would be
         seconds in an emulated VM); wait until all of them listen."""
         # Run as a script: importing the lab package (scapy) would slow it down.
         script = Path(__file__).resolve().parent / "servers.py"

@@ -133,7 +133,7 @@ def exec_in(node: str, argv: list[str]) -> int:
         raise LabError(f"command not found: {argv[0]}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="Network-namespace labs for XDP programs.")
     sub = p.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build a lab")
@@ -147,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                                            "tracefs instances)")
     p_sweep.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     sub.add_parser("demo", help="the README's demo")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if not lab_name().isidentifier():
         print(f"{PROG}: error: BPFLAB_LAB_NAME must be a word starting with a letter, not {lab_name()!r}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ session: a project opts in to the session-wide guard, bpflab.lab.pytest_guard).
   arrives elsewhere has the given field values.
 - The markers `kernel` (needs root and BPF: missing privileges fail the
   test) and `since_kernel(...)` (skipped, saying why, on older kernels only).
+
 When a test that used a lab fails, the frames its labs injected and
 captured are written as pcaps into the test's tmp_path and the paths are
 printed.

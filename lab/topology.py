@@ -141,6 +141,7 @@ def dnat() -> Topology:
     needs it: the kernel itself cannot carry service traffic, only BPF can.
 
     Checksums are set up so that every receiving kernel verifies them:
+
     - forward: TX checksum offload is off at the client, so XDP sees full
       checksums (an incremental update of a partial one is garbage) and the
       backend's kernel verifies what XDP wrote;

@@ -189,13 +189,27 @@ def say_attached(loader) -> None:
     checkpoint("loader-attached")
 
 
-def open_loader(loader_cls, argv, add_args=None):
-    """Parse a loader's command line (its docstring is its description),
-    check privileges and object, and open it: (args, loader)."""
+def loader_parser(loader_cls, add_args=None) -> OneLineParser:
+    """A loader's command line: its docstring is its description; the
+    interface arguments every loader takes, then its own."""
     p = parser(loader_cls.name, loader_cls.__doc__.strip())
     add_interface_args(p, loader_cls.name)
     if add_args is not None:
         add_args(p)
+    return p
+
+
+def table_parser(loader_cls) -> OneLineParser:
+    return loader_parser(loader_cls, lambda p: add_table_args(p, loader_cls.default_interval))
+
+
+def stream_parser(loader_cls) -> OneLineParser:
+    return loader_parser(loader_cls, add_stream_args)
+
+
+def open_loader(p: OneLineParser, loader_cls, argv):
+    """Parse a loader's command line, check privileges and object, and
+    open it: (args, loader)."""
     args = p.parse_args(argv)
     require_root()
     require_object(args.object)
@@ -205,7 +219,7 @@ def open_loader(loader_cls, argv, add_args=None):
 def table_main(loader_cls, argv) -> int:
     """The whole command line of a loader that prints a table periodically:
     it has read(), render(data), to_json(data) and default_interval."""
-    args, prog = open_loader(loader_cls, argv, lambda p: add_table_args(p, loader_cls.default_interval))
+    args, prog = open_loader(table_parser(loader_cls), loader_cls, argv)
     with prog:
         say_attached(prog)
         print_tables(prog, prog.read, prog.render, prog.to_json, args)
@@ -214,6 +228,6 @@ def table_main(loader_cls, argv) -> int:
 
 def stream_main(loader_cls, argv) -> int:
     """The whole command line of a loader that streams ring-buffer events."""
-    args, prog = open_loader(loader_cls, argv, add_stream_args)
+    args, prog = open_loader(stream_parser(loader_cls), loader_cls, argv)
     with prog:
         return stream_events(prog, args)

@@ -99,6 +99,10 @@ class ConnectionTracker(Loader):
         return [dataclasses.asdict(c) for c in rows]
 
 
+def parser():
+    return cli.table_parser(ConnectionTracker)
+
+
 def main(argv: list[str] | None = None) -> int:
     return cli.table_main(ConnectionTracker, argv)
 

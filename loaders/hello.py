@@ -36,8 +36,12 @@ class Hello(Loader):
             self.trace = None
 
 
+def parser():
+    return cli.loader_parser(Hello)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, hello = cli.open_loader(Hello, argv)
+    args, hello = cli.open_loader(parser(), Hello, argv)
     with hello:  # its close() says it detached, when a signal stops it
         cli.say_attached(hello)
         while True:

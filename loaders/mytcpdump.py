@@ -176,6 +176,10 @@ class MyTcpdump(StreamingLoader):
 open_stream = MyTcpdump.stream_of
 
 
+def parser():
+    return cli.stream_parser(MyTcpdump)
+
+
 def main(argv: list[str] | None = None) -> int:
     return cli.stream_main(MyTcpdump, argv)
 

@@ -41,6 +41,10 @@ class PacketCounter(Loader):
         return {str(k): v for k, v in sorted(counts.items())}
 
 
+def parser():
+    return cli.table_parser(PacketCounter)
+
+
 def main(argv: list[str] | None = None) -> int:
     return cli.table_main(PacketCounter, argv)
 

@@ -52,6 +52,10 @@ class PacketInspect(StreamingLoader):
 open_stream = PacketInspect.stream_of
 
 
+def parser():
+    return cli.stream_parser(PacketInspect)
+
+
 def main(argv: list[str] | None = None) -> int:
     return cli.stream_main(PacketInspect, argv)
 

@@ -287,10 +287,11 @@ MANAGING = {  # command: (help, description)
 RUN_DESCRIPTION = "Balance traffic to service VIPs over their backends (Maglev, flows pinned)."
 
 
-def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def parser(commands: dict[str, argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
     """`run` attaches an instance (`xdp_dnat IFACE ...` means `xdp_dnat run
-    IFACE ...`); the others manage a running one through its pins. The
-    parser, and each subcommand's."""
+    IFACE ...`); the others manage a running one through its pins. Each
+    subcommand's parser goes into `commands`."""
+    commands = {} if commands is None else commands
     p = cli.parser("xdp_dnat", RUN_DESCRIPTION + " Without a subcommand: run.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=type(p))
     run_p = sub.add_parser("run", help="attach an instance to IFACE and report its verdicts", description=RUN_DESCRIPTION)
@@ -309,7 +310,7 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     run_p.add_argument("--maglev-size", type=maglev_size, default=maglev.DEFAULT_SIZE, metavar="M",
                        help=f"entries of each service's Maglev table, a prime (default {maglev.DEFAULT_SIZE}, "
                             f"at most {maglev.MAX_SIZE})")
-    commands = {"run": run_p}
+    commands["run"] = run_p
     for command, (summary, description) in MANAGING.items():
         m = commands[command] = sub.add_parser(command, help=f"a running instance: {summary}", description=description)
         if command == "service":
@@ -329,13 +330,14 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
             m.add_argument("specs", nargs="*", metavar="SPEC",
                            help="VIP:PORT/PROTO, then BACKEND:PORT[@WEIGHT] (add; a backend already there gets the "
                                 "new weight) or BACKEND:PORT (del: its flows end)")
-    return p, commands
+    return p
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] not in ([c] for c in (*MANAGING, "run", "-h", "--help")):
         argv = ["run", *argv]  # the instance itself: `xdp_dnat IFACE ...`
-    p, commands = parser()
+    commands: dict[str, argparse.ArgumentParser] = {}
+    p = parser(commands)
     if argv[0] in MANAGING:  # options may come between the specs: argparse's intermixed parsing, per subcommand
         args = commands[argv[0]].parse_intermixed_args(argv[1:])
         args.command = argv[0]

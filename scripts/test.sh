@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the full privileged test suite on this machine's
-# kernel; then bpflab as someone outside the repository gets it (nox -s
-# installed: the wheel in a fresh virtualenv); then a CI-sized part of the
+# kernel; then the docs (nox -s docs: Sphinx, every warning an error); then
+# bpflab as someone outside the repository gets it (nox -s installed: the wheel in a fresh virtualenv); then a CI-sized part of the
 # suite (the verifier suite, the libbpf binding with XDP attach in a lab, and
 # the test-run, fuzzing and lab tests of hello, packet_inspect,
 # packet_counter, connection_tracker and mytcpdump) on Debian's 6.1 kernel in
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/nox -s kernel -- "$@"
 if [ $# -eq 0 ]; then
+    .venv/bin/nox -s docs
     .venv/bin/nox -s installed
     BPFLAB_VM_TIMEOUT=1500 .venv/bin/nox -s kernel -- --kernel 6.1 --out build/kernel-check -n 2 -q tests/test_verifier.py tests/test_binding.py \
         tests/test_mytcpdump.py tests/test_packet_counter.py tests/test_connection_tracker.py tests/test_packet_inspect.py tests/test_hello.py tests/test_fuzz.py

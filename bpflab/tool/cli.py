@@ -338,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
                                      "every program of your objects, against a baseline, on other kernels.")
     vsub = ver.add_subparsers(dest="verifier_command", required=True, parser_class=OneLineParser)
     corpus = vsub.add_parser("corpus", help="the annotated verifier corpus of a directory",
-                             description="Build every DIR/*.bpf.c (with `bpflab include-dir` on the include path), "
+                             description="Build every .bpf.c source in DIR (with `bpflab include-dir` on the include path), "
                                          "load each program alone and compare with its __failure/__success/__msg/"
                                          "__regex/__retval annotations (<bpflab/annotations.h>). `bpflab verifier "
                                          "DIR` is the same command.")

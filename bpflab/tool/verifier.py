@@ -214,9 +214,9 @@ def build(source: Path, out_dir: Path, clang: str = "clang") -> Path:
 
 
 def corpus_problems(directory: str | os.PathLike, clang: str = "clang") -> list[str]:
-    """Build every DIR/*.bpf.c and return every way its programs disagree
-    with their annotations (empty: all as annotated); from Python, what
-    `bpflab verifier DIR` checks."""
+    """Build every .bpf.c source of `directory` and return every way its
+    programs disagree with their annotations (empty: all as annotated);
+    from Python, what `bpflab verifier corpus DIR` checks."""
     sources = sorted(Path(directory).glob("*.bpf.c"))
     if not sources:
         raise CorpusError(f"no *.bpf.c in {directory}")

@@ -162,6 +162,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	struct flow_key flow = {}, reply = {};
 	struct bpf_fib_lookup fib = {};
 	struct backend *be = NULL;
+	struct service_key *replied_as;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct tcphdr *tcp;
@@ -250,16 +251,24 @@ int xdp_dnat(struct xdp_md *ctx)
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return count(DNAT_FIB_FAIL, XDP_PASS);
 
+	/* Both directions of the connection, before the packet leaves: the
+	 * backend's first reply must find its way back. The backend sees the
+	 * same four-tuple for every service it serves, so a client port
+	 * reused for another service of this backend takes the reply entry
+	 * over; a pinned flow's packet takes it back when it finds it so. */
+	reply.saddr = be->ip;
+	reply.daddr = flow.saddr;
+	reply.sport = be->port;
+	reply.dport = flow.sport;
+	reply.proto = proto;
 	if (new_flow) {
-		/* Both directions of the connection, before the packet leaves:
-		 * the backend's first reply must find its way back. */
-		reply.saddr = be->ip;
-		reply.daddr = flow.saddr;
-		reply.sport = be->port;
-		reply.dport = flow.sport;
-		reply.proto = proto;
 		bpf_map_update_elem(&dnat_replies, &reply, &key, BPF_ANY);
 		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);
+	} else {
+		replied_as = bpf_map_lookup_elem(&dnat_replies, &reply);
+		if (!replied_as || replied_as->vip != key.vip || replied_as->port != key.port ||
+		    replied_as->proto != key.proto)
+			bpf_map_update_elem(&dnat_replies, &reply, &key, BPF_ANY);
 	}
 	rewrite_destination(iph, l4_check, l4_dport, be, proto == IPPROTO_UDP);
 	sent = bpf_map_lookup_elem(&backend_packets, &id);

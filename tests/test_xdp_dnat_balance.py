@@ -360,3 +360,35 @@ def test_many_services_change_in_one_swap_and_a_full_map_gives_back_what_did_not
         runner.table.delete_many([(VIP, 80, "tcp"), (VIP, 8443, "tcp")])
         assert [s.frontend for s in runner.table.services()] == [DNS.frontend]
         assert not [k for k in runner.table.maps.flows.keys() if k.dport != DNS.key().port]  # their flows went too
+
+
+def test_a_source_port_reused_for_another_service_of_the_same_backend_gets_that_services_replies(runner):
+    """A client's connection to one service ended; kernels reuse ephemeral
+    ports across destinations, so its next connection, to another service
+    that shares the backend, may come from the same port. The backend sees
+    the same four-tuple both times: its replies must now carry the second
+    service's VIP and port, not the first's."""
+    backend = THREE[0]
+    first, second = Service(VIP, 80, "tcp", (backend,)), Service("10.96.0.11", 8443, "tcp", (backend,))
+    runner.table.put(first)
+    runner.table.put(second)
+    for service in (first, second, first):
+        frame = flow(40000, service)
+        assert runner.run(frame).data == sent_to(frame, service, backend)
+        assert_reply(runner, frame, service, backend)
+
+
+def test_a_backend_that_takes_a_freed_slot_starts_counting_from_zero(runner):
+    """Under churn: a backend removed frees its slot, and the next backend
+    added takes it; `service list` must show the newcomer's packets, not
+    the slot's old ones."""
+    web = Service(VIP, 80, "tcp", THREE[:2])
+    runner.table.put(web)
+    run_flows(runner, [flow(sport) for sport in range(41000, 41040)], web)
+    before = {b.backend.name: (b.slot, b.packets) for b in runner.table.states()[0].backends}
+    assert all(packets for _, packets in before.values())  # both got flows
+    gone_slot = before[THREE[1].name][0]
+    runner.table.delete_backend(VIP, 80, "tcp", THREE[1].ip, THREE[1].port)
+    runner.table.add_backend(VIP, 80, "tcp", THREE[2])
+    after = {b.backend.name: (b.slot, b.packets) for b in runner.table.states()[0].backends}
+    assert after == {THREE[0].name: before[THREE[0].name], THREE[2].name: (gone_slot, 0)}

@@ -22,6 +22,7 @@ MD_LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
 INSTALLED = {"bpflab/loaders/": "loaders/", "bpflab/lab/": "lab/", "bpflab/bench/": "bench/",
              "bpflab/kernels/": "kernels/"}
 PLACEHOLDERS = ("NAME", "KERNEL", "VERSION", "/x.py", "/x/")  # names that stand for any file
+OUTPUTS = ("build/", "docs/_build/")  # what a command writes (ignored by git), named before it exists
 
 
 def tracked() -> list[str]:
@@ -58,7 +59,7 @@ def named_paths_that_do_not_exist() -> list[str]:
         for line, chunk in prose(path, text):
             for m in REPO_PATH.finditer(chunk):
                 named = m.group(1).rstrip(".")
-                if named.startswith("build/") or any(p in named for p in PLACEHOLDERS) or \
+                if named.startswith(OUTPUTS) or any(p in named for p in PLACEHOLDERS) or \
                         chunk[:m.start()].endswith("uses: "):  # a GitHub workflow of owner/repo, not a path here
                     continue
                 in_repo = next((b + named[len(a):] for a, b in INSTALLED.items() if named.startswith(a)), named)

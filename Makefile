@@ -36,6 +36,9 @@ BENCH_SOURCES := $(wildcard $(BENCH_SRC)/*.bpf.c)
 BENCH_OBJECTS := $(patsubst $(BENCH_SRC)/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_SOURCES))
 # The C reference consumer the ring benchmark compares Python's with.
 BENCH_TOOLS := $(BUILD)/bench/ring_count
+# Native helpers of the loaders, loaded with ctypes (Maglev's table fill).
+NATIVE := $(BUILD)/native/libbpflab_maglev.so
+NATIVE_SRC ?= loaders/maglev.c
 
 VERIFIER_SOURCES := $(wildcard bpf/verifier/*.bpf.c)
 VERIFIER_OBJECTS := $(patsubst bpf/verifier/%.bpf.c,$(BUILD)/verifier/%.bpf.o,$(VERIFIER_SOURCES))
@@ -50,7 +53,7 @@ VERIFIER_OBJECTS_19 := $(if $(shell command -v $(VERIFIER_CLANG_19)),$(patsubst 
 .PHONY: all clean verifier $(PROGRAMS)
 .DELETE_ON_ERROR:
 
-all: $(OBJECTS) $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(BENCH_TOOLS) $(EXAMPLE_OBJECTS)
+all: $(OBJECTS) $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19) $(TEST_OBJECTS) $(TEST_TOOLS) $(BENCH_OBJECTS) $(BENCH_TOOLS) $(EXAMPLE_OBJECTS) $(NATIVE)
 
 verifier: $(VERIFIER_OBJECTS) $(VERIFIER_OBJECTS_19)
 
@@ -81,7 +84,10 @@ $(BUILD)/bench/%.bpf.o: $(BENCH_SRC)/%.bpf.c $(HEADERS) | $(BUILD)/bench
 $(BUILD)/bench/%: bench/c/%.c | $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lbpf
 
-$(BUILD) $(BUILD)/verifier $(BUILD)/verifier-clang-19 $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples:
+$(NATIVE): $(NATIVE_SRC) | $(BUILD)/native
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $<
+
+$(BUILD) $(BUILD)/verifier $(BUILD)/verifier-clang-19 $(BUILD)/tests $(BUILD)/bench $(BUILD)/examples $(BUILD)/native:
 	mkdir -p $@
 
 clean:

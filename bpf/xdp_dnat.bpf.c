@@ -137,6 +137,13 @@ static __always_inline struct backend *live_backend(__u32 id, const struct servi
 }
 
 /* A new flow's backend slot from the service's Maglev table, or -1. */
+/* The slots every table of this instance has room for: the loader sets it
+ * before loading (--maglev-size) and makes the tables' inner maps exactly
+ * that large, so a service's table costs 8 + 2 * maglev_size bytes, not the
+ * 128 KiB of the largest size. A constant to the verifier, which so knows
+ * every slot read below stays inside the table. */
+const volatile __u32 maglev_size = MAGLEV_MAX_SIZE;
+
 static __always_inline long maglev_pick(void *table_map, const struct flow_key *flow)
 {
 	struct maglev_table *table;
@@ -147,7 +154,7 @@ static __always_inline long maglev_pick(void *table_map, const struct flow_key *
 		return -1;
 	i = flow_hash_3words(flow->saddr, flow->daddr, ((__u32)flow->sport << 16) | flow->dport, flow->proto) %
 	    table->size;
-	if (i >= MAGLEV_MAX_SIZE)
+	if (i >= maglev_size || i >= MAGLEV_MAX_SIZE)
 		return -1;
 	return table->slot[i];
 }

@@ -21,12 +21,19 @@ order they were added in, so every load balancer computes the same table.
 """
 from __future__ import annotations
 
+import array
+import ctypes
 import hashlib
 import heapq
 from collections.abc import Sequence
 
+from bpflab.host.paths import BUILD_DIR
+
 DEFAULT_SIZE = 16381  # Cilium's default
 MAX_SIZE = 65537  # MAGLEV_MAX_SIZE in bpf/xdp_dnat.h (Katran's size)
+# The same fill compiled (loaders/maglev.c, built by make): ten thousand
+# services need tables faster than Python's loop makes them.
+NATIVE_PATH = BUILD_DIR / "native" / "libbpflab_maglev.so"
 
 
 def is_prime(n: int) -> bool:
@@ -55,11 +62,31 @@ def preference(name: str, size: int) -> tuple[int, int]:
     return _hash64(name, b"maglev-offset") % size, _hash64(name, b"maglev-skip") % (size - 1) + 1
 
 
-def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE) -> list[int]:
+def _load_native():
+    try:
+        lib = ctypes.CDLL(str(NATIVE_PATH))
+    except OSError:  # not built (a wheel without make's output): Python's loop
+        return None
+    u32p = ctypes.POINTER(ctypes.c_uint32)
+    lib.maglev_fill.argtypes = [ctypes.c_uint32, ctypes.c_uint32, u32p, u32p, u32p, ctypes.POINTER(ctypes.c_int32)]
+    lib.maglev_fill.restype = ctypes.c_int
+    return lib
+
+
+_native = _load_native()
+
+
+def native() -> bool:
+    """Whether build() fills tables in compiled code."""
+    return _native is not None
+
+
+def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE, *, compiled: bool = True) -> list[int]:
     """The table for (name, weight) backends: entry -> index into `backends`.
 
     Names must be distinct and weights positive; an empty list gives an
-    empty table (a service with no backend to choose)."""
+    empty table (a service with no backend to choose). compiled=False fills
+    it in Python even where the compiled fill is there (the same table)."""
     check_size(size)
     names = [name for name, _ in backends]
     if len(set(names)) != len(names):
@@ -71,6 +98,8 @@ def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE) -> list
     order = sorted(range(len(backends)), key=lambda i: names[i])  # independent of insertion order
     params = [preference(names[i], size) for i in order]
     weights = [backends[i][1] for i in order]
+    if compiled and _native is not None:
+        return _fill_native(order, params, weights, size)
     taken = [0] * len(order)  # turns taken
     tried = [0] * len(order)  # how far down its permutation each backend is
     table = [-1] * size
@@ -88,6 +117,18 @@ def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE) -> list
         filled += 1
         heapq.heappush(heap, _Turn(taken[r] + 1, weights[r], r))
     return table
+
+
+def _fill_native(order: list[int], params: list[tuple[int, int]], weights: list[int], size: int) -> list[int]:
+    n = len(order)
+    offsets, skips = (ctypes.c_uint32 * n)(*(p[0] for p in params)), (ctypes.c_uint32 * n)(*(p[1] for p in params))
+    table = array.array("i", bytes(4 * size))
+    c_table = (ctypes.c_int32 * size).from_buffer(table)
+    err = _native.maglev_fill(size, n, offsets, skips, (ctypes.c_uint32 * n)(*weights), c_table)
+    del c_table  # the buffer export ends before the array is read
+    if err:
+        raise RuntimeError(f"Maglev fill of a {size}-entry table failed (errno {-err})")
+    return [order[r] for r in table]
 
 
 def _claim(table: list[int], pref: tuple[int, int], tried: list[int], r: int, size: int) -> int:

@@ -23,8 +23,7 @@ import errno
 import socket
 from pathlib import Path
 
-from bpflab.libbpf import BatchError, BpfError, BpfObject, Map
-from bpflab.libbpf._lib import BPF_MAP_TYPE_ARRAY
+from bpflab.libbpf import BPF_MAP_TYPE_ARRAY, BatchError, BpfError, BpfObject, Map
 from bpflab.loaders import maglev
 from bpflab.loaders.protocols import ip_be32, ip_str
 from bpflab.loaders.services import (
@@ -32,11 +31,12 @@ from bpflab.loaders.services import (
     Backend,
     BackendSlot,
     FlowKey,
-    MaglevTable,
     Service,
     ServiceKey,
     SpecError,
     service_key,
+    table_bytes,
+    table_type,
 )
 
 
@@ -140,6 +140,11 @@ class ServiceTable:
             config = maps.config.lookup(0)
             maglev_size = config.maglev_size if config is not None and config.maglev_size else maglev.DEFAULT_SIZE
         self.maglev_size = maglev.check_size(maglev_size)
+        # Each table's inner map: the object's declared template (room for
+        # the largest table) when it kept it, else (its loader set a
+        # template of its own, or a running instance's pins) exactly this size.
+        inner = maps.services.inner
+        self.table_type = table_type(inner.value_size if inner is not None else table_bytes(self.maglev_size))
 
     # -- reading -----------------------------------------------------------
     def _slots(self) -> dict[int, BackendSlot]:
@@ -170,7 +175,7 @@ class ServiceTable:
                     raise
                 continue
             with inner:
-                t = inner.bind(ctypes.c_uint32, MaglevTable).lookup(0)
+                t = inner.bind(ctypes.c_uint32, table_type(inner.value_size)).lookup(0)
             return t.size, list(t.slot[:t.size])
         raise BpfError(errno.EAGAIN, f"the table of {vip}:{port}/{proto} kept changing while it was read")
 
@@ -319,14 +324,14 @@ class ServiceTable:
         ready = [(ep.name, ep.weight, slot) for ep, slot in zip(service.backends, placed, strict=True)
                  if ep.weight > 0]
         entries = maglev.build([(name, weight) for name, weight, _ in ready], self.maglev_size)
-        table = MaglevTable()
+        table = self.table_type()
         table.size = len(entries)  # 0 when every backend drains: new flows are dropped
         table.backends = len(ready)
         slots = array.array("H", (ready[e][2] for e in entries))
         ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 2)
         inner = self._new_table_map()
         try:
-            inner.bind(ctypes.c_uint32, MaglevTable).update(0, table)
+            inner.bind(ctypes.c_uint32, self.table_type).update(0, table)
         except BaseException:
             inner.close()
             raise
@@ -357,7 +362,7 @@ class ServiceTable:
         btf = None
         if config is not None and config.table_btf_value_id and btf_fd >= 0:
             btf = (btf_fd, config.table_btf_key_id, config.table_btf_value_id)
-        return Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(MaglevTable), 1, btf)
+        return Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(self.table_type), 1, btf)
 
     def _free(self, gone, slots: dict[int, BackendSlot]) -> None:
         gone = {i: slots[i] for i in gone}

@@ -32,9 +32,32 @@ class BackendSlot(ctypes.Structure):
 
 
 class MaglevTable(ctypes.Structure):
-    """Mirror of struct maglev_table."""
+    """Mirror of struct maglev_table as the object declares it: room for the
+    largest table (MAGLEV_MAX_SIZE slots)."""
 
     _fields_ = [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32), ("slot", ctypes.c_uint16 * MAGLEV_MAX_SIZE)]
+
+
+TABLE_HEADER_BYTES = 8  # struct maglev_table's size and backends, before its slots
+_table_types: dict[int, type[ctypes.Structure]] = {MAGLEV_MAX_SIZE: MaglevTable}
+
+
+def table_bytes(slots: int) -> int:
+    """The value size of a table with room for `slots` entries: what a
+    loader makes each service's inner map (xdp_dnat.bpf.c's maglev_size).
+    Rounded up to the struct's 4-byte alignment, as C and ctypes lay it out
+    (table sizes are prime, so odd)."""
+    return (TABLE_HEADER_BYTES + 2 * slots + 3) & ~3
+
+
+def table_type(value_size: int) -> type[ctypes.Structure]:
+    """The mirror of a table whose inner map's value is `value_size` bytes:
+    struct maglev_table cut to the slots it has room for."""
+    slots = (value_size - TABLE_HEADER_BYTES) // 2
+    if slots not in _table_types:
+        _table_types[slots] = type(f"MaglevTable{slots}", (ctypes.Structure,), {
+            "_fields_": [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32), ("slot", ctypes.c_uint16 * slots)]})
+    return _table_types[slots]
 
 
 class FlowKey(ctypes.Structure):

@@ -31,7 +31,7 @@ from bpflab.host import interrupts
 from bpflab.host.commandline import UsageError, positive_float, positive_int
 from bpflab.host.instances import Instance, running_pin_dir
 from bpflab.host.netns import entered
-from bpflab.libbpf import BpfObject, Map
+from bpflab.libbpf import BPF_MAP_TYPE_ARRAY, BpfObject, Map
 from bpflab.libbpf.btf import check_mirror
 from bpflab.loaders import cli, maglev
 from bpflab.loaders.base import Loader
@@ -46,6 +46,7 @@ from bpflab.loaders.services import (
     parse_backend,
     parse_frontend,
     parse_service,
+    table_bytes,
 )
 
 VERDICTS = ("rewritten", "redirected", "not_service", "malformed", "fragment", "fib_no_neigh", "fib_fail",
@@ -107,8 +108,14 @@ class XdpDnat(Loader):
         for name, size in self.sizes.items():
             if size:
                 obj.map(name).set_max_entries(size)
+        # Tables exactly --maglev-size large (the object declares room for
+        # the largest): the program's bound, and the inner maps' template.
+        obj.set_constant("maglev_size", self.maglev_size)
+        self.table_template = Map.create("maglev_table", BPF_MAP_TYPE_ARRAY, 4, table_bytes(self.maglev_size), 1)
+        obj.map("services").set_inner_template(self.table_template)
 
     def setup(self, obj: BpfObject) -> None:
+        self.table_template.close()  # the services map keeps what it needs of it
         check_mirrors(obj)
         for name in PINNED_MAPS:
             obj.map(name).pin(self.instance.pin_path(name))

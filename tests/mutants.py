@@ -43,7 +43,7 @@ RUN_TIMEOUT_S = 600
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     id: str
-    file: str  # under bpf/, or examples/NAME/NAME.bpf.c, or bench/bpf/NAME.bpf.c, or a .py file of the package
+    file: str  # under bpf/, or examples/NAME/NAME.bpf.c, bench/bpf/NAME.bpf.c, loaders/maglev.c, or a .py file of the package
     old: str
     new: str
     breaks: str  # the rule it breaks, for people
@@ -159,6 +159,15 @@ MUTATIONS = [
       "		    replied_as->proto != key.proto)\n			bpf_map_update_elem(&dnat_replies, &reply, &key, BPF_ANY);",
       "		    replied_as->proto != key.proto)\n			replied_as = NULL;",
       "a pinned flow takes back the reply entry a reused client port gave another service"),
+    M("balance-table-bound-max-only", "xdp_dnat.bpf.c", "	if (i >= maglev_size || i >= MAGLEV_MAX_SIZE)",
+      "	if (i >= MAGLEV_MAX_SIZE)", "a table read stays inside a table cut to --maglev-size slots"),
+    M("balance-table-unpadded", "loaders/services.py", "    return (TABLE_HEADER_BYTES + 2 * slots + 3) & ~3",
+      "    return TABLE_HEADER_BYTES + 2 * slots", "a table's inner map is struct maglev_table's size, padded",
+      ("tests/test_xdp_dnat_lab.py",)),
+    M("maglev-native-ties-to-higher-rank", "loaders/maglev.c", "return x < y || (x == y && a->rank < b->rank);",
+      "return x < y || (x == y && a->rank > b->rank);", "the compiled fill breaks ties as the model does"),
+    M("maglev-native-permutation-shifted", "loaders/maglev.c", "(offset + (uint64_t)*tried * skip) % size",
+      "(offset + 1 + (uint64_t)*tried * skip) % size", "the compiled fill walks each backend's own permutation"),
     M("balance-flows-not-pinned", "xdp_dnat.bpf.c", "	pinned = bpf_map_lookup_elem(&dnat_flows, &flow);",
       "	pinned = NULL;", "an established flow keeps its backend"),
     M("balance-flow-not-recorded", "xdp_dnat.bpf.c", "		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);\n", "",
@@ -352,6 +361,7 @@ EQUIVALENT: dict[str, str] = {}
 
 
 FLOOR_TESTS = "tests/test_bench_floor.py"
+NATIVE_MAGLEV, MAGLEV_TESTS = "loaders/maglev.c", "tests/test_maglev.py"  # the compiled table fill, and its tests
 
 
 # Where each of the package's directories is installed (pyproject.toml's package-dir).
@@ -362,7 +372,7 @@ INSTALLED_AS = {"bpflab": "bpflab", "lab": "bpflab/lab", "loaders": "bpflab/load
 def source(mutation: Mutation, root: Path = REPO_ROOT) -> Path:
     if mutation.python:
         return root / mutation.file
-    return root / mutation.file if mutation.file.startswith(("examples/", "bench/")) else root / "bpf" / mutation.file
+    return root / mutation.file if mutation.file.startswith(("examples/", "bench/", "loaders/")) else root / "bpf" / mutation.file
 
 
 def package_copy(pkg: Path) -> None:
@@ -383,6 +393,8 @@ def own_tests(mutation: Mutation) -> list[str]:
     path = Path(mutation.file)
     if mutation.file.startswith("examples/"):
         return [str(path.parent / f"test_{path.name.removesuffix('.bpf.c')}.py")]
+    if mutation.file == NATIVE_MAGLEV:
+        return [MAGLEV_TESTS]
     return [FLOOR_TESTS] if mutation.file.startswith("bench/") else []
 
 
@@ -446,9 +458,12 @@ def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
     shutil.copytree(REPO_ROOT / "examples", examples)
     shutil.copytree(REPO_ROOT / "bench" / "bpf", bench)
     shutil.copytree(REPO_ROOT / "build", build)
+    (work / "loaders").mkdir()
+    shutil.copy2(REPO_ROOT / NATIVE_MAGLEV, work / NATIVE_MAGLEV)
     apply(mutation, work)
     started = time.monotonic()
-    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}", f"EXAMPLES={examples}", f"BENCH_SRC={bench}"], cwd=REPO_ROOT,
+    made = subprocess.run(["make", "-s", f"SRC={src}", f"BUILD={build}", f"EXAMPLES={examples}", f"BENCH_SRC={bench}",
+                           f"NATIVE_SRC={work / NATIVE_MAGLEV}"], cwd=REPO_ROOT,
                           capture_output=True, text=True)
     if made.returncode != 0:
         return {"id": mutation.id, "result": "invalid", "detail": (made.stderr.strip().splitlines() or ["?"])[-1],

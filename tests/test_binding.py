@@ -10,6 +10,8 @@ from bpflab.host.netns import entered, ifindex
 from bpflab.host.waits import settle
 from bpflab.lab.frames import towards_peer
 from bpflab.libbpf import (
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
     BPF_NOEXIST,
     XDP_DROP,
     XDP_PASS,
@@ -20,7 +22,7 @@ from bpflab.libbpf import (
     RingBuffer,
     VerifierError,
     XdpLink,
-    _lib,
+    _lib,  # noqa: TID251 - kernels without batches, faked at libbpf's calls
     possible_cpus,
     xdp_query,
 )
@@ -156,7 +158,7 @@ def counters():
     every CPU (the last CPU's values need 64 bits), 1 and 3 left 0; and
     each entry's sum over the CPUs."""
     cpus = possible_cpus()
-    with contextlib.closing(Map.create("sums", _lib.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 5)) as counters:
+    with contextlib.closing(Map.create("sums", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 5)) as counters:
         counters.bind(ctypes.c_uint32, ctypes.c_uint64)
         written = {i: [(i + 1) * 1000 + cpu + (1 << 40 if cpu == cpus - 1 else 0) for cpu in range(cpus)]
                    for i in (0, 2, 4)}
@@ -187,7 +189,7 @@ def test_counter_sums_without_batches_read_entry_by_entry(counters, monkeypatch,
 
 
 def test_counter_sums_only_sum_per_cpu_u64_arrays():
-    with contextlib.closing(Map.create("plain", _lib.BPF_MAP_TYPE_ARRAY, 4, 8, 2)) as plain, \
+    with contextlib.closing(Map.create("plain", BPF_MAP_TYPE_ARRAY, 4, 8, 2)) as plain, \
             pytest.raises(BpfError, match="not a per-CPU array of u64 counters"):
         plain.counter_sums()
 

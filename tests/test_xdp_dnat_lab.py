@@ -12,6 +12,7 @@ from bpflab.host.netns import entered
 from bpflab.host.waits import scaled_timeout, settle, wait_until
 from bpflab.lab import dnat
 from bpflab.lab.topology import Endpoint, Link, Neighbour
+from bpflab.libbpf import Map
 from bpflab.loaders.xdp_dnat import XdpDnat
 from tests.xdp_dnat_frames import BACKEND_IP, CLIENT_IP, DNS, HTTP, client_frame
 
@@ -67,6 +68,23 @@ def test_frames_reach_the_backend_rewritten_with_valid_checksums(dnat_lab, attac
         l4, l4_orig = (pkt[TCP], orig[TCP]) if TCP in pkt else (pkt[UDP], orig[UDP])
         assert (l4.sport, l4.dport) == (l4_orig.sport, 8080 if TCP in pkt else 5353)
         assert checksums_valid(pkt), pkt.show(dump=True)
+    assert dnat_.verdicts()["redirected"] == len(sent)
+
+
+@pytest.mark.parametrize("maglev_size, value_size", [(251, 512), (16381, 32772)])
+def test_each_service_table_is_exactly_as_large_as_its_maglev_size(dnat_lab, attach, maglev_size, value_size):
+    """A table's inner map holds struct maglev_table cut to --maglev-size
+    slots (8 header bytes, 2 per slot, padded to 4: worked out by hand), not
+    the largest table's 128 KiB; traffic still balances through it."""
+    dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES,
+                   return_path=False, maglev_size=maglev_size)
+    inner_ids = [inner_id for _, inner_id in dnat_.table.maps.services.items()]
+    assert len(inner_ids) == len(SERVICES)
+    for inner_id in inner_ids:
+        with Map.from_id(inner_id) as inner:
+            assert (inner.key_size, inner.value_size, inner.max_entries) == (4, value_size, 1)
+    sent = frames_for(dnat_lab)
+    assert len(inject(dnat_lab, sent, len(sent))) == len(sent)
     assert dnat_.verdicts()["redirected"] == len(sent)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import struct
 
 from . import _lib
 
 BTF_KIND_STRUCT = 4
+BTF_KIND_DATASEC = 15
 
 
 class BtfTypeHeader(ctypes.Structure):
@@ -90,6 +92,18 @@ class Btf:
     def name_of(self, type_id: int) -> str:
         return self.name_at(self.header(type_id).name_off)
 
+    def datasec_variable(self, section: str, name: str) -> tuple[int, int]:
+        """(offset, size) of the global `name` in the data section `section`
+        (".rodata", ".data") as the object's BTF lays it out."""
+        type_id = _lib.btf__find_by_name_kind(self._ptr, section.encode(), BTF_KIND_DATASEC)
+        if type_id < 0:
+            raise LookupError(f"no {section} section in the object's BTF")
+        for i in range(self.header(type_id).info & 0xFFFF):
+            var_type, offset, size = struct.unpack("<III", self.body(type_id, 12 * i, 12))  # struct btf_var_secinfo
+            if self.name_of(var_type) == name:
+                return offset, size
+        raise LookupError(f"no global '{name}' in {section}")
+
     def decl_tags(self) -> list[tuple[str, str]]:
         """(function name, tag text) for every decl tag on a function, in
         the order the compiler emitted them (source order)."""
@@ -136,3 +150,4 @@ def check_mirror(btf: Btf, c_name: str, ctype: type[ctypes.Structure]) -> None:
         raise LayoutMismatch(
             f"Python mirror {ctype.__name__} does not match struct {c_name} in the object's BTF: " + "; ".join(problems)
         )
+

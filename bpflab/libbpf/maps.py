@@ -9,10 +9,13 @@ import struct
 from collections.abc import Iterator
 
 from . import _lib
-from ._lib import BPF_ANY, BPF_EXIST, BPF_NOEXIST  # update() flags: any, only new keys, only existing keys
+
+# update()'s flags (any, only new keys, only existing keys) and Map.create()'s types
+from ._lib import BPF_ANY, BPF_EXIST, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST
 from .errors import ENOTSUPP, BatchError, BpfError, NotSupported
 
-__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "Map", "possible_cpus"]
+__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_MAP_TYPE_ARRAY", "BPF_MAP_TYPE_PERCPU_ARRAY", "BPF_NOEXIST", "Map",
+           "possible_cpus"]
 
 # What a kernel without batch operations for a map type answers; the same
 # entries then go one by one.
@@ -179,6 +182,29 @@ class Map:
         if ret < 0:
             raise BpfError(-ret, f"resize of map '{self.name}' to {n}")
         self.max_entries = n
+
+    def set_inner_template(self, template: Map) -> None:
+        """Before the object is loaded: a map of maps takes `template` (a map
+        of our own, Map.create) as the kind of map its values are, instead
+        of the one the object declares; e.g. inner maps whose value size is
+        chosen at run time. Close the template once the object is loaded."""
+        if self._ptr is None or self._fd >= 0:
+            raise BpfError(errno.EBUSY, f"map '{self.name}' takes an inner template only before its object is loaded")
+        ret = _lib.bpf_map__set_inner_map_fd(self._ptr, template.fd)
+        if ret < 0:
+            raise BpfError(-ret, f"inner template of map '{self.name}'")
+        self._inner = None  # libbpf dropped the declared one
+
+    def initial_value(self) -> ctypes.Array:
+        """Before the object is loaded: the bytes a global data map (.rodata,
+        .data) starts with, writable in place (libbpf's own buffer)."""
+        if self._ptr is None or self._fd >= 0:
+            raise BpfError(errno.EBUSY, f"map '{self.name}' has its initial value only before its object is loaded")
+        size = ctypes.c_size_t()
+        address = _lib.bpf_map__initial_value(self._ptr, ctypes.byref(size))
+        if not address:
+            raise BpfError(errno.EINVAL, f"map '{self.name}' is not a global data map")
+        return (ctypes.c_uint8 * size.value).from_address(address)
 
     @property
     def inner(self) -> Map | None:

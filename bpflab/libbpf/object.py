@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -137,6 +138,22 @@ class BpfObject:
             return self.maps[name]
         except KeyError:
             raise KeyError(f"no map '{name}' in {self.path} (has: {', '.join(self.maps)})") from None
+
+    def set_constant(self, name: str, value: int) -> None:
+        """Before the object is loaded: the value of a `const volatile`
+        integer global of the program (in .rodata), which the verifier then
+        knows as a constant."""
+        if self.loaded:
+            raise BpfError(errno.EBUSY, f"constant '{name}' can be set only before the object is loaded")
+        btf = self.btf
+        try:
+            offset, size = btf.datasec_variable(".rodata", name)
+        finally:
+            btf.close()
+        rodata = next((m for m in self.maps.values() if m.name.endswith(".rodata")), None)
+        if rodata is None:
+            raise BpfError(errno.ENOENT, f"no .rodata in {self.path}")
+        rodata.initial_value()[offset:offset + size] = list(value.to_bytes(size, "little"))
 
     @property
     def btf(self):

@@ -136,18 +136,20 @@ static __always_inline struct backend *live_backend(__u32 id, const struct servi
 	return be;
 }
 
-/* A new flow's backend slot from the service's Maglev table, or -1. */
-/* The slots every table of this instance has room for: the loader sets it
- * before loading (--maglev-size) and makes the tables' inner maps exactly
- * that large, so a service's table costs 8 + 2 * maglev_size bytes, not the
- * 128 KiB of the largest size. A constant to the verifier, which so knows
- * every slot read below stays inside the table. */
+/* The room every table of this instance has, set by the loader before
+ * loading (--maglev-size, --max-service-backends) to what it makes the
+ * tables' inner maps: a table then costs what its size needs, not the
+ * 393 KiB of the declared struct. Constants to the verifier, which so
+ * knows every read below stays inside the table. */
 const volatile __u32 maglev_size = MAGLEV_MAX_SIZE;
+const volatile __u32 table_backends = MAGLEV_MAX_BACKENDS;
 
+/* A new flow's backend slot from the service's Maglev table, or -1. */
 static __always_inline long maglev_pick(void *table_map, const struct flow_key *flow)
 {
 	struct maglev_table *table;
-	__u32 zero = 0, i;
+	__u32 zero = 0, i, index;
+	__u32 *slot;
 
 	table = bpf_map_lookup_elem(table_map, &zero);
 	if (!table || !table->size)
@@ -156,7 +158,11 @@ static __always_inline long maglev_pick(void *table_map, const struct flow_key *
 	    table->size;
 	if (i >= maglev_size || i >= MAGLEV_MAX_SIZE)
 		return -1;
-	return table->slot[i];
+	index = table->entry[i];
+	if (index >= table_backends || index >= MAGLEV_MAX_BACKENDS)
+		return -1;
+	slot = (void *)table + table_slots_offset(maglev_size);
+	return slot[index];
 }
 
 SEC("xdp")

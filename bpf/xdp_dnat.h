@@ -28,15 +28,28 @@ struct backend {
 	struct service_key service; /* the service the slot belongs to */
 };
 
-/* A service's Maglev lookup table: entry i holds the backend slot that
- * flows hashing to i go to. One element of a one-element array, swapped
- * whole through the services map-in-map, so a packet never sees half of
- * a rebuild. */
+/* The most backends one table spreads over: an entry is a 16-bit index
+ * into the table's own list of backend slots. */
+#define MAGLEV_MAX_BACKENDS 65535
+
+/* A service's Maglev lookup table: entry i holds the index, into slot[],
+ * of the backend slot that flows hashing to i go to. Two bytes an entry
+ * however many backend slots the instance has (slot numbers are 32-bit).
+ * One element of a one-element array, swapped whole through the services
+ * map-in-map, so a packet never sees half of a rebuild.
+ *
+ * As declared it has room for the largest table; a loader may make its
+ * tables smaller (xdp_dnat.bpf.c's maglev_size and table_backends): then
+ * slot[] starts right after entry[maglev_size], at table_slots_offset(). */
 struct maglev_table {
 	__u32 size;     /* a prime <= MAGLEV_MAX_SIZE; 0: no backend to choose */
 	__u32 backends; /* how many backend slots the table spreads over */
-	__u16 slot[MAGLEV_MAX_SIZE];
+	__u16 entry[MAGLEV_MAX_SIZE];
+	__u32 slot[MAGLEV_MAX_BACKENDS];
 };
+
+/* Where slot[] starts in a table whose entry[] has room for `entries`. */
+#define table_slots_offset(entries) ((8 + 2 * (entries) + 3) & ~3)
 
 /* A connection in one direction, as its packets carry it. */
 struct flow_key {
@@ -56,6 +69,7 @@ struct dnat_config {
 	 * process must carry too (kernels compare them: see Map.create_inner). */
 	__u32 table_btf_key_id;
 	__u32 table_btf_value_id;
+	__u32 table_backends; /* the backend slots each table has room for */
 };
 
 /* Per-verdict packet counters (indexes of the dnat_verdicts per-CPU array). */

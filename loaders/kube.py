@@ -21,14 +21,12 @@ maps are not touched.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import ipaddress
 import json
 from pathlib import Path
 
-from bpflab.libbpf import BatchError, BpfError
 from bpflab.loaders.service_table import ServiceTable
-from bpflab.loaders.services import Backend, Service, SpecError
+from bpflab.loaders.services import Backend, RoomError, Service, SpecError
 
 
 class KubeError(SpecError):
@@ -263,6 +261,7 @@ def apply(table: ServiceTable, desired: Desired) -> ApplyReport:
     current = {(s.vip, s.port, s.proto): s for s in table.services()}
     wanted = {(s.vip, s.port, s.proto): (s, origin) for s, origin in desired.services}
     _check_capacity(table, [s for s, _ in desired.services], current)
+    table.check_table_room([s for s, _ in desired.services])
     removed = [key for key in current if key not in wanted]
     table.delete_many(removed)
     report.removed = [current[key].frontend for key in removed]
@@ -279,8 +278,8 @@ def apply(table: ServiceTable, desired: Desired) -> ApplyReport:
             report.unchanged += 1
     try:
         table.put_many(changes)  # one swap for all: the kernel waits once
-    except BpfError as exc:
-        if exc.errno != errno.E2BIG or (isinstance(exc, BatchError) and exc.done):
+    except RoomError as exc:
+        if exc.limit != "backends":
             raise
         # No room for every changed service's old and new slots at once
         # (nothing changed yet): one service at a time frees as it goes.

@@ -31,6 +31,7 @@ from bpflab.host.paths import BUILD_DIR
 
 DEFAULT_SIZE = 16381  # Cilium's default
 MAX_SIZE = 65537  # MAGLEV_MAX_SIZE in bpf/xdp_dnat.h (Katran's size)
+MAX_BACKENDS = 65535  # MAGLEV_MAX_BACKENDS: an entry is a 16-bit index into the table's backends
 # The same fill compiled (loaders/maglev.c, built by make): ten thousand
 # services need tables faster than Python's loop makes them.
 NATIVE_PATH = BUILD_DIR / "native" / "libbpflab_maglev.so"

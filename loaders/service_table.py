@@ -31,11 +31,11 @@ from bpflab.loaders.services import (
     Backend,
     BackendSlot,
     FlowKey,
+    RoomError,
     Service,
     ServiceKey,
     SpecError,
     service_key,
-    table_bytes,
     table_type,
 )
 
@@ -44,14 +44,15 @@ class DnatConfig(ctypes.Structure):
     """Mirror of struct dnat_config (bpf/xdp_dnat.h)."""
 
     _fields_ = [("service_ifindex", ctypes.c_uint32), ("maglev_size", ctypes.c_uint32),
-                ("table_btf_key_id", ctypes.c_uint32), ("table_btf_value_id", ctypes.c_uint32)]
+                ("table_btf_key_id", ctypes.c_uint32), ("table_btf_value_id", ctypes.c_uint32),
+                ("table_backends", ctypes.c_uint32)]
 
 
-def instance_config(services: Map, service_ifindex: int, maglev_size: int) -> DnatConfig:
+def instance_config(services: Map, service_ifindex: int, maglev_size: int, table_backends: int) -> DnatConfig:
     """What a loader writes to dnat_config (`services` of its loaded object)."""
     inner = services.inner
     return DnatConfig(service_ifindex, maglev_size, inner.btf_key_type_id if inner else 0,
-                      inner.btf_value_type_id if inner else 0)
+                      inner.btf_value_type_id if inner else 0, table_backends)
 
 
 # The maps a running instance pins, for `service`, `backend` and `stats`.
@@ -133,18 +134,32 @@ class _Change:
     gone: list[int] = dataclasses.field(default_factory=list)
 
 
+# Services whose new tables go in with one update of the services map: each
+# holds an inner map's fd until then, and a process may have only 1024 open.
+SWAP_CHUNK = 256
+
+
 class ServiceTable:
-    def __init__(self, maps: DnatMaps, maglev_size: int | None = None):
+    def __init__(self, maps: DnatMaps, maglev_size: int | None = None, table_backends: int | None = None):
+        """`maglev_size` and `table_backends` (the most backends a service may
+        have) as the instance's loader set them; None: as it recorded them
+        in dnat_config (a running instance's pins)."""
         self.maps = maps
-        if maglev_size is None:  # a running instance's own size (set by its loader)
-            config = maps.config.lookup(0)
+        config = maps.config.lookup(0) if maglev_size is None or table_backends is None else None
+        if maglev_size is None:
             maglev_size = config.maglev_size if config is not None and config.maglev_size else maglev.DEFAULT_SIZE
         self.maglev_size = maglev.check_size(maglev_size)
         # Each table's inner map: the object's declared template (room for
         # the largest table) when it kept it, else (its loader set a
-        # template of its own, or a running instance's pins) exactly this size.
-        inner = maps.services.inner
-        self.table_type = table_type(inner.value_size if inner is not None else table_bytes(self.maglev_size))
+        # template of its own, or a running instance's pins) cut to size.
+        if maps.services.inner is not None:
+            self.table_type, backends_room = table_type(), maglev.MAX_BACKENDS
+        else:
+            backends_room = table_backends or (config.table_backends if config is not None else 0)
+            if not backends_room:
+                raise ValueError("the room of the tables' backends is unknown: pass table_backends")
+            self.table_type = table_type(self.maglev_size, backends_room)
+        self.table_backends = min(table_backends or backends_room, backends_room)
 
     # -- reading -----------------------------------------------------------
     def _slots(self) -> dict[int, BackendSlot]:
@@ -175,8 +190,8 @@ class ServiceTable:
                     raise
                 continue
             with inner:
-                t = inner.bind(ctypes.c_uint32, table_type(inner.value_size)).lookup(0)
-            return t.size, list(t.slot[:t.size])
+                t = inner.bind(ctypes.c_uint32, self.table_type).lookup(0)
+            return t.size, [t.slot[i] for i in t.entry[:t.size]]
         raise BpfError(errno.EAGAIN, f"the table of {vip}:{port}/{proto} kept changing while it was read")
 
     def backend_ips(self) -> set[str]:
@@ -219,27 +234,37 @@ class ServiceTable:
 
     def put_many(self, services: list[Service]) -> None:
         """put() for several services, their new tables swapped in by one
-        update of the services map: the kernel waits for running programs
-        after each update call of a map of maps (about 6 ms here), so a
-        thousand services cost one wait, not six seconds. Services whose
-        tables did not go in (a full map) give their new slots back."""
+        update of the services map per SWAP_CHUNK services: the kernel waits
+        for running programs after each update call of a map of maps (about
+        6 ms here), so a thousand services cost a few waits, not six
+        seconds. What the maps have no room for is refused before anything
+        changes (RoomError); services whose tables still did not go in
+        (another process filled the map meanwhile) give their new slots back."""
         seen: set[bytes] = set()
         for service in services:
             if bytes(service.key()) in seen:
                 raise SpecError(f"{service.frontend} given twice")
             seen.add(bytes(service.key()))
         slots = self._slots()
+        self._check_room(services, slots)
         used = set(slots)
+        free = (i for i in range(self.maps.backends.max_entries) if i not in used)
+        for start in range(0, len(services), SWAP_CHUNK):
+            try:
+                self._put_chunk(services[start:start + SWAP_CHUNK], slots, used, free)
+            except BatchError as exc:
+                exc.done += start
+                raise
+
+    def _put_chunk(self, services: list[Service], slots: dict[int, BackendSlot], used: set[int], free) -> None:
         changes: list[_Change] = []
         try:
             for service in services:
-                changes.append(self._place(service, slots, used))
+                changes.append(self._place(service, slots, used, free))
             self._swap_in(changes)
         except BaseException as exc:
             done = exc.done if isinstance(exc, BatchError) else 0  # the swapped-in part stands
-            for change in changes[done:]:
-                for i in change.fresh:  # no table names them: nothing to purge
-                    self.maps.backends.update(i, BackendSlot())
+            self._clear_slots([i for change in changes[done:] for i in change.fresh])  # no table names them
             self._free([i for change in changes[:done] for i in change.gone], slots)
             raise
         finally:
@@ -247,30 +272,69 @@ class ServiceTable:
                 change.table.close()
         self._free([i for change in changes for i in change.gone], slots)
 
-    def _place(self, service: Service, slots: dict[int, BackendSlot], used: set[int]) -> _Change:
+    def check_table_room(self, services: list[Service]) -> None:
+        """RoomError for the first service with more ready backends than a
+        table has room for."""
+        for service in services:
+            ready = sum(1 for b in service.backends if b.weight > 0)
+            if ready > self.table_backends:
+                raise RoomError(f"{service.frontend} has {ready} backends: each table has room for "
+                                f"{self.table_backends} (--max-service-backends)", "service_backends")
+
+    def _check_room(self, services: list[Service], slots: dict[int, BackendSlot]) -> None:
+        """Refuse what the maps cannot hold, before changing anything: a
+        service with more ready backends than a table has room for, more
+        services than the services map takes, more new backend slots than
+        are free."""
+        self.check_table_room(services)
+        services_map = self.maps.services
+        new = sum(1 for s in services if services_map.lookup(s.key()) is None)
+        if new:
+            present = sum(1 for _ in services_map.keys())
+            if present + new > services_map.max_entries:
+                raise RoomError(f"{present + new} services do not fit the service map ({services_map.max_entries}; "
+                                f"--max-services)", "services")
+        owned = {(bytes(slot.service), slot.ip, slot.port) for slot in slots.values()}
+        fresh = sum(1 for s in services for b in s.backends
+                    if (bytes(s.key()), ip_be32(b.ip), socket.htons(b.port)) not in owned)
+        room = self.maps.backends.max_entries - len(slots)
+        if fresh > room:
+            raise RoomError(f"{fresh} new backend{'s' if fresh > 1 else ''} do{'' if fresh > 1 else 'es'} not fit the "
+                            f"free backend slots ({room} of {self.maps.backends.max_entries}; --max-backends)",
+                            "backends")
+
+    def _place(self, service: Service, slots: dict[int, BackendSlot], used: set[int], free) -> _Change:
         """Write the slots of `service`'s backends (their own if they have
         one, else free ones) and build its table; nothing names them yet."""
         key = service.key()
         own = {(s.ip, s.port): i for i, s in self._slots_of(key, slots).items()}
         change = _Change(key, [], None)
         try:
-            placed = []
+            placed, written = [], []
             for ep in service.backends:
                 i = own.pop((ip_be32(ep.ip), socket.htons(ep.port)), None)
                 if i is None:
-                    i = self._free_slot(used, service)
+                    i = next(free, None)
+                    if i is None:  # taken by another process since _check_room
+                        raise BpfError(errno.E2BIG, f"no free backend slot for {service.frontend} "
+                                                    f"({self.maps.backends.max_entries} in use; --max-backends)")
                     used.add(i)
                     change.fresh.append(i)
-                    self.maps.backend_packets.update(i, 0)  # a reused slot starts from zero
-                self.maps.backends.update(i, BackendSlot(ip_be32(ep.ip), socket.htons(ep.port), ep.weight, key))
+                written.append((i, BackendSlot(ip_be32(ep.ip), socket.htons(ep.port), ep.weight, key)))
                 placed.append(i)
+            for i in change.fresh:  # a reused slot starts from zero (per-CPU: no batch update)
+                self.maps.backend_packets.update(i, 0)
+            self.maps.backends.update_many(written)
             change.gone = list(own.values())
             change.table = self._table_map(service, placed)
         except BaseException:
-            for i in change.fresh:
-                self.maps.backends.update(i, BackendSlot())
+            self._clear_slots(change.fresh)
             raise
         return change
+
+    def _clear_slots(self, fresh: list[int]) -> None:
+        if fresh:
+            self.maps.backends.update_many([(i, BackendSlot()) for i in fresh])
 
     def add_backend(self, vip: str, port: int, proto: str, backend: Backend) -> Service:
         current = self._existing(vip, port, proto)
@@ -312,23 +376,21 @@ class ServiceTable:
             raise SpecError(f"no service {vip}:{port}/{proto}")
         return current
 
-    def _free_slot(self, used: set[int], service: Service) -> int:
-        for i in range(self.maps.backends.max_entries):
-            if i not in used:
-                return i
-        raise BpfError(errno.E2BIG, f"no free backend slot for {service.frontend} "
-                                    f"({self.maps.backends.max_entries} in use; see --max-backends)")
-
     def _table_map(self, service: Service, placed: list[int]) -> Map:
         """A new inner map holding the service's table over its ready backends."""
         ready = [(ep.name, ep.weight, slot) for ep, slot in zip(service.backends, placed, strict=True)
                  if ep.weight > 0]
+        if len(ready) > self.table_backends:
+            raise SpecError(f"{service.frontend} has {len(ready)} backends: at most {self.table_backends} per service "
+                            f"(--max-service-backends)")
         entries = maglev.build([(name, weight) for name, weight, _ in ready], self.maglev_size)
         table = self.table_type()
         table.size = len(entries)  # 0 when every backend drains: new flows are dropped
         table.backends = len(ready)
-        slots = array.array("H", (ready[e][2] for e in entries))
-        ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 2)
+        indices = array.array("H", entries)  # each entry: an index into slot[], the ready backends' slots
+        ctypes.memmove(table.entry, indices.tobytes(), len(indices) * 2)
+        slots = array.array("I", (slot for _, _, slot in ready))
+        ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 4)
         inner = self._new_table_map()
         try:
             inner.bind(ctypes.c_uint32, self.table_type).update(0, table)

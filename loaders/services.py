@@ -9,6 +9,7 @@ import ipaddress
 import socket
 
 from bpflab.host.commandline import UsageError
+from bpflab.loaders.maglev import MAX_BACKENDS as MAGLEV_MAX_BACKENDS
 from bpflab.loaders.maglev import MAX_SIZE as MAGLEV_MAX_SIZE
 from bpflab.loaders.protocols import ip_be32
 
@@ -31,33 +32,30 @@ class BackendSlot(ctypes.Structure):
                 ("service", ServiceKey)]
 
 
-class MaglevTable(ctypes.Structure):
-    """Mirror of struct maglev_table as the object declares it: room for the
-    largest table (MAGLEV_MAX_SIZE slots)."""
-
-    _fields_ = [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32), ("slot", ctypes.c_uint16 * MAGLEV_MAX_SIZE)]
+TABLE_HEADER_BYTES = 8  # struct maglev_table's size and backends, before its entries
+_table_types: dict[tuple[int, int], type[ctypes.Structure]] = {}
 
 
-TABLE_HEADER_BYTES = 8  # struct maglev_table's size and backends, before its slots
-_table_types: dict[int, type[ctypes.Structure]] = {MAGLEV_MAX_SIZE: MaglevTable}
+def table_type(entries: int = MAGLEV_MAX_SIZE, backends: int = MAGLEV_MAX_BACKENDS) -> type[ctypes.Structure]:
+    """Mirror of struct maglev_table with room for `entries` entries and
+    `backends` backend slots: as the object declares it by default, else as
+    a loader cuts it (xdp_dnat.bpf.c's maglev_size and table_backends).
+    ctypes aligns slot[] to 4 bytes after entry[], as C does
+    (table_slots_offset in bpf/xdp_dnat.h)."""
+    if (entries, backends) not in _table_types:
+        _table_types[entries, backends] = type(f"MaglevTable{entries}x{backends}", (ctypes.Structure,), {
+            "_fields_": [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32),
+                         ("entry", ctypes.c_uint16 * entries), ("slot", ctypes.c_uint32 * backends)]})
+    return _table_types[entries, backends]
 
 
-def table_bytes(slots: int) -> int:
-    """The value size of a table with room for `slots` entries: what a
-    loader makes each service's inner map (xdp_dnat.bpf.c's maglev_size).
-    Rounded up to the struct's 4-byte alignment, as C and ctypes lay it out
-    (table sizes are prime, so odd)."""
-    return (TABLE_HEADER_BYTES + 2 * slots + 3) & ~3
+MaglevTable = table_type()  # as declared: checked against the object's BTF
 
 
-def table_type(value_size: int) -> type[ctypes.Structure]:
-    """The mirror of a table whose inner map's value is `value_size` bytes:
-    struct maglev_table cut to the slots it has room for."""
-    slots = (value_size - TABLE_HEADER_BYTES) // 2
-    if slots not in _table_types:
-        _table_types[slots] = type(f"MaglevTable{slots}", (ctypes.Structure,), {
-            "_fields_": [("size", ctypes.c_uint32), ("backends", ctypes.c_uint32), ("slot", ctypes.c_uint16 * slots)]})
-    return _table_types[slots]
+def table_bytes(entries: int, backends: int) -> int:
+    """The value size of a table with room for `entries` entries and
+    `backends` backend slots: what a loader makes each service's inner map."""
+    return ctypes.sizeof(table_type(entries, backends))
 
 
 class FlowKey(ctypes.Structure):
@@ -69,6 +67,17 @@ class FlowKey(ctypes.Structure):
 
 class SpecError(UsageError):
     """A service spec a person wrote is wrong; the message says how."""
+
+
+class RoomError(SpecError):
+    """A change the instance's maps have no room for, refused before anything
+    changed; the message names the limit and the flag that raises it.
+    `limit`: "services", "backends" (slots over all services) or
+    "service_backends" (backends of one service)."""
+
+    def __init__(self, message: str, limit: str):
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclasses.dataclass(frozen=True, order=True)

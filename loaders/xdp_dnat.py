@@ -2,7 +2,8 @@
 
     python -m bpflab.loaders.xdp_dnat IFACE [--netns NS] [--mode native|generic]
                                [--service VIP:PORT/PROTO=B1:P1[@W],B2:P2[@W],... ...]
-                               [--maglev-size M] [--max-flows N] [--no-return-path]
+                               [--maglev-size M] [--max-services N] [--max-backends N]
+                               [--max-service-backends N] [--max-flows N] [--no-return-path]
     python -m bpflab.loaders.xdp_dnat service add  IFACE [--netns NS] SPEC...
     python -m bpflab.loaders.xdp_dnat service del  IFACE [--netns NS] VIP:PORT/PROTO...
     python -m bpflab.loaders.xdp_dnat service list IFACE [--netns NS] [--json]
@@ -49,6 +50,10 @@ from bpflab.loaders.services import (
     table_bytes,
 )
 
+# Room for the backends of a service in each table: a table then takes
+# 36868 bytes at the default size (4 bytes a backend, 2 an entry).
+DEFAULT_TABLE_BACKENDS = 1024
+
 VERDICTS = ("rewritten", "redirected", "not_service", "malformed", "fragment", "fib_no_neigh", "fib_fail",
             "reply_rewritten", "no_backend")
 PINNED_MAPS = MAP_NAMES + ("dnat_verdicts",)
@@ -93,11 +98,13 @@ class XdpDnat(Loader):
 
     def __init__(self, iface: str, *, netns: str | None = None, services: list | tuple = (DEFAULT_SERVICE,),
                  return_path: bool = True, max_services: int | None = None, max_backends: int | None = None,
-                 max_flows: int | None = None, maglev_size: int = maglev.DEFAULT_SIZE, **kwargs):
+                 max_flows: int | None = None, maglev_size: int = maglev.DEFAULT_SIZE,
+                 max_service_backends: int = DEFAULT_TABLE_BACKENDS, **kwargs):
         self.services, self.return_path = list(services), return_path
         self.sizes = {"services": max_services, "backends": max_backends, "backend_packets": max_backends,
                       "dnat_flows": max_flows, "dnat_replies": max_flows}
         self.maglev_size = maglev.check_size(maglev_size)
+        self.table_backends = check_table_backends(max_service_backends)
         self.instance: Instance | None = None
         self.return_links: dict[str, TcOnInterface] = {}
         super().__init__(iface, netns=netns, **kwargs)
@@ -111,7 +118,9 @@ class XdpDnat(Loader):
         # Tables exactly --maglev-size large (the object declares room for
         # the largest): the program's bound, and the inner maps' template.
         obj.set_constant("maglev_size", self.maglev_size)
-        self.table_template = Map.create("maglev_table", BPF_MAP_TYPE_ARRAY, 4, table_bytes(self.maglev_size), 1)
+        obj.set_constant("table_backends", self.table_backends)
+        self.table_template = Map.create("maglev_table", BPF_MAP_TYPE_ARRAY, 4,
+                                         table_bytes(self.maglev_size, self.table_backends), 1)
         obj.map("services").set_inner_template(self.table_template)
 
     def setup(self, obj: BpfObject) -> None:
@@ -120,14 +129,15 @@ class XdpDnat(Loader):
         for name in PINNED_MAPS:
             obj.map(name).pin(self.instance.pin_path(name))
         obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig).update(
-            0, instance_config(obj.map("services"), 0, self.maglev_size))
-        self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size)
+            0, instance_config(obj.map("services"), 0, self.maglev_size, self.table_backends))
+        self.table = ServiceTable(DnatMaps.of(obj), self.maglev_size, self.table_backends)
         self.table.put_many([spec if not isinstance(spec, str) else parse_service(spec) for spec in self.services])
 
     def attached(self) -> None:
         config = self.obj.map("dnat_config").bind(ctypes.c_uint32, DnatConfig)
         # replies leave where clients reach the VIP
-        config.update(0, instance_config(self.obj.map("services"), self.ifindex, self.maglev_size))
+        config.update(0, instance_config(self.obj.map("services"), self.ifindex, self.maglev_size,
+                                                  self.table_backends))
         if self.return_path:
             self.refresh_return_path()
 
@@ -174,7 +184,7 @@ def run(args) -> int:
     with XdpDnat(args.iface, netns=args.netns, mode=args.mode, services=services,
                  return_path=not args.no_return_path, obj=args.object, force=args.force,
                  max_services=args.max_services, max_backends=args.max_backends, max_flows=args.max_flows,
-                 maglev_size=args.maglev_size) as dnat:
+                 maglev_size=args.maglev_size, max_service_backends=args.max_service_backends) as dnat:
         cli.say_attached(dnat)
         if dnat.instance.stale:
             cli.say("xdp_dnat", "removed the pins of an earlier instance that died")
@@ -214,8 +224,8 @@ def _say(args, text: str, data) -> None:
 
 def service_command(args, table: ServiceTable) -> None:
     if args.action == "add":
+        table.put_many(args.parsed)  # all or, refused, none: one line naming what has no room
         for s in args.parsed:
-            table.put(s)
             _say(args, f"added {s}", {"added": s.as_json()})
     elif args.action == "del":
         for vip, port, proto in args.parsed:
@@ -311,7 +321,10 @@ def parser(commands: dict[str, argparse.ArgumentParser] | None = None) -> argpar
     run_p.add_argument("--max-services", type=positive_int, metavar="N",
                        help="size of the service map (default 1024)")
     run_p.add_argument("--max-backends", type=positive_int, metavar="N",
-                       help="backend slots over all services (default 4096, at most 65536)")
+                       help="backend slots over all services (default 4096)")
+    run_p.add_argument("--max-service-backends", type=table_backends, default=DEFAULT_TABLE_BACKENDS, metavar="N",
+                       help=f"backends of one service (default {DEFAULT_TABLE_BACKENDS}, at most "
+                            f"{maglev.MAX_BACKENDS}): each table has room for this many")
     run_p.add_argument("--max-flows", type=positive_int, metavar="N",
                        help="connections remembered (LRU, each direction; default 65536)")
     run_p.add_argument("--maglev-size", type=maglev_size, default=maglev.DEFAULT_SIZE, metavar="M",
@@ -351,11 +364,23 @@ def main(argv: list[str]) -> int:
         _parse_specs(args, commands[args.command])
         return manage(args)
     args = p.parse_args(argv)
-    if args.max_backends and args.max_backends > 65536:
-        commands["run"].error(f"--max-backends {args.max_backends} is above 65536 (tables hold 16-bit slots)")
     for spec in args.service or []:
         parse_service(spec)  # a bad spec fails before anything is loaded
     return run(args)
+
+
+def check_table_backends(n: int) -> int:
+    if not 1 <= n <= maglev.MAX_BACKENDS:
+        raise ValueError(f"backends per service {n} is not between 1 and {maglev.MAX_BACKENDS} "
+                         f"(a table entry is a 16-bit index)")
+    return n
+
+
+def table_backends(text: str) -> int:
+    try:
+        return check_table_backends(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if text.lstrip("-").isdigit() else f"not a number: '{text}'") from None
 
 
 def maglev_size(text: str) -> int:

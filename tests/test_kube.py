@@ -15,7 +15,7 @@ from bpflab.loaders import kube
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
-from bpflab.loaders.services import Backend, FlowKey, Service
+from bpflab.loaders.services import Backend, FlowKey, RoomError, Service
 
 CLUSTER = json.loads((Path(__file__).parent / "kube" / "cluster.json").read_text())
 
@@ -195,3 +195,26 @@ def test_a_table_swapped_while_it_is_read_is_read_again(table, monkeypatch):
     assert len(opened) == 2 and opened[0] != opened[1]
     (state,) = table.states()
     assert (size, set(slots)) == (251, {state.backends[0].slot})  # the new table: one backend
+
+
+@pytest.mark.kernel
+def test_an_endpoint_slice_of_five_thousand_endpoints_is_refused_naming_the_flag():
+    """More ready endpoints than a table has room for: one line naming the
+    limit and --max-service-backends, before anything changes."""
+    big = copy.deepcopy(CLUSTER)
+    web_slice = next(item for item in big["items"] if item["kind"] == "EndpointSlice" and
+                     item["metadata"]["labels"].get("kubernetes.io/service-name") == "web")
+    web_slice["endpoints"] = [{"addresses": [f"10.245.{i // 250}.{i % 250 + 1}"], "conditions": {"ready": True}}
+                              for i in range(5000)]
+    with BpfObject(object_path("xdp_dnat"), load=False) as obj:
+        for name in ("backends", "backend_packets"):
+            obj.map(name).set_max_entries(16384)
+        obj.load()
+        table = ServiceTable(DnatMaps.of(obj), 251, 1024)
+        table.put(Service.to("10.96.0.200", 80, "tcp", "10.244.9.9", 80))
+        before = table.services()
+        with pytest.raises(RoomError) as info:
+            kube.apply(table, kube.parse(json.dumps(big)))
+        assert str(info.value) == "10.96.0.10:80/tcp has 5000 backends: each table has room for 1024 " \
+                                  "(--max-service-backends)"
+        assert table.services() == before

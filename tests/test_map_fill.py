@@ -43,7 +43,8 @@ def test_a_map_of_maps_takes_each_inner_maps_entries(dnat):
     (dumped,) = dump_map(dnat, "services")
     assert dumped["key"] == {"vip": "10.96.0.10", "port": 80, "proto": 6}
     ((inner,),) = [dumped["value"]]
-    assert inner["key"] == 0 and inner["value"]["size"] == 2 and inner["value"]["slot"][:3] == [0, 1, 0]
+    assert inner["key"] == 0 and inner["value"]["size"] == 2 and inner["value"]["entry"][:3] == [0, 1, 0] and \
+        inner["value"]["slot"][:3] == [0, 1, 0]
 
 
 def test_numbers_are_taken_for_addresses_too(dnat):
@@ -75,7 +76,7 @@ def test_an_inner_entry_that_does_not_fit_names_its_place(dnat):
     with pytest.raises(EncodeError) as info:
         fill_map(dnat, "services", [good, bad])
     assert str(info.value).startswith("map services, entry 1, value: inner map, entry 0, value.sise: struct "
-                                      "maglev_table has no field 'sise' (has: size, backends, slot)")
+                                      "maglev_table has no field 'sise' (has: size, backends, entry, slot)")
     assert dump_map(dnat, "services") == []
 
 

@@ -194,22 +194,33 @@ def test_the_interface_deleted_under_a_running_loader(lab_factory, loader, args)
     assert "Traceback" not in err
 
 
-def test_a_full_service_map_is_a_clear_error(dnat_lab):
+def test_what_the_maps_have_no_room_for_is_one_line_naming_its_flag(dnat_lab):
+    """More services than --max-services, more backends than the slots
+    (--max-backends) or than a table holds (--max-service-backends): one
+    line naming the limit and its flag, exit 2, nothing changed."""
     lb = dnat_lab.netns("lb")
-    proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb, "--max-services", "2")
+    proc = start_and_wait("xdp_dnat", "eth0", "--netns", lb, "--max-services", "3", "--max-backends", "4",
+                          "--max-service-backends", "2")  # its default service takes slot 0
     try:
-        ok = run_loader("xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp=10.244.1.6:80")
-        assert ok.returncode == 0, ok.stderr
-        full = run_loader("xdp_dnat", "service", "add", "eth0", "--netns", lb, "10.96.0.12:80/tcp=10.244.1.7:80")
-        assert_one_line_error(full, "service map is full (2 services)")
-        listed = run_loader("xdp_dnat", "service", "list", "eth0", "--netns", lb)
-        assert listed.stdout.splitlines() == ["10.96.0.10:80/tcp -> 10.244.1.5:8080 (0 packets)",
-                                              "10.96.0.11:80/tcp -> 10.244.1.6:80 (0 packets)"]
-        # The refused service's backend slot was given back: the next backend takes it.
-        more = run_loader("xdp_dnat", "backend", "add", "eth0", "--netns", lb, "10.96.0.11:80/tcp", "10.244.1.8:80")
-        assert more.returncode == 0, more.stderr
+        def ok(*args):
+            result = run_loader("xdp_dnat", *args[:2], "eth0", "--netns", lb, *args[2:])
+            assert result.returncode == 0, result.stderr
+
+        def refused(*args):
+            return run_loader("xdp_dnat", *args[:2], "eth0", "--netns", lb, *args[2:])
+
+        ok("service", "add", "10.96.0.11:80/tcp=10.244.1.6:80")
+        assert_one_line_error(refused("service", "add", "10.96.0.11:80/tcp=10.244.1.6:80,10.244.1.7:80,10.244.1.8:80"),
+                              "10.96.0.11:80/tcp has 3 backends: each table has room for 2 (--max-service-backends)")
+        ok("backend", "add", "10.96.0.11:80/tcp", "10.244.1.8:80")
+        ok("backend", "add", "10.96.0.10:80/tcp", "10.244.1.9:80")
+        assert_one_line_error(refused("service", "add", "10.96.0.12:80/tcp=10.244.1.11:80", "10.96.0.13:80/tcp=10.244.1.12:80"),
+                              "4 services do not fit the service map (3; --max-services)")
+        assert_one_line_error(refused("service", "add", "10.96.0.12:80/tcp=10.244.1.11:80"),
+                              "1 new backend does not fit the free backend slots (0 of 4; --max-backends)")
         listed = json.loads(run_loader("xdp_dnat", "service", "list", "eth0", "--netns", lb, "--json").stdout)
-        assert [[b["slot"] for b in s["backends"]] for s in listed] == [[0], [1, 2]]
+        assert [(s["vip"], [b["slot"] for b in s["backends"]]) for s in listed] == [
+            ("10.96.0.10", [0, 3]), ("10.96.0.11", [1, 2])]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=scaled_timeout(10))

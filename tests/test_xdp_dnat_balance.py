@@ -29,7 +29,7 @@ from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfError
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig
-from bpflab.loaders.services import Backend, Service, SpecError
+from bpflab.loaders.services import Backend, BackendSlot, RoomError, Service, SpecError, service_key
 from tests import maglev_model
 from tests.xdp_dnat_frames import (
     BACKEND_MAC,
@@ -336,15 +336,41 @@ def test_a_rebuild_never_writes_a_table_packets_may_be_reading(runner):
     assert size == SIZE and len(set(slots)) == 3
 
 
-def test_many_services_change_in_one_swap_and_a_full_map_gives_back_what_did_not_fit(lab):
+def snapshot(runner) -> tuple:
+    """The services and every backend slot's bytes: what a refused change must leave as it was."""
+    return runner.table.services(), [(i, bytes(slot)) for i, slot in runner.table.maps.backends.items()]
+
+
+def test_many_services_change_in_one_swap_and_what_does_not_fit_is_refused_with_nothing_changed(lab):
     """put_many swaps every service's table in with one update of the
-    services map; where the map fills up part way, the services before
-    the full point stand and the rest give their new slots back."""
+    services map; a change the map has no room for is refused, before
+    anything changes, in one line naming the limit and its flag."""
     with dnat_runner(lab, services=(), maglev_size=SIZE, max_services=3) as runner:
         runner.table.put_many([WEB, DNS])
         for service in (WEB, DNS):
             frames = [flow(sport, service) for sport in range(21000, 21040)]
             assert run_flows(runner, frames, service) == {f: maglev_model.pick(f, model_table(service)) for f in frames}
+        before = snapshot(runner)
+        changed = dataclasses.replace(WEB, backends=THREE[:2] + (FOURTH,))
+        third, fourth = (Service(VIP, 8443 + i, "tcp", (Backend(THREE[i].ip, 443),)) for i in range(2))
+        with pytest.raises(RoomError, match=r"^4 services do not fit the service map \(3; --max-services\)$"):
+            runner.table.put_many([changed, third, fourth])
+        assert snapshot(runner) == before
+        with pytest.raises(SpecError, match=r"^10.96.0.10:81/tcp given twice$"):
+            runner.table.put_many([fourth, dataclasses.replace(fourth, port=81), Service(VIP, 81, "tcp", THREE)])
+        runner.table.put_many([changed, third])  # what fits goes in
+        runner.table.delete_many([(VIP, 80, "tcp"), (VIP, 8443, "tcp")])
+        assert [s.frontend for s in runner.table.services()] == [DNS.frontend]
+        assert not [k for k in runner.table.maps.flows.keys() if k.dport != DNS.key().port]  # their flows went too
+
+
+def test_a_map_another_process_filled_meanwhile_gives_back_what_did_not_fit(lab, monkeypatch):
+    """Past the room check (another process filled the map since): the
+    services before the full point stand and the rest give their new slots
+    back."""
+    with dnat_runner(lab, services=(), maglev_size=SIZE, max_services=3) as runner:
+        runner.table.put_many([WEB, DNS])
+        monkeypatch.setattr(runner.table, "_check_room", lambda services, slots: None)
         changed = dataclasses.replace(WEB, backends=THREE[:2] + (FOURTH,))
         third, fourth = (Service(VIP, 8443 + i, "tcp", (Backend(THREE[i].ip, 443),)) for i in range(2))
         with pytest.raises(BpfError, match=r"^\[Errno 7\] service map is full \(3 services\)") as info:
@@ -355,11 +381,40 @@ def test_many_services_change_in_one_swap_and_a_full_map_gives_back_what_did_not
         assert len(in_use) == 3 + 3 + 1  # changed, DNS, third: WEB's third backend and fourth's slot are free
         frames = [flow(sport) for sport in range(22000, 22060)]
         assert run_flows(runner, frames, changed) == {f: maglev_model.pick(f, model_table(changed)) for f in frames}
-        with pytest.raises(SpecError, match=r"^10.96.0.10:81/tcp given twice$"):
-            runner.table.put_many([fourth, dataclasses.replace(fourth, port=81), Service(VIP, 81, "tcp", THREE)])
-        runner.table.delete_many([(VIP, 80, "tcp"), (VIP, 8443, "tcp")])
-        assert [s.frontend for s in runner.table.services()] == [DNS.frontend]
-        assert not [k for k in runner.table.maps.flows.keys() if k.dport != DNS.key().port]  # their flows went too
+
+
+def test_backends_past_what_the_slots_or_a_table_hold_are_refused_with_nothing_changed(lab):
+    with dnat_runner(lab, services=(), maglev_size=SIZE, max_backends=5, table_backends=3) as runner:
+        runner.table.put(WEB)
+        before = snapshot(runner)
+        four = dataclasses.replace(WEB, backends=THREE + (FOURTH,))
+        with pytest.raises(RoomError, match=r"^10.96.0.10:80/tcp has 4 backends: each table has room for 3 "
+                                            r"\(--max-service-backends\)$"):
+            runner.table.put(four)
+        other = Service(VIP, 81, "tcp", THREE)
+        with pytest.raises(RoomError, match=r"^4 new backends do not fit the free backend slots \(2 of 5; "
+                                            r"--max-backends\)$"):
+            runner.table.put_many([Service(VIP, 82, "tcp", THREE[:1]), other])
+        assert snapshot(runner) == before
+        drained = dataclasses.replace(four, backends=THREE + (dataclasses.replace(FOURTH, weight=0),))
+        runner.table.put(drained)  # a draining backend holds a slot but no room in the table
+        assert sorted(runner.table.lookup(VIP, 80, "tcp").backends) == sorted(drained.backends)
+
+
+def test_backend_slots_past_sixteen_bits_are_reached(lab):
+    """Slot numbers are 32-bit (a table's entries are 16-bit indices into its
+    own slots): with 65,536 slots taken by other services, a service's
+    backends get slots above 65535 and flows still go where the model says."""
+    taken = 65536
+    with dnat_runner(lab, services=(), maglev_size=SIZE, max_backends=taken + 8) as runner:
+        other = service_key("10.96.7.7", 80, "tcp")
+        runner.table.maps.backends.update_many([(i, BackendSlot(ip_be32("10.250.0.1") + (i << 8), 80, 1, other))
+                                               for i in range(taken)])
+        runner.table.put(WEB)
+        state = next(s for s in runner.table.states() if s.service.frontend == WEB.frontend)
+        assert sorted(b.slot for b in state.backends) == [taken, taken + 1, taken + 2]
+        frames = [flow(sport) for sport in range(23000, 23040)]
+        assert run_flows(runner, frames, WEB) == {f: maglev_model.pick(f, model_table(WEB)) for f in frames}
 
 
 def test_a_source_port_reused_for_another_service_of_the_same_backend_gets_that_services_replies(runner):

@@ -71,13 +71,15 @@ def test_frames_reach_the_backend_rewritten_with_valid_checksums(dnat_lab, attac
     assert dnat_.verdicts()["redirected"] == len(sent)
 
 
-@pytest.mark.parametrize("maglev_size, value_size", [(251, 512), (16381, 32772)])
-def test_each_service_table_is_exactly_as_large_as_its_maglev_size(dnat_lab, attach, maglev_size, value_size):
+@pytest.mark.parametrize("maglev_size, backends, value_size", [(251, 1024, 4608), (16381, 1024, 36868), (251, 3, 524)])
+def test_each_service_table_is_exactly_as_large_as_its_maglev_size(dnat_lab, attach, maglev_size, backends,
+                                                                    value_size):
     """A table's inner map holds struct maglev_table cut to --maglev-size
-    slots (8 header bytes, 2 per slot, padded to 4: worked out by hand), not
-    the largest table's 128 KiB; traffic still balances through it."""
+    entries and --max-service-backends slots (8 header bytes, 2 per entry,
+    padded to 4, then 4 per slot: worked out by hand), not the declared
+    struct's 393 KiB; traffic still balances through it."""
     dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES,
-                   return_path=False, maglev_size=maglev_size)
+                   return_path=False, maglev_size=maglev_size, max_service_backends=backends)
     inner_ids = [inner_id for _, inner_id in dnat_.table.maps.services.items()]
     assert len(inner_ids) == len(SERVICES)
     for inner_id in inner_ids:

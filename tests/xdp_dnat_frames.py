@@ -47,14 +47,16 @@ def flow_key(frame: bytes) -> FlowKey:
 def maps_json(services) -> dict[str, list]:
     """xdp_dnat's maps as a user of `bpflab run/csum --map NAME=FILE.json`
     writes them: each backend a slot, each service a table of one entry
-    per backend (any size works for the program; the loader's are prime)."""
+    per backend, entry i naming the table's slot i (any size works for the
+    program; the loader's are prime)."""
     backends, tables = [], []
     for s in services:
         key = {"vip": s.vip, "port": s.port, "proto": {"tcp": 6, "udp": 17}[s.proto]}
         first = len(backends)
         backends += [{"key": first + i, "value": {"ip": b.ip, "port": b.port, "weight": b.weight, "service": key}}
                      for i, b in enumerate(s.backends)]
-        table = {"size": len(s.backends), "backends": len(s.backends), "slot": list(range(first, len(backends)))}
+        table = {"size": len(s.backends), "backends": len(s.backends), "entry": list(range(len(s.backends))),
+                 "slot": list(range(first, len(backends)))}
         tables.append({"key": key, "value": [{"key": 0, "value": table}]})
     return {"services": tables, "backends": backends}
 
@@ -101,9 +103,10 @@ class DnatRunner:
     netns: str
     ifindex: int
     maglev_size: int | None = None  # None: the loader's default
+    table_backends: int | None = None  # None: the object's declared room
 
     def __post_init__(self):
-        self.table = ServiceTable(DnatMaps.of(self.obj), self.maglev_size)
+        self.table = ServiceTable(DnatMaps.of(self.obj), self.maglev_size, self.table_backends)
 
     def run(self, frame: bytes):
         with entered(self.netns):
@@ -115,13 +118,17 @@ class DnatRunner:
 
 
 @contextlib.contextmanager
-def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None, max_services=None):
+def dnat_runner(lab, services=(HTTP, DNS), maglev_size=None, max_services=None, max_backends=None,
+                table_backends=None):
     skip_without("xdp_test_run_ctx")  # bpf_fib_lookup needs the ingress interface
     with BpfObject(object_path("xdp_dnat"), load=False) as obj:
         if max_services:
             obj.map("services").set_max_entries(max_services)
+        if max_backends:
+            obj.map("backends").set_max_entries(max_backends)
+            obj.map("backend_packets").set_max_entries(max_backends)
         obj.load()
-        runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"), maglev_size)
+        runner = DnatRunner(obj, lab.netns("lb"), lab.ifindex("lb", "eth0"), maglev_size, table_backends)
         for s in services:
             runner.table.put(s)
         yield runner

@@ -9,7 +9,7 @@ import os
 import platform
 import sys
 
-from bpflab.bench import datapath, ringbuf, services, suite, testrun, topology
+from bpflab.bench import datapath, ringbuf, scale, services, suite, testrun, topology
 from bpflab.host.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "docs" / "results" / "bench.json"
@@ -33,8 +33,30 @@ def goals(results: dict) -> list[dict]:
     ]
     if "suite_s" in results:
         out.append(("host suite <= 60 s at -n 2", results["suite_s"]["n2_s"], "<=", 60, " s"))
+    if "scale" in results:
+        out += scale_goals(results["scale"])
     return [{"goal": goal, "value": round(value, 2), "target": target, "met": value <= target if op == "<=" else
              value >= target, "unit": unit.strip()} for goal, value, op, target, unit in out]
+
+
+def scale_goals(scale_results: dict) -> list[tuple]:
+    """Issue 36's goals: the largest cluster against the smallest, in this run."""
+    rows = {row["services"]: row for row in scale_results["services"]}
+    one, most = rows[min(rows)], rows[max(rows)]
+    n = most["services"]
+    flows = scale_results["flows"]
+    per_service = (most["kernel_bytes"] - one["kernel_bytes"]) / (n - one["services"])
+    return [
+        (f"{n:,} services of 10 backends programmed <= 10 s", most["program_s"], "<=", 10, " s"),
+        (f"one backend added to one of {n:,} services <= 20 ms", most["add_backend_ms"], "<=", 20, " ms"),
+        ("kernel memory per service at the default table size <= 40,000 bytes", per_service, "<=", 40_000, " bytes"),
+        (f"new flow at {n:,} services <= 1.1x at one", most["xdp_dnat_ns"]["new"] / one["xdp_dnat_ns"]["new"],
+         "<=", 1.1, "x"),
+        (f"established flow at {n:,} services <= 1.1x at one",
+         most["xdp_dnat_ns"]["established"] / one["xdp_dnat_ns"]["established"], "<=", 1.1, "x"),
+        (f"established flow with {flows[-1]['flows']:,} flows pinned <= 1.1x with {flows[0]['flows']:,}",
+         flows[-1]["established_ns"] / flows[0]["established_ns"], "<=", 1.1, "x"),
+    ]
 
 
 def beyond_generator(lab_mpps: dict) -> dict:
@@ -87,6 +109,8 @@ def table(results: dict) -> str:
     lines.append(f"service_change_ms: {svc['services']} services set one by one {svc['one_by_one_ms']} ms, "
                  f"all at once {svc['all_at_once_ms']} ms; backend del with {svc['flows']:,} flows "
                  f"{svc['backend_del_ms']} ms")
+    if "scale" in results:
+        lines += ["", scale_table(results["scale"])]
     if "suite_s" in results:
         lines.append(f"suite_s (kernel suite wall time): -n 1 {results['suite_s']['n1_s']} s, "
                      f"-n 2 {results['suite_s']['n2_s']} s")
@@ -97,14 +121,32 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def scale_table(scale_results: dict) -> str:
+    lines = [f"{'scale (xdp_dnat, tables of 16381)':<36}{'program s':>10}{'add ms':>8}{'kernel MB':>11}"
+             f"{'bytes/svc':>11}{'new ns':>8}{'est ns':>8}"]
+    for row in scale_results["services"]:
+        lines.append(f"  {row['services']:>7,} services{'':<19}{row['program_s']:>10.2f}{row['add_backend_ms']:>8.1f}"
+                     f"{row['kernel_bytes'] / 1e6:>11.1f}{row['kernel_bytes'] / row['services']:>11,.0f}"
+                     f"{row['xdp_dnat_ns']['new']:>8.0f}{row['xdp_dnat_ns']['established']:>8.0f}")
+    for row in scale_results["flows"]:
+        lines.append(f"  {row['flows']:>9,} flows pinned: established {row['established_ns']:.0f} ns per packet")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bpflab.bench")
     p.add_argument("--suite", action="store_true", help="also time the kernel test suite with -n 1 and -n 2")
     p.add_argument("--runs", type=int, default=3, help="runs per datapath (default 3)")
+    p.add_argument("--only", choices=("scale",), help="run only this part (the other figures are kept from the "
+                                                     "last full run in docs/results/bench.json)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("bench: needs root (it loads BPF programs and builds namespaces)", file=sys.stderr)
         return 2
+    if args.only == "scale":
+        results = json.loads(RESULTS.read_text())
+        results["scale"] = scale.measure()
+        return write(results)
     results = {
         "date": datetime.date.today().isoformat(),
         "kernel": platform.release(),
@@ -116,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         **ringbuf.measure(),
         "topology_ms": topology.measure(),
         "service_change_ms": services.measure(),
+        "scale": scale.measure(),
     }
     results["lab_ns_beyond_generator"] = beyond_generator(results["lab_mpps"])
     if args.suite:
         results["suite_s"] = suite.measure()
+    return write(results)
+
+
+def write(results: dict) -> int:
     results["goals"] = goals(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

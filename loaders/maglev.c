@@ -46,14 +46,17 @@ static void sift_down(struct turn *heap, uint32_t n, uint32_t i)
 	}
 }
 
-/* The next free entry down backend r's permutation; -1 if none within
- * `size` steps (a broken permutation: an error, not a loop without end). */
-static int64_t claim(const int32_t *table, uint32_t size, uint32_t offset, uint32_t skip, uint32_t *tried)
+/* The next free entry down a backend's permutation: entry j of it is
+ * (offset + j * skip) mod size, walked by adding skip (no division per
+ * step; *at is entry *tried's position). -1 if none within `size` steps
+ * (a broken permutation: an error, not a loop without end). */
+static int64_t claim(const int32_t *table, uint32_t size, uint32_t skip, uint32_t *at, uint32_t *tried)
 {
 	while (*tried < size) {
-		uint32_t c = (uint32_t)((offset + (uint64_t)*tried * skip) % size);
+		uint32_t c = *at;
 
 		(*tried)++;
+		*at = c + skip >= size ? c + skip - size : c + skip; /* c, skip < size < 2^31 */
 		if (table[c] < 0)
 			return c;
 	}
@@ -65,7 +68,7 @@ static int64_t claim(const int32_t *table, uint32_t size, uint32_t offset, uint3
 int maglev_fill(uint32_t size, uint32_t n, const uint32_t *offset, const uint32_t *skip, const uint32_t *weight,
 		int32_t *table)
 {
-	uint32_t *tried, filled = 0, r, equal = 1;
+	uint32_t *tried, *at, filled = 0, r, equal = 1;
 	struct turn *heap;
 	int err = 0;
 
@@ -74,20 +77,23 @@ int maglev_fill(uint32_t size, uint32_t n, const uint32_t *offset, const uint32_
 	for (r = 0; r < size; r++)
 		table[r] = -1;
 	for (r = 0; r < n; r++) {
-		if (!weight[r] || !skip[r] || offset[r] >= size)
+		if (!weight[r] || !skip[r] || skip[r] >= size || offset[r] >= size || size >= 1u << 31)
 			return -EINVAL;
 		equal &= weight[r] == weight[0];
 	}
 	tried = calloc(n, sizeof(*tried));
+	at = calloc(n, sizeof(*at));
 	heap = calloc(n, sizeof(*heap));
-	if (!tried || !heap) {
+	if (!tried || !at || !heap) {
 		err = -ENOMEM;
 		goto out;
 	}
+	for (r = 0; r < n; r++)
+		at[r] = offset[r];
 	if (equal) {
 		while (filled < size) {
 			for (r = 0; r < n && filled < size; r++, filled++) {
-				int64_t c = claim(table, size, offset[r], skip[r], &tried[r]);
+				int64_t c = claim(table, size, skip[r], &at[r], &tried[r]);
 
 				if (c < 0) {
 					err = -EINVAL;
@@ -106,7 +112,7 @@ int maglev_fill(uint32_t size, uint32_t n, const uint32_t *offset, const uint32_
 		int64_t c;
 
 		r = heap[0].rank;
-		c = claim(table, size, offset[r], skip[r], &tried[r]);
+		c = claim(table, size, skip[r], &at[r], &tried[r]);
 		if (c < 0) {
 			err = -EINVAL;
 			goto out;
@@ -118,6 +124,26 @@ int maglev_fill(uint32_t size, uint32_t n, const uint32_t *offset, const uint32_
 	}
 out:
 	free(tried);
+	free(at);
 	free(heap);
+	return err;
+}
+
+/* maglev_fill, each entry then written as label[rank] in 16 bits: the
+ * table as xdp_dnat holds it (an index into the service's own backends),
+ * without a pass through Python's integers. */
+int maglev_fill_labels(uint32_t size, uint32_t n, const uint32_t *offset, const uint32_t *skip,
+		       const uint32_t *weight, const uint16_t *label, uint16_t *out)
+{
+	int32_t *table = malloc((size_t)size * sizeof(*table));
+	uint32_t i;
+	int err;
+
+	if (!table)
+		return -ENOMEM;
+	err = maglev_fill(size, n, offset, skip, weight, table);
+	for (i = 0; !err && i < size; i++)
+		out[i] = label[table[i]];
+	free(table);
 	return err;
 }

@@ -71,6 +71,9 @@ def _load_native():
     u32p = ctypes.POINTER(ctypes.c_uint32)
     lib.maglev_fill.argtypes = [ctypes.c_uint32, ctypes.c_uint32, u32p, u32p, u32p, ctypes.POINTER(ctypes.c_int32)]
     lib.maglev_fill.restype = ctypes.c_int
+    u16p = ctypes.POINTER(ctypes.c_uint16)
+    lib.maglev_fill_labels.argtypes = [ctypes.c_uint32, ctypes.c_uint32, u32p, u32p, u32p, u16p, u16p]
+    lib.maglev_fill_labels.restype = ctypes.c_int
     return lib
 
 
@@ -82,23 +85,48 @@ def native() -> bool:
     return _native is not None
 
 
-def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE, *, compiled: bool = True) -> list[int]:
-    """The table for (name, weight) backends: entry -> index into `backends`.
-
-    Names must be distinct and weights positive; an empty list gives an
-    empty table (a service with no backend to choose). compiled=False fills
-    it in Python even where the compiled fill is there (the same table)."""
+def _checked(backends: Sequence[tuple[str, int]], size: int) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    """(order, each ranked backend's permutation, its weight): backends
+    ranked by name, so the table is independent of insertion order."""
     check_size(size)
     names = [name for name, _ in backends]
     if len(set(names)) != len(names):
         raise ValueError("backend names must be distinct")
     if any(weight <= 0 for _, weight in backends):
         raise ValueError("backend weights must be positive")
+    order = sorted(range(len(backends)), key=lambda i: names[i])  # independent of insertion order
+    return order, [preference(names[i], size) for i in order], [backends[i][1] for i in order]
+
+
+def build_entries(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE) -> array.array:
+    """build() as 16-bit entries (array "H"), the form xdp_dnat's tables
+    hold: filled in compiled code straight into the array where it can be."""
+    if len(backends) > MAX_BACKENDS:
+        raise ValueError(f"{len(backends)} backends: a table holds at most {MAX_BACKENDS}")
+    if _native is None or not backends:
+        return array.array("H", build(backends, size))
+    order, params, weights = _checked(backends, size)
+    n = len(order)
+    out = array.array("H", bytes(2 * size))
+    c_out = (ctypes.c_uint16 * size).from_buffer(out)
+    err = _native.maglev_fill_labels(size, n, (ctypes.c_uint32 * n)(*(p[0] for p in params)),
+                                     (ctypes.c_uint32 * n)(*(p[1] for p in params)), (ctypes.c_uint32 * n)(*weights),
+                                     (ctypes.c_uint16 * n)(*order), c_out)
+    del c_out  # the buffer export ends before the array is used
+    if err:
+        raise RuntimeError(f"Maglev fill of a {size}-entry table failed (errno {-err})")
+    return out
+
+
+def build(backends: Sequence[tuple[str, int]], size: int = DEFAULT_SIZE, *, compiled: bool = True) -> list[int]:
+    """The table for (name, weight) backends: entry -> index into `backends`.
+
+    Names must be distinct and weights positive; an empty list gives an
+    empty table (a service with no backend to choose). compiled=False fills
+    it in Python even where the compiled fill is there (the same table)."""
+    order, params, weights = _checked(backends, size)
     if not backends:
         return []
-    order = sorted(range(len(backends)), key=lambda i: names[i])  # independent of insertion order
-    params = [preference(names[i], size) for i in order]
-    weights = [backends[i][1] for i in order]
     if compiled and _native is not None:
         return _fill_native(order, params, weights, size)
     taken = [0] * len(order)  # turns taken

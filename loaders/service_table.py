@@ -134,6 +134,77 @@ class _Change:
     gone: list[int] = dataclasses.field(default_factory=list)
 
 
+class SlotView:
+    """The backends map as one read returned it (slot i's bytes at i * 16;
+    IP 0: a free slot), indexed without a Python object per slot: a
+    hundred thousand slots are read for every change of one service."""
+
+    SIZE = ctypes.sizeof(BackendSlot)
+    SERVICE_AT = BackendSlot.service.offset
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        # Each slot's first word is its IP (0: free). A strided view, not
+        # numpy: every CLI call reads this, and numpy costs 0.2 s to import.
+        self.ips = memoryview(raw).cast("I")[:: self.SIZE // 4]
+        self._finds = 0
+        self._ips: list[int] | None = None
+        self._index: dict[bytes, dict[int, BackendSlot]] | None = None
+
+    def __len__(self) -> int:
+        """How many slots are used."""
+        return len(self.ips) - self._ip_list().count(0)
+
+    def free(self):
+        """The free slots, lowest first (each found by a search in C)."""
+        ips, i = self._ip_list(), -1
+        while True:
+            try:
+                i = ips.index(0, i + 1)
+            except ValueError:
+                return
+            yield i
+
+    def _ip_list(self) -> list[int]:
+        if self._ips is None:
+            self._ips = self.ips.tolist()
+        return self._ips
+
+    def __getitem__(self, i: int) -> BackendSlot:
+        return BackendSlot.from_buffer_copy(self.raw, i * self.SIZE)
+
+    def items(self):
+        return ((i, self[i]) for i, ip in enumerate(self.ips) if ip)
+
+    def values(self):
+        return (slot for _, slot in self.items())
+
+    def by_service(self) -> dict[bytes, dict[int, BackendSlot]]:
+        """Every used slot, grouped by its service's key bytes (one pass)."""
+        out: dict[bytes, dict[int, BackendSlot]] = {}
+        for i, slot in self.items():
+            out.setdefault(bytes(slot.service), {})[i] = slot
+        return out
+
+    def of(self, key: ServiceKey) -> dict[int, BackendSlot]:
+        """The used slots of the service `key`: its bytes found where a
+        slot's service field is (a search in C, not a loop over slots); past
+        a few services, from an index of them all built once."""
+        wanted, out = bytes(key), {}
+        if self._index is None and self._finds >= 8:
+            self._index = self.by_service()
+        if self._index is not None:
+            return dict(self._index.get(wanted, {}))
+        self._finds += 1
+        at = self.raw.find(wanted)
+        while at != -1:
+            i, rest = divmod(at - self.SERVICE_AT, self.SIZE)
+            if rest == 0 and self.ips[i]:
+                out[i] = self[i]
+            at = self.raw.find(wanted, at + 1)
+        return out
+
+
 # Services whose new tables go in with one update of the services map: each
 # holds an inner map's fd until then, and a process may have only 1024 open.
 SWAP_CHUNK = 256
@@ -162,16 +233,8 @@ class ServiceTable:
         self.table_backends = min(table_backends or backends_room, backends_room)
 
     # -- reading -----------------------------------------------------------
-    def _slots(self) -> dict[int, BackendSlot]:
-        raw = self.maps.backends.array_values_raw()
-        size = ctypes.sizeof(BackendSlot)
-        # Each slot's first word is its IP (0: free). A strided view, not
-        # numpy: every CLI call reads this, and numpy costs 0.2 s to import.
-        ips = memoryview(raw).cast("I")[:: size // 4]
-        return {i: BackendSlot.from_buffer_copy(raw, i * size) for i, ip in enumerate(ips) if ip}
-
-    def _slots_of(self, key: ServiceKey, slots: dict[int, BackendSlot]) -> dict[int, BackendSlot]:
-        return {i: s for i, s in slots.items() if bytes(s.service) == bytes(key)}
+    def _slots(self) -> SlotView:
+        return SlotView(self.maps.backends.array_values_raw())
 
     def table(self, vip: str, port: int, proto: str) -> tuple[int, list[int]] | None:
         """(size, backend slot of every entry) of a service's current table."""
@@ -200,7 +263,7 @@ class ServiceTable:
         return {ip_str(s.ip) for s in self._slots().values()}
 
     def states(self) -> list[ServiceState]:
-        slots = self._slots()
+        grouped = self._slots().by_service()
         packets = self.maps.backend_packets.counter_sums()
         rows = []
         for key in self.maps.services.keys():
@@ -208,7 +271,8 @@ class ServiceTable:
             table = self.table(vip, port, proto)
             if table is None:  # deleted while we looked
                 continue
-            own = sorted(self._slots_of(key, slots).items(), key=lambda item: (socket.ntohl(item[1].ip), socket.ntohs(item[1].port)))
+            own = sorted(grouped.get(bytes(key), {}).items(),
+                         key=lambda item: (socket.ntohl(item[1].ip), socket.ntohs(item[1].port)))
             backends = tuple(
                 BackendState(i, Backend(ip_str(s.ip), socket.ntohs(s.port), s.weight),
                              packets[i])
@@ -220,11 +284,14 @@ class ServiceTable:
     def services(self) -> list[Service]:
         return [r.service for r in self.states()]
 
-    def lookup(self, vip: str, port: int, proto: str) -> Service | None:
-        for s in self.services():
-            if (s.vip, s.port, s.proto) == (vip, port, proto):
-                return s
-        return None
+    def lookup(self, vip: str, port: int, proto: str, slots: SlotView | None = None) -> Service | None:
+        """The service as its slots say (no table is read), or None."""
+        key = service_key(vip, port, proto)
+        if self.maps.services.lookup(key) is None:
+            return None
+        slots = slots or self._slots()
+        own = sorted(slots.of(key).values(), key=lambda s: (socket.ntohl(s.ip), socket.ntohs(s.port)))
+        return Service(*_key_tuple(key), tuple(Backend(ip_str(s.ip), socket.ntohs(s.port), s.weight) for s in own))
 
     # -- changing ------------------------------------------------------------
     def put(self, service: Service) -> None:
@@ -232,35 +299,36 @@ class ServiceTable:
         the service exists without a backend to choose, and drops new flows)."""
         self.put_many([service])
 
-    def put_many(self, services: list[Service]) -> None:
+    def put_many(self, services: list[Service], slots: SlotView | None = None) -> None:
         """put() for several services, their new tables swapped in by one
         update of the services map per SWAP_CHUNK services: the kernel waits
         for running programs after each update call of a map of maps (about
         6 ms here), so a thousand services cost a few waits, not six
         seconds. What the maps have no room for is refused before anything
         changes (RoomError); services whose tables still did not go in
-        (another process filled the map meanwhile) give their new slots back."""
+        (another process filled the map meanwhile) give their new slots back.
+        `slots`: the backends map as this change's caller just read it."""
         seen: set[bytes] = set()
         for service in services:
             if bytes(service.key()) in seen:
                 raise SpecError(f"{service.frontend} given twice")
             seen.add(bytes(service.key()))
-        slots = self._slots()
+        slots = slots or self._slots()
         self._check_room(services, slots)
-        used = set(slots)
-        free = (i for i in range(self.maps.backends.max_entries) if i not in used)
+        free = slots.free()
         for start in range(0, len(services), SWAP_CHUNK):
             try:
-                self._put_chunk(services[start:start + SWAP_CHUNK], slots, used, free)
+                self._put_chunk(services[start:start + SWAP_CHUNK], slots, free)
             except BatchError as exc:
                 exc.done += start
                 raise
 
-    def _put_chunk(self, services: list[Service], slots: dict[int, BackendSlot], used: set[int], free) -> None:
+    def _put_chunk(self, services: list[Service], slots: SlotView, free) -> None:
         changes: list[_Change] = []
         try:
             for service in services:
-                changes.append(self._place(service, slots, used, free))
+                changes.append(self._place(service, slots, free))
+            self._zero_counters([i for change in changes for i in change.fresh])
             self._swap_in(changes)
         except BaseException as exc:
             done = exc.done if isinstance(exc, BatchError) else 0  # the swapped-in part stands
@@ -281,7 +349,7 @@ class ServiceTable:
                 raise RoomError(f"{service.frontend} has {ready} backends: each table has room for "
                                 f"{self.table_backends} (--max-service-backends)", "service_backends")
 
-    def _check_room(self, services: list[Service], slots: dict[int, BackendSlot]) -> None:
+    def _check_room(self, services: list[Service], slots: SlotView) -> None:
         """Refuse what the maps cannot hold, before changing anything: a
         service with more ready backends than a table has room for, more
         services than the services map takes, more new backend slots than
@@ -294,20 +362,21 @@ class ServiceTable:
             if present + new > services_map.max_entries:
                 raise RoomError(f"{present + new} services do not fit the service map ({services_map.max_entries}; "
                                 f"--max-services)", "services")
-        owned = {(bytes(slot.service), slot.ip, slot.port) for slot in slots.values()}
-        fresh = sum(1 for s in services for b in s.backends
-                    if (bytes(s.key()), ip_be32(b.ip), socket.htons(b.port)) not in owned)
+        fresh = 0
+        for s in services:
+            owned = {(slot.ip, slot.port) for slot in slots.of(s.key()).values()}
+            fresh += sum(1 for b in s.backends if (ip_be32(b.ip), socket.htons(b.port)) not in owned)
         room = self.maps.backends.max_entries - len(slots)
         if fresh > room:
             raise RoomError(f"{fresh} new backend{'s' if fresh > 1 else ''} do{'' if fresh > 1 else 'es'} not fit the "
                             f"free backend slots ({room} of {self.maps.backends.max_entries}; --max-backends)",
                             "backends")
 
-    def _place(self, service: Service, slots: dict[int, BackendSlot], used: set[int], free) -> _Change:
+    def _place(self, service: Service, slots: SlotView, free) -> _Change:
         """Write the slots of `service`'s backends (their own if they have
         one, else free ones) and build its table; nothing names them yet."""
         key = service.key()
-        own = {(s.ip, s.port): i for i, s in self._slots_of(key, slots).items()}
+        own = {(s.ip, s.port): i for i, s in slots.of(key).items()}
         change = _Change(key, [], None)
         try:
             placed, written = [], []
@@ -318,12 +387,9 @@ class ServiceTable:
                     if i is None:  # taken by another process since _check_room
                         raise BpfError(errno.E2BIG, f"no free backend slot for {service.frontend} "
                                                     f"({self.maps.backends.max_entries} in use; --max-backends)")
-                    used.add(i)
                     change.fresh.append(i)
                 written.append((i, BackendSlot(ip_be32(ep.ip), socket.htons(ep.port), ep.weight, key)))
                 placed.append(i)
-            for i in change.fresh:  # a reused slot starts from zero (per-CPU: no batch update)
-                self.maps.backend_packets.update(i, 0)
             self.maps.backends.update_many(written)
             change.gone = list(own.values())
             change.table = self._table_map(service, placed)
@@ -332,26 +398,41 @@ class ServiceTable:
             raise
         return change
 
+    def _zero_counters(self, fresh: list[int]) -> None:
+        """A reused slot starts counting from zero: the counters of `fresh`
+        slots that are not zero already (before any table names them).
+        Per-CPU maps take no batch update, so only those are written."""
+        counters = self.maps.backend_packets
+        if len(fresh) > 64:  # one read of them all beats a read each
+            sums = counters.counter_sums()
+            nonzero = [i for i in fresh if sums[i]]
+        else:
+            nonzero = [i for i in fresh if any(counters.lookup(i) or ())]
+        for i in nonzero:
+            counters.update(i, 0)
+
     def _clear_slots(self, fresh: list[int]) -> None:
         if fresh:
             self.maps.backends.update_many([(i, BackendSlot()) for i in fresh])
 
     def add_backend(self, vip: str, port: int, proto: str, backend: Backend) -> Service:
-        current = self._existing(vip, port, proto)
+        slots = self._slots()  # one read of the backends map for the whole change
+        current = self._existing(vip, port, proto, slots)
         kept = tuple(b for b in current.backends if b.name != backend.name)
         updated = dataclasses.replace(current, backends=kept + (backend,))
-        self.put(updated)
+        self.put_many([updated], slots)
         return updated
 
     def delete_backend(self, vip: str, port: int, proto: str, ip: str, bport: int) -> Service:
-        current = self._existing(vip, port, proto)
+        slots = self._slots()
+        current = self._existing(vip, port, proto, slots)
         kept = tuple(b for b in current.backends if (b.ip, b.port) != (ip, bport))
         if len(kept) == len(current.backends):
             raise SpecError(f"{current.frontend} has no backend {ip}:{bport}")
         if not kept:
             raise SpecError(f"{ip}:{bport} is the last backend of {current.frontend}: delete the service instead")
         updated = dataclasses.replace(current, backends=kept)
-        self.put(updated)
+        self.put_many([updated], slots)
         return updated
 
     def delete(self, vip: str, port: int, proto: str) -> bool:
@@ -368,10 +449,10 @@ class ServiceTable:
         keys = [service_key(*frontend) for frontend in frontends]
         self.maps.services.delete_many(keys)
         slots = self._slots()
-        self._free([i for key in keys for i in self._slots_of(key, slots)], slots)
+        self._free([i for key in keys for i in slots.of(key)], slots)
 
-    def _existing(self, vip: str, port: int, proto: str) -> Service:
-        current = self.lookup(vip, port, proto)
+    def _existing(self, vip: str, port: int, proto: str, slots: SlotView) -> Service:
+        current = self.lookup(vip, port, proto, slots)
         if current is None:
             raise SpecError(f"no service {vip}:{port}/{proto}")
         return current
@@ -383,12 +464,13 @@ class ServiceTable:
         if len(ready) > self.table_backends:
             raise SpecError(f"{service.frontend} has {len(ready)} backends: at most {self.table_backends} per service "
                             f"(--max-service-backends)")
-        entries = maglev.build([(name, weight) for name, weight, _ in ready], self.maglev_size)
+        # Each entry: an index into slot[], the ready backends' slots.
+        entries = maglev.build_entries([(name, weight) for name, weight, _ in ready], self.maglev_size)
         table = self.table_type()
         table.size = len(entries)  # 0 when every backend drains: new flows are dropped
         table.backends = len(ready)
-        indices = array.array("H", entries)  # each entry: an index into slot[], the ready backends' slots
-        ctypes.memmove(table.entry, indices.tobytes(), len(indices) * 2)
+        if entries:
+            ctypes.memmove(table.entry, entries.buffer_info()[0], len(entries) * 2)
         slots = array.array("I", (slot for _, _, slot in ready))
         ctypes.memmove(table.slot, slots.tobytes(), len(slots) * 4)
         inner = self._new_table_map()
@@ -426,7 +508,7 @@ class ServiceTable:
             btf = (btf_fd, config.table_btf_key_id, config.table_btf_value_id)
         return Map.create("maglev", BPF_MAP_TYPE_ARRAY, 4, ctypes.sizeof(self.table_type), 1, btf)
 
-    def _free(self, gone, slots: dict[int, BackendSlot]) -> None:
+    def _free(self, gone, slots: SlotView) -> None:
         gone = {i: slots[i] for i in gone}
         if not gone:
             return

@@ -91,6 +91,18 @@ def interfaces_towards(ips: list[str], netns: str | None) -> set[str]:
     return found
 
 
+def cut_tables(obj: BpfObject, maglev_size: int, table_backends: int) -> Map:
+    """Before `obj` loads: its tables cut to `maglev_size` entries and
+    `table_backends` backends (the object declares room for the largest),
+    the program's bounds and the services map's template of its inner maps
+    alike. Returns the template, to close once the object loaded."""
+    obj.set_constant("maglev_size", maglev_size)
+    obj.set_constant("table_backends", table_backends)
+    template = Map.create("maglev_table", BPF_MAP_TYPE_ARRAY, 4, table_bytes(maglev_size, table_backends), 1)
+    obj.map("services").set_inner_template(template)
+    return template
+
+
 class XdpDnat(Loader):
     """Rewrite traffic to service VIPs towards their backends."""
 
@@ -115,13 +127,7 @@ class XdpDnat(Loader):
         for name, size in self.sizes.items():
             if size:
                 obj.map(name).set_max_entries(size)
-        # Tables exactly --maglev-size large (the object declares room for
-        # the largest): the program's bound, and the inner maps' template.
-        obj.set_constant("maglev_size", self.maglev_size)
-        obj.set_constant("table_backends", self.table_backends)
-        self.table_template = Map.create("maglev_table", BPF_MAP_TYPE_ARRAY, 4,
-                                         table_bytes(self.maglev_size, self.table_backends), 1)
-        obj.map("services").set_inner_template(self.table_template)
+        self.table_template = cut_tables(obj, self.maglev_size, self.table_backends)
 
     def setup(self, obj: BpfObject) -> None:
         self.table_template.close()  # the services map keeps what it needs of it

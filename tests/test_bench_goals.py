@@ -41,3 +41,26 @@ def test_the_generators_cost_is_taken_out_per_packet():
     lab = {"generator": {"median_mpps": 5.0}, "xdp_native": {"median_mpps": 2.0}, "nft_dnat": {"median_mpps": 0.5}}
     # 1/5 Mpps = 200 ns, 1/2 Mpps = 500 ns, 1/0.5 Mpps = 2000 ns
     assert beyond_generator(lab) == {"xdp_native": 300.0, "nft_dnat": 1800.0}
+
+
+def test_the_scale_goals_compare_the_largest_cluster_with_the_smallest():
+    from bpflab.bench.__main__ import scale_goals
+
+    def row(services, program_s, add_ms, kernel_bytes, new, est):
+        return {"services": services, "program_s": program_s, "add_backend_ms": add_ms, "kernel_bytes": kernel_bytes,
+                "xdp_dnat_ns": {"new": new, "established": est}}
+
+    scale = {"services": [row(1, 0.01, 8.0, 800_000, 900, 600), row(10_000, 9.5, 25.0, 400_780_000, 990, 630)],
+             "flows": [{"flows": 1000, "established_ns": 600}, {"flows": 1_001_000, "established_ns": 720}]}
+    got = {goal: (round(value, 3), op, target) for goal, value, op, target, _ in scale_goals(scale)}
+    # per service: (400,780,000 - 800,000) / 9,999 = 40,002.0 bytes; 990/900 = 1.1; 630/600 = 1.05; 720/600 = 1.2
+    assert got == {
+        "10,000 services of 10 backends programmed <= 10 s": (9.5, "<=", 10),
+        "one backend added to one of 10,000 services <= 20 ms": (25.0, "<=", 20),
+        "kernel memory per service at the default table size <= 40,000 bytes": (40002.0, "<=", 40_000),
+        "new flow at 10,000 services <= 1.1x at one": (1.1, "<=", 1.1),
+        "established flow at 10,000 services <= 1.1x at one": (1.05, "<=", 1.1),
+        "established flow with 1,001,000 flows pinned <= 1.1x with 1,000": (1.2, "<=", 1.1),
+    }
+    met = {g["goal"]: g["met"] for g in goals({**results(), "scale": scale})}
+    assert [met[goal] for goal in got] == [True, False, False, True, True, False]

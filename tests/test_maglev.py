@@ -48,6 +48,14 @@ def test_full_size_tables_are_the_models(size, compiled):
     assert by_name(backends, size, compiled) == maglev_model.table(backends, size)
 
 
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 4))
+@given(backends=backend_sets, size=st.sampled_from(PRIMES))
+def test_the_tables_sixteen_bit_entries_are_the_same_table(backends, size):
+    """build_entries (what xdp_dnat's tables hold, filled in C straight into
+    the array) is build(), entry for entry."""
+    assert list(maglev.build_entries(backends, size)) == maglev.build(backends, size, compiled=False)
+
+
 def test_make_builds_the_compiled_fill_and_build_uses_it():
     """Where make ran (this repository, the kernel matrix's VMs), tables are
     filled in compiled code: the model tests above then hold it, not only Python."""

@@ -447,3 +447,14 @@ def test_a_backend_that_takes_a_freed_slot_starts_counting_from_zero(runner):
     runner.table.add_backend(VIP, 80, "tcp", THREE[2])
     after = {b.backend.name: (b.slot, b.packets) for b in runner.table.states()[0].backends}
     assert after == {THREE[0].name: before[THREE[0].name], THREE[2].name: (gone_slot, 0)}
+
+
+def test_a_backend_whose_bytes_spell_another_services_key_is_not_that_services(runner):
+    """A service's slots are found by searching the backends map for its key:
+    a slot of another service whose backend is the VIP and port, with weight
+    6 (TCP's protocol number), spells the same eight bytes one field early."""
+    spelled = Service("10.96.0.20", 80, "tcp", (Backend("10.244.1.77", 80), Backend(VIP, 80, 6)))
+    runner.table.put(WEB)
+    runner.table.put(spelled)
+    assert runner.table.lookup(VIP, 80, "tcp") == WEB
+    assert sorted(runner.table.lookup("10.96.0.20", 80, "tcp").backends) == sorted(spelled.backends)

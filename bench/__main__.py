@@ -17,12 +17,13 @@ RESULTS = REPO_ROOT / "docs" / "results" / "bench.json"
 
 def goals(results: dict) -> list[dict]:
     """Issue 19's goals, each as measured in this run: value, target, met."""
-    ns, mpps = results["test_run_ns"], results["lab_mpps"]
+    ns, beyond = results["test_run_ns"], beyond_generator(results["lab_mpps"])
     out = [
         ("xdp_dnat per packet <= 4x the empty baseline", ns["xdp_dnat"] / ns["baseline"], "<=", 4.0, "x"),
-        ("xdp_dnat per packet <= 1.3x the floor", ns["xdp_dnat"] / ns["floor_dnat"], "<=", 1.3, "x"),
-        ("lab: XDP native >= 5x nftables DNAT", mpps["xdp_native"]["median_mpps"] / mpps["nft_dnat"]["median_mpps"],
-         ">=", 5.0, "x"),
+        ("xdp_dnat per packet <= 1.3x the floor with its next hop kept",
+         ns["xdp_dnat"] / ns["floor_dnat_nexthop"], "<=", 1.3, "x"),
+        ("lab: nftables' ns per packet beyond the generator >= 6x xdp_native's",
+         beyond["nft_dnat"] / beyond["xdp_native"], ">=", 6.0, "x"),
         ("Python ring consumer >= 1M events/s", results["ringbuf_events_per_s"]["events_per_s"], ">=", 1_000_000,
          " ev/s"),
         (f"0 drops at {results['offered_rate_drops']['offered_per_s']:,} events/s offered",
@@ -33,10 +34,14 @@ def goals(results: dict) -> list[dict]:
     ]
     if "suite_s" in results:
         out.append(("host suite <= 60 s at -n 2", results["suite_s"]["n2_s"], "<=", 60, " s"))
+    parts = ["dnat"] * len(out)
     if "scale" in results:
-        out += scale_goals(results["scale"])
+        scaled = scale_goals(results["scale"])
+        out += scaled
+        parts += ["scale"] * len(scaled)
     return [{"goal": goal, "value": round(value, 2), "target": target, "met": value <= target if op == "<=" else
-             value >= target, "unit": unit.strip()} for goal, value, op, target, unit in out]
+             value >= target, "unit": unit.strip(), "part": part}
+            for (goal, value, op, target, unit), part in zip(out, parts, strict=True)]
 
 
 def scale_goals(scale_results: dict) -> list[tuple]:

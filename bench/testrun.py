@@ -10,17 +10,20 @@ the full work of a real packet - lookup, FIB, checksums, MACs, redirect.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import socket
 import statistics
 
 from scapy.layers.inet import TCP
 
+from bpflab.bench.datapath import Nexthop
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfObject, xdp_md
+from bpflab.loaders.nexthops import Keeper
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.registry import PROGRAMS
@@ -89,6 +92,13 @@ def check_redirects(obj: BpfObject, program: str, frame: bytes, ctx, lab) -> Non
         raise RuntimeError(f"{program} benchmark frame was not redirected (verdict {result.retval})")
 
 
+def check_every_repetition(obj: BpfObject, before: int) -> None:
+    """Every repetition since `before` were redirected must have done the full work."""
+    verdicts = read_verdicts(obj.map("dnat_verdicts"))
+    if verdicts["redirected"] - before != ROUNDS * REPEAT:
+        raise RuntimeError(f"xdp_dnat benchmark did not rewrite every repetition: {verdicts}")
+
+
 def measure() -> dict[str, float]:
     lab = bench_lab()
     try:
@@ -118,12 +128,26 @@ def measure() -> dict[str, float]:
             floor_services(obj)
             results["floor_dnat"] = per_packet_ns(obj, "floor_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
             check_redirects(obj, "floor_dnat", frame, ctx, lab)
+            obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, Nexthop.of(
+                lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac, lab.endpoint("backend", "eth0").mac))
+            results["floor_dnat_nexthop"] = per_packet_ns(obj, "floor_dnat_nexthop", frame, ctx=ctx,
+                                                          netns=lab.netns("lb"))
+            check_redirects(obj, "floor_dnat_nexthop", frame, ctx, lab)
         with BpfObject(object_path("xdp_dnat")) as obj:
             add_services(obj)
-            results["xdp_dnat"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
-            verdicts = read_verdicts(obj.map("dnat_verdicts"))
-            if verdicts["redirected"] != ROUNDS * REPEAT:  # every repetition must have done the full work
-                raise RuntimeError(f"xdp_dnat benchmark did not rewrite every repetition: {verdicts}")
+            results["xdp_dnat_fib_per_packet"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
+            check_every_repetition(obj, 0)
+            # As the loader runs it: next hops kept from the kernel's tables.
+            slots = ServiceTable(DnatMaps.of(obj)).backend_slots()
+            keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
+            try:
+                keeper.start(slots)
+                if len(list(obj.map("backend_hops").keys())) != len(slots):
+                    raise RuntimeError("xdp_dnat benchmark: the backend's next hops were not kept")
+                results["xdp_dnat"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
+            finally:
+                keeper.stop()
+            check_every_repetition(obj, ROUNDS * REPEAT)
         with BpfObject(object_path("xdp_dnat")) as obj:
             add_services(obj, tuple(ip for ip, _ in THREE))
             results["xdp_dnat_3_backends"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))

@@ -62,6 +62,14 @@ struct {
 	__type(value, __u64);
 } backend_packets SEC(".maps");
 
+/* backend slot -> its next hop, while the loader knows it (none: the FIB). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH); /* an update replaces a whole entry: never half a hop */
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend_hop);
+} backend_hops SEC(".maps");
+
 /* client -> VIP flow -> its backend slot: established flows stay put. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -174,6 +182,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	struct service_key key = {};
 	struct flow_key flow = {}, reply = {};
 	struct bpf_fib_lookup fib = {};
+	struct backend_hop *hop;
 	struct backend *be = NULL;
 	struct service_key *replied_as;
 	struct ethhdr *eth;
@@ -250,7 +259,16 @@ int xdp_dnat(struct xdp_md *ctx)
 		new_flow = 1;
 	}
 
-	/* Route to the backend as the kernel would. */
+	/* Route to the backend as the kernel would: as the loader last found
+	 * it (kept from the kernel's own tables), else by asking the FIB. */
+	hop = bpf_map_lookup_elem(&backend_hops, &id);
+	if (hop && hop->ip == be->ip && bpf_ntohs(iph->tot_len) <= hop->mtu) {
+		fib.ifindex = hop->ifindex;
+		__builtin_memcpy(fib.smac, hop->smac, ETH_ALEN);
+		__builtin_memcpy(fib.dmac, hop->dmac, ETH_ALEN);
+		rc = BPF_FIB_LKUP_RET_SUCCESS;
+		goto routed;
+	}
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
 	fib.l4_protocol = proto;
@@ -263,6 +281,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return count(DNAT_FIB_FAIL, XDP_PASS);
+routed:
 
 	/* Both directions of the connection, before the packet leaves: the
 	 * backend's first reply must find its way back. The backend sees the

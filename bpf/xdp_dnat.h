@@ -51,6 +51,17 @@ struct maglev_table {
 /* Where slot[] starts in a table whose entry[] has room for `entries`. */
 #define table_slots_offset(entries) ((8 + 2 * (entries) + 3) & ~3)
 
+/* A backend slot's next hop, as the kernel's routing and neighbour tables
+ * give it: kept by the loader from netlink events (loaders/nexthops.py),
+ * so a packet needs no FIB lookup. */
+struct backend_hop {
+	__be32 ip;      /* the backend it was worked out for: another (a reused slot) is no answer */
+	__u32 ifindex;  /* where packets to it leave */
+	__u32 mtu;      /* the route's: a larger packet asks the FIB, which says so */
+	__u8 smac[6];   /* that interface's address */
+	__u8 dmac[6];   /* the backend's, or its gateway's */
+};
+
 /* A connection in one direction, as its packets carry it. */
 struct flow_key {
 	__be32 saddr;

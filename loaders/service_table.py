@@ -257,6 +257,11 @@ class ServiceTable:
             return t.size, [t.slot[i] for i in t.entry[:t.size]]
         raise BpfError(errno.EAGAIN, f"the table of {vip}:{port}/{proto} kept changing while it was read")
 
+    def backend_slots(self) -> dict[int, str]:
+        """Every used backend slot and its backend's address (no table is read)."""
+        slots = self._slots()
+        return {i: ip_str(ip) for i, ip in enumerate(slots.ips) if ip}
+
     def backend_ips(self) -> set[str]:
         """The addresses of every backend of every service (slots only: no
         table is read)."""

@@ -58,6 +58,13 @@ def table_bytes(entries: int, backends: int) -> int:
     return ctypes.sizeof(table_type(entries, backends))
 
 
+class BackendHop(ctypes.Structure):
+    """Mirror of struct backend_hop: a backend slot's next hop."""
+
+    _fields_ = [("ip", ctypes.c_uint32), ("ifindex", ctypes.c_uint32), ("mtu", ctypes.c_uint32),
+                ("smac", ctypes.c_uint8 * 6), ("dmac", ctypes.c_uint8 * 6)]
+
+
 class FlowKey(ctypes.Structure):
     """Mirror of struct flow_key: one direction of a connection."""
 

@@ -4,6 +4,7 @@
                                [--service VIP:PORT/PROTO=B1:P1[@W],B2:P2[@W],... ...]
                                [--maglev-size M] [--max-services N] [--max-backends N]
                                [--max-service-backends N] [--max-flows N] [--no-return-path]
+                               [--fib-per-packet]
     python -m bpflab.loaders.xdp_dnat service add  IFACE [--netns NS] SPEC...
     python -m bpflab.loaders.xdp_dnat service del  IFACE [--netns NS] VIP:PORT/PROTO...
     python -m bpflab.loaders.xdp_dnat service list IFACE [--netns NS] [--json]
@@ -40,6 +41,7 @@ from bpflab.loaders.interfaces import TcOnInterface
 from bpflab.loaders.service_table import MAP_NAMES, DnatConfig, DnatMaps, ServiceTable, instance_config
 from bpflab.loaders.services import (
     DEFAULT_SERVICE,
+    BackendHop,
     BackendSlot,
     FlowKey,
     MaglevTable,
@@ -66,7 +68,7 @@ def read_verdicts(verdict_map: Map) -> dict[str, int]:
 def check_mirrors(obj: BpfObject) -> None:
     btf = obj.btf
     for name, mirror in (("service_key", ServiceKey), ("backend", BackendSlot), ("maglev_table", MaglevTable),
-                         ("flow_key", FlowKey), ("dnat_config", DnatConfig)):
+                         ("flow_key", FlowKey), ("dnat_config", DnatConfig), ("backend_hop", BackendHop)):
         check_mirror(btf, name, mirror)
 
     if obj.map("dnat_verdicts").max_entries != len(VERDICTS):
@@ -111,10 +113,12 @@ class XdpDnat(Loader):
     def __init__(self, iface: str, *, netns: str | None = None, services: list | tuple = (DEFAULT_SERVICE,),
                  return_path: bool = True, max_services: int | None = None, max_backends: int | None = None,
                  max_flows: int | None = None, maglev_size: int = maglev.DEFAULT_SIZE,
-                 max_service_backends: int = DEFAULT_TABLE_BACKENDS, **kwargs):
+                 max_service_backends: int = DEFAULT_TABLE_BACKENDS, next_hops: bool = True, **kwargs):
         self.services, self.return_path = list(services), return_path
         self.sizes = {"services": max_services, "backends": max_backends, "backend_packets": max_backends,
-                      "dnat_flows": max_flows, "dnat_replies": max_flows}
+                      "backend_hops": max_backends, "dnat_flows": max_flows, "dnat_replies": max_flows}
+        self.next_hops = next_hops
+        self.hop_keeper = None
         self.maglev_size = maglev.check_size(maglev_size)
         self.table_backends = check_table_backends(max_service_backends)
         self.instance: Instance | None = None
@@ -146,6 +150,17 @@ class XdpDnat(Loader):
                                                   self.table_backends))
         if self.return_path:
             self.refresh_return_path()
+        if self.next_hops:
+            from bpflab.loaders.nexthops import Keeper  # pyroute2: imported where it is used (see above)
+
+            self.hop_keeper = Keeper(self.obj.map("backend_hops"), self.netns)
+            self.hop_keeper.start(self.table.backend_slots())
+
+    def track_backends(self) -> None:
+        """Next hops for the backends now in the maps (`service`, `backend`
+        and `apply` change them from other processes)."""
+        if self.hop_keeper is not None:
+            self.hop_keeper.track(self.table.backend_slots())
 
     def refresh_return_path(self) -> list[str]:
         """Attach the return path to interfaces towards backends it does not
@@ -163,6 +178,9 @@ class XdpDnat(Loader):
         return read_verdicts(self.obj.map("dnat_verdicts"))
 
     def detaching(self) -> None:
+        if self.hop_keeper is not None:
+            self.hop_keeper.stop()
+            self.hop_keeper = None
         for link in self.return_links.values():
             link.close()
         self.return_links = {}
@@ -190,7 +208,8 @@ def run(args) -> int:
     with XdpDnat(args.iface, netns=args.netns, mode=args.mode, services=services,
                  return_path=not args.no_return_path, obj=args.object, force=args.force,
                  max_services=args.max_services, max_backends=args.max_backends, max_flows=args.max_flows,
-                 maglev_size=args.maglev_size, max_service_backends=args.max_service_backends) as dnat:
+                 maglev_size=args.maglev_size, max_service_backends=args.max_service_backends,
+                 next_hops=not args.fib_per_packet) as dnat:
         cli.say_attached(dnat)
         if dnat.instance.stale:
             cli.say("xdp_dnat", "removed the pins of an earlier instance that died")
@@ -207,6 +226,7 @@ def run(args) -> int:
         try:
             while True:
                 cli.sleep_watching(dnat, args.interval)
+                dnat.track_backends()
                 if dnat.return_path:
                     for ifname in dnat.refresh_return_path():
                         cli.say("xdp_dnat", f"return path on {ifname} ({dnat.return_links[ifname].kind})")
@@ -322,6 +342,8 @@ def parser(commands: dict[str, argparse.ArgumentParser] | None = None) -> argpar
     run_p.add_argument("--service", action="append", metavar="VIP:PORT/PROTO=B:P[@W],...",
                        help=f"a service and its backends (repeatable; default {DEFAULT_SERVICE})")
     run_p.add_argument("--no-return-path", action="store_true", help="attach the XDP side only")
+    run_p.add_argument("--fib-per-packet", action="store_true",
+                       help="keep no next hops: every packet asks bpf_fib_lookup (as before the hops were kept)")
     run_p.add_argument("--interval", type=positive_float, default=5.0, metavar="S",
                        help="seconds between verdict counter reports (default 5)")
     run_p.add_argument("--max-services", type=positive_int, metavar="N",

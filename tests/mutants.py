@@ -36,7 +36,7 @@ from bpflab.host.paths import REPO_ROOT
 FIRST = ["tests/test_xdp_dnat_return.py", "tests/test_xdp_dnat.py", "tests/test_xdp_dnat_balance.py", "tests/test_packet_counter.py",
          "tests/test_connection_tracker.py", "tests/test_packet_inspect.py", "tests/test_mytcpdump.py",
          "tests/test_xdp_dnat_checksums.py", "tests/test_fuzz.py", "tests/test_hello.py", "tests/test_xdp_dnat_lab.py",
-         "tests/test_xdp_dnat_service.py", "examples/xdp_pong/test_xdp_pong.py"]
+         "tests/test_xdp_dnat_service.py", "tests/test_xdp_dnat_nexthops.py", "examples/xdp_pong/test_xdp_pong.py"]
 RUN_TIMEOUT_S = 600
 
 
@@ -189,6 +189,22 @@ MUTATIONS = [
     M("balance-slot-of-misaligned", "loaders/service_table.py", "            if rest == 0 and self.ips[i]:",
       "            if self.ips[i]:", "a service's slots are those whose service field holds its key",
       ("tests/test_xdp_dnat_balance.py", "tests/test_kube.py")),
+    # next hops kept, not looked up per packet
+    M("hops-ignored", "xdp_dnat.bpf.c", "	if (hop && hop->ip == be->ip && bpf_ntohs(iph->tot_len) <= hop->mtu) {",
+      "	if (0) {", "a kept next hop is used without a FIB lookup"),
+    M("hops-reused-slot-trusted", "xdp_dnat.bpf.c", "	if (hop && hop->ip == be->ip && bpf_ntohs(iph->tot_len) <= hop->mtu) {",
+      "	if (hop && bpf_ntohs(iph->tot_len) <= hop->mtu) {", "a hop kept for a slot's earlier backend is no answer"),
+    M("hops-mtu-ignored", "xdp_dnat.bpf.c", "	if (hop && hop->ip == be->ip && bpf_ntohs(iph->tot_len) <= hop->mtu) {",
+      "	if (hop && hop->ip == be->ip) {", "a packet above the hop's MTU asks the FIB"),
+    M("hops-neighbour-events-ignored", "loaders/nexthops.py",
+      '                    redo |= through.get((message["ifindex"], message.get_attr("NDA_DST")), set())',
+      "                    pass", "a neighbour that changes changes the hops through it", ("tests/test_xdp_dnat_nexthops.py",)),
+    M("hops-route-events-ignored", "loaders/nexthops.py", "                    everything = True",
+      "                    pass", "a route that changes changes every hop", ("tests/test_xdp_dnat_nexthops.py",)),
+    M("hops-unresolved-neighbour-kept", "loaders/nexthops.py",
+      '    lladdr = neighbours[0].get_attr("NDA_LLADDR") if neighbours else None',
+      '    lladdr = neighbours[0].get_attr("NDA_LLADDR") or "02:00:00:00:00:00" if neighbours else None',
+      "a neighbour the kernel has not resolved gives no hop", ("tests/test_xdp_dnat_nexthops.py",)),
     M("balance-flows-not-pinned", "xdp_dnat.bpf.c", "	pinned = bpf_map_lookup_elem(&dnat_flows, &flow);",
       "	pinned = NULL;", "an established flow keeps its backend"),
     M("balance-flow-not-recorded", "xdp_dnat.bpf.c", "		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);\n", "",

@@ -5,8 +5,10 @@ from bpflab.bench.__main__ import goals
 
 def results(xdp_ns=100, cli_lost=0, offered_drops=0):
     return {
-        "test_run_ns": {"baseline": 25, "floor_dnat": 80, "xdp_dnat": xdp_ns},
-        "lab_mpps": {"xdp_native": {"median_mpps": 2.5}, "nft_dnat": {"median_mpps": 0.5}},
+        "test_run_ns": {"baseline": 25, "floor_dnat_nexthop": 80, "xdp_dnat": xdp_ns},
+        # beyond the generator's 200 ns: xdp_native 250 ns, nft_dnat 1500 ns (6x)
+        "lab_mpps": {"generator": {"median_mpps": 5.0}, "xdp_native": {"median_mpps": 1 / 0.45},
+                     "nft_dnat": {"median_mpps": 1 / 1.7}},
         "ringbuf_events_per_s": {"events_per_s": 1_200_000},
         "offered_rate_drops": {"offered_per_s": 500_000, "dropped": offered_drops},
         "cli_json_events_per_s": {"dropped": cli_lost, "sent": 900_000, "written": 900_000 - cli_lost},
@@ -18,8 +20,8 @@ def test_each_goal_is_judged_by_its_own_ratio():
     got = {g["goal"]: (g["value"], g["met"]) for g in goals(results())}
     assert got == {
         "xdp_dnat per packet <= 4x the empty baseline": (4.0, True),
-        "xdp_dnat per packet <= 1.3x the floor": (1.25, True),
-        "lab: XDP native >= 5x nftables DNAT": (5.0, True),
+        "xdp_dnat per packet <= 1.3x the floor with its next hop kept": (1.25, True),
+        "lab: nftables' ns per packet beyond the generator >= 6x xdp_native's": (6.0, True),
         "Python ring consumer >= 1M events/s": (1_200_000, True),
         "0 drops at 500,000 events/s offered": (0, True),
         "mytcpdump --json > file writes every event at 300k events/s offered": (0, True),
@@ -30,7 +32,7 @@ def test_each_goal_is_judged_by_its_own_ratio():
 def test_a_miss_is_a_miss():
     got = {g["goal"]: g["met"] for g in goals(results(xdp_ns=105, cli_lost=3, offered_drops=1))}
     assert not got["xdp_dnat per packet <= 4x the empty baseline"]
-    assert not got["xdp_dnat per packet <= 1.3x the floor"]
+    assert not got["xdp_dnat per packet <= 1.3x the floor with its next hop kept"]
     assert not got["0 drops at 500,000 events/s offered"]
     assert not got["mytcpdump --json > file writes every event at 300k events/s offered"]
 

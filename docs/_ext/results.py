@@ -70,15 +70,33 @@ def bench(data: dict) -> list[str]:
                        [[name, r.get("median_mpps"), r.get("spread_pct"),
                          f"{r['median_mpps'] / nft:.2f}" if nft and r.get("median_mpps") else "",
                          r.get("delivered_pct")] for name, r in lab.items()])
+    lines += scale(data)
     goals = data.get("goals", [])
     if goals:
         lines += ["Goals, judged on this run's own figures:", ""]
         lines += table(["goal", "value", "target", "met"],
                        [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no"] for g in goals])
-    rest = {k: v for k, v in data.items() if k not in ("test_run_ns", "lab_mpps", "goals", "date", "machine")}
+    rest = {k: v for k, v in data.items() if k not in ("test_run_ns", "lab_mpps", "goals", "date", "machine", "scale")}
     if rest:
         lines += ["The other figures, as the run wrote them:", "", "```json",
                   *json.dumps(rest, indent=2).splitlines(), "```", ""]
+    return lines
+
+
+def scale(data: dict) -> list[str]:
+    """xdp_dnat as the cluster grows (bench.json's `scale`), if the run measured it."""
+    found = data.get("scale")
+    if not found:
+        return []
+    lines = ["xdp_dnat as the cluster grows (tables of 16381 entries, 10 backends a service; per packet: "
+             "test-run of one frame at a time, median of 1,000 flows):", ""]
+    lines += table(["services", "backends", "programmed in (s)", "one backend added (ms)", "kernel memory (MB)",
+                    "per service (bytes)", "new flow (ns)", "established (ns)"],
+                   [[f"{r['services']:,}", f"{r['backends']:,}", r["program_s"], r["add_backend_ms"],
+                     f"{r['kernel_bytes'] / 1e6:.1f}", f"{r['kernel_bytes'] / r['services']:,.0f}",
+                     r["xdp_dnat_ns"]["new"], r["xdp_dnat_ns"]["established"]] for r in found["services"]])
+    lines += table(["flows pinned", "established (ns)"],
+                   [[f"{r['flows']:,}", r["established_ns"]] for r in found.get("flows", [])])
     return lines
 
 
@@ -117,7 +135,19 @@ class BenchResults(ResultsDirective):
         return bench(data)
 
 
+class ScaleResults(BenchResults):
+    def render(self, data: dict) -> list[str]:
+        found = scale(data)
+        if not found:
+            return [f"The latest bench run did not measure it: `{self.command} -- --only scale` does."]
+        goals = [g for g in data.get("goals", []) if g.get("part") == "scale"]
+        return [f"Written {data.get('date', '?')} on {data.get('kernel', '?')}.", "", *found,
+                *table(["goal", "value", "target", "met"],
+                       [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no"] for g in goals])]
+
+
 def setup(app):
     app.add_directive("kernel-matrix-results", KernelMatrixResults)
     app.add_directive("bench-results", BenchResults)
+    app.add_directive("scale-results", ScaleResults)
     return {"parallel_read_safe": True, "version": "1"}

@@ -1,0 +1,180 @@
+"""Each backend slot's next hop, kept in xdp_dnat's backend_hops map from
+the kernel's own routing and neighbour tables, so a packet needs no FIB
+lookup (bpf/xdp_dnat.h's struct backend_hop).
+
+A thread in the instance's namespace works out every backend's hop as the
+kernel would route a packet to it (`ip route get`: the egress interface,
+the gateway if any, the route's MTU; the neighbour entry of the backend or
+its gateway, valid in the kernel's sense; the interface's MAC) and writes
+it; what it cannot work out (no route, a neighbour not resolved yet, a
+route that is not plain unicast) it deletes, and the program asks
+bpf_fib_lookup, which gives the kernel's answer (ARP resolution included).
+The thread listens to the kernel's route, neighbour and link events: a
+neighbour event updates the hops through that neighbour, a route or link
+event all of them, each within milliseconds. The loader tells it when the
+backends change (Keeper.track).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import select
+import socket
+import threading
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from bpflab.host.netns import entered
+from bpflab.libbpf import Map
+from bpflab.loaders.protocols import ip_be32
+from bpflab.loaders.services import BackendHop
+
+# Groups of the kernel's route netlink events (linux/rtnetlink.h).
+RTMGRP_LINK, RTMGRP_NEIGH, RTMGRP_IPV4_ROUTE = 0x1, 0x4, 0x40
+RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
+RTN_UNICAST = 1
+POLL_S = 0.05  # how often the thread looks at its stop and track requests
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def work_out(ipr: IPRoute, ip: str) -> tuple[BackendHop, tuple[int, str]] | None:
+    """`ip`'s hop as the kernel routes to it, and the neighbour (ifindex,
+    address) it depends on; None where the kernel gives no plain answer."""
+    try:
+        routes = ipr.route("get", dst=ip)
+    except NetlinkError:  # no route (ENETUNREACH and kin): the FIB says so too
+        return None
+    if not routes:
+        return None
+    route = routes[0]
+    if route["type"] != RTN_UNICAST:
+        return None
+    oif, via = route.get_attr("RTA_OIF"), route.get_attr("RTA_GATEWAY") or ip
+    # The kernel gives an entry's address only in a valid state (NUD_VALID,
+    # neigh_fill_info), the states in which bpf_fib_lookup gives it too.
+    neighbours = ipr.get_neighbours(dst=via, ifindex=oif)
+    lladdr = neighbours[0].get_attr("NDA_LLADDR") if neighbours else None
+    links = ipr.get_links(oif)
+    if not lladdr or not links:
+        return None
+    link = links[0]
+    metrics = route.get_attr("RTA_METRICS")
+    mtu = (metrics.get_attr("RTAX_MTU") if metrics else None) or link.get_attr("IFLA_MTU")
+    hop = BackendHop(ip_be32(ip), oif, mtu)
+    hop.smac[:] = mac_bytes(link.get_attr("IFLA_ADDRESS"))
+    hop.dmac[:] = mac_bytes(lladdr)
+    return hop, (oif, via)
+
+
+class Keeper:
+    """The thread that keeps `hops` (xdp_dnat's backend_hops map) right."""
+
+    def __init__(self, hops: Map, netns: str | None):
+        self.hops = hops.bind(ctypes.c_uint32, BackendHop)
+        self.netns = netns
+        self._wanted: dict[int, str] = {}  # slot -> backend IP, as last tracked
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xdp_dnat next hops", daemon=True)
+
+    def start(self, slots: dict[int, str], timeout: float = 10.0) -> None:
+        """Work out every hop of `slots` (slot -> backend IP), then keep them."""
+        self.track(slots)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"next hops of {len(slots)} backends not worked out within {timeout} s")
+        if self._error is not None:
+            raise self._error
+
+    def track(self, slots: dict[int, str]) -> None:
+        """The backends now in their slots: hops are worked out for new ones
+        and dropped for slots no longer used."""
+        with self._lock:
+            if slots == self._wanted:
+                return
+            self._wanted = dict(slots)
+        self._changed.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the thread -----------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            with entered(self.netns):
+                events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+                ipr = IPRoute()
+            with contextlib.closing(events), ipr:
+                events.bind((0, RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE))
+                self._keep(ipr, events)
+        except BaseException as exc:  # reported by start(), or the hops stay as they are: the FIB answers
+            self._error = exc
+            self._ready.set()
+
+    def _keep(self, ipr: IPRoute, events: socket.socket) -> None:
+        through: dict[tuple[int, str], set[int]] = {}  # neighbour -> slots whose hop goes through it
+        done: dict[int, str] = {}  # slot -> IP whose hop is written (or known to have none)
+        marshal = MarshalRtnl()
+        wanted: dict[int, str] = {}
+        first = True
+        while not self._stop.is_set():
+            redo: set[int] = set()
+            everything = False
+            if self._changed.is_set() or first:
+                self._changed.clear()
+                with self._lock:
+                    wanted = dict(self._wanted)
+                for slot in [s for s in done if wanted.get(s) != done[s]]:
+                    self._drop(slot)
+                    del done[slot]
+                redo |= {s for s in wanted if s not in done}
+            for message in self._drain(events, marshal):
+                if message is not None and message["header"]["type"] in (RTM_NEWNEIGH, RTM_DELNEIGH):
+                    redo |= through.get((message["ifindex"], message.get_attr("NDA_DST")), set())
+                else:  # a route or a link changed (or events were lost): any hop may have
+                    everything = True
+            if everything:
+                redo = set(wanted)
+            for slot in redo & set(wanted):
+                hop = work_out(ipr, wanted[slot])
+                for slots in through.values():
+                    slots.discard(slot)
+                if hop is None:
+                    self._drop(slot)
+                else:
+                    self.hops.update(slot, hop[0])
+                    through.setdefault(hop[1], set()).add(slot)
+                done[slot] = wanted[slot]
+            if first:
+                first = False
+                self._ready.set()
+            select.select([events], [], [], POLL_S)
+
+    @staticmethod
+    def _drain(events: socket.socket, marshal: MarshalRtnl) -> list:
+        out = []
+        while True:
+            try:
+                data = events.recv(1 << 16)
+            except BlockingIOError:
+                return out
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # events lost: work every hop out again
+                    out.append(None)
+                    continue
+                raise
+            out.extend(marshal.parse(data))
+
+    def _drop(self, slot: int) -> None:
+        self.hops.delete(slot)

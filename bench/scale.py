@@ -9,17 +9,19 @@ user of a Service load balancer judges them.
   instance's maps as the kernel accounts them (`memlock` of each map's
   fdinfo, every service's table included); `xdp_dnat_ns`, per packet, a
   new flow and an established one.
-- `flows`: per packet for an established flow with 1,000 flows pinned (the
-  frames measured) and with 1,000,000 more.
+- `flows`: per packet for an established flow with 6,000 flows pinned (the
+  rounds' own) and with 1,000,000 more.
 
 Per packet: BPF_PROG_TEST_RUN of one frame at a time (repeat 1: the
 kernel times the program alone, not the system call), in the lb's namespace
-of the dnat lab so bpf_fib_lookup sees its routes and neighbours; each of
-FRAMES frames (client source ports) first as a new flow, then again as an
-established one; the median of each. Every run must redirect.
+of the dnat lab so bpf_fib_lookup sees its routes and neighbours; FRAMES
+frames (client source ports) first as new flows, then again as established
+ones, the median of each; ROUNDS rounds taking every instance in turn (a
+warm-up round first), the median over rounds. Every run must redirect.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 import time
@@ -42,6 +44,7 @@ from bpflab.loaders.xdp_dnat import DEFAULT_TABLE_BACKENDS, cut_tables, read_ver
 SERVICE_COUNTS = (1, 1000, 10_000)
 BACKENDS = 10
 FRAMES = 1000
+ROUNDS = 5
 MORE_FLOWS = 1_000_000
 XDP_REDIRECT = 4
 # The measured service's backends: neighbours of the lb's backend side, so
@@ -97,7 +100,7 @@ def loaded(services: int, flows: int = 0) -> BpfObject:
         for name in ("backends", "backend_packets"):
             obj.map(name).set_max_entries(services * BACKENDS + 64)
         for name in ("dnat_flows", "dnat_replies"):
-            obj.map(name).set_max_entries(flows + 4 * FRAMES)
+            obj.map(name).set_max_entries(flows + 2 * (ROUNDS + 1) * FRAMES)  # and the rounds' flows
         template = cut_tables(obj, maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
         try:
             obj.load()
@@ -109,49 +112,65 @@ def loaded(services: int, flows: int = 0) -> BpfObject:
     return obj
 
 
-def client_frames(lab) -> list[bytes]:
-    return [bytes(towards_peer(lab.topology, "client", dst=VIP) / TCP(sport=20000 + i, dport=80, flags="S"))
+def client_frames(lab, first_port: int = 20000) -> list[bytes]:
+    return [bytes(towards_peer(lab.topology, "client", dst=VIP) / TCP(sport=first_port + i, dport=80, flags="S"))
             for i in range(FRAMES)]
 
 
-def per_packet_ns(obj: BpfObject, lab, frames: list[bytes]) -> dict[str, float]:
+def per_packet_ns(obj: BpfObject, lab, frames: list[bytes]) -> tuple[float, float]:
     """Median ns per packet of each frame as a new flow, then again as an
     established one."""
-    got: dict[str, list[int]] = {"new": [], "established": []}
     program, ifindex = obj.program("xdp_dnat"), lab.ifindex("lb", "eth0")
+
+    def run(frame: bytes) -> int:
+        result = program.test_run(frame, ctx=xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex))
+        if result.retval != XDP_REDIRECT:
+            raise RuntimeError(f"xdp_dnat scale frame not redirected: {read_verdicts(obj.map('dnat_verdicts'))}")
+        return result.duration_ns
+
     with entered(lab.netns("lb")):
-        for kind, samples in got.items():
-            for frame in frames:
-                result = program.test_run(frame, ctx=xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex))
-                if result.retval != XDP_REDIRECT:
-                    raise RuntimeError(f"xdp_dnat scale frame ({kind}) not redirected: "
-                                       f"{read_verdicts(obj.map('dnat_verdicts'))}")
-                samples.append(result.duration_ns)
-    return {kind: statistics.median(samples) for kind, samples in got.items()}
+        new = [run(frame) for frame in frames]
+        established = [run(frame) for frame in frames]
+    return statistics.median(new), statistics.median(established)
 
 
-def measure_services(lab, frames: list[bytes], count: int) -> dict:
-    with loaded(count) as obj:
-        table = ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
-        wanted = [measured_service(), *other_services(count - 1)]
-        t0 = time.perf_counter()
-        table.put_many(wanted)
-        t1 = time.perf_counter()
-        last = wanted[-1]
-        table.add_backend(last.vip, last.port, last.proto, Backend(ADDED[0], 8080))
-        t2 = time.perf_counter()
-        if len(table.services()) != count:
-            raise RuntimeError(f"scale: {len(table.services())} services in the map, not {count}")
-        memory = kernel_bytes(obj, table)
-        ns = per_packet_ns(obj, lab, frames)
+def interleaved(lab, objs: list[BpfObject]) -> list[dict[str, float]]:
+    """Per packet of each instance, new flow and established, measured in
+    ROUNDS rounds that take the instances in turn (each round's flows fresh),
+    the median over rounds: the machine's drift (other load, frequency,
+    caches) falls on every instance alike, not on whichever came first."""
+    got: list[dict[str, list[float]]] = [{"new": [], "established": []} for _ in objs]
+    for r in range(ROUNDS + 1):
+        frames = client_frames(lab, 20000 + r * FRAMES)
+        for obj, samples in zip(objs, got, strict=True):
+            new, established = per_packet_ns(obj, lab, frames)
+            if r:  # round 0 only warms: code, caches, the lab's namespace
+                samples["new"].append(new)
+                samples["established"].append(established)
+    return [{kind: round(statistics.median(v), 1) for kind, v in samples.items()} for samples in got]
+
+
+def program_services(obj: BpfObject, count: int) -> dict:
+    """`count` services into an empty instance, then one backend added."""
+    table = ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
+    wanted = [measured_service(), *other_services(count - 1)]
+    t0 = time.perf_counter()
+    table.put_many(wanted)
+    t1 = time.perf_counter()
+    last = wanted[-1]
+    table.add_backend(last.vip, last.port, last.proto, Backend(ADDED[0], 8080))
+    t2 = time.perf_counter()
+    if len(table.services()) != count:
+        raise RuntimeError(f"scale: {len(table.services())} services in the map, not {count}")
     return {"services": count, "backends": count * BACKENDS + 1, "program_s": round(t1 - t0, 3),
-            "add_backend_ms": round((t2 - t1) * 1000, 2), "kernel_bytes": memory,
-            "xdp_dnat_ns": {kind: round(v, 1) for kind, v in ns.items()}}
+            "add_backend_ms": round((t2 - t1) * 1000, 2), "kernel_bytes": kernel_bytes(obj, table)}
 
 
-def pin_flows(table: ServiceTable, count: int) -> None:
-    """`count` flows of other clients pinned to the measured service's
-    first backend, as the program pins them."""
+def pin_flows(obj: BpfObject, count: int) -> None:
+    """The measured service, and `count` flows of other clients pinned to
+    its first backend, as the program pins them."""
+    table = ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
+    table.put(measured_service())
     slot = next(b.slot for s in table.states() for b in s.backends)
     vip, chunk = ip_be32(VIP), 100_000
     for start in range(0, count, chunk):
@@ -159,22 +178,18 @@ def pin_flows(table: ServiceTable, count: int) -> None:
                                       for i in range(start, min(count, start + chunk))])
 
 
-def measure_flows(lab, frames: list[bytes]) -> list[dict]:
-    out = []
-    for more in (0, MORE_FLOWS):
-        with loaded(1, more) as obj:
-            table = ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
-            table.put(measured_service())
-            pin_flows(table, more)
-            ns = per_packet_ns(obj, lab, frames)
-        out.append({"flows": FRAMES + more, "established_ns": round(ns["established"], 1)})
-    return out
-
-
 def measure(counts: tuple[int, ...] = SERVICE_COUNTS) -> dict:
     lab = scale_lab()
-    try:
-        frames = client_frames(lab)
-        return {"services": [measure_services(lab, frames, n) for n in counts], "flows": measure_flows(lab, frames)}
-    finally:
-        lab.teardown()
+    with contextlib.ExitStack() as stack:
+        stack.callback(lab.teardown)
+        by_count = [stack.enter_context(loaded(n)) for n in counts]
+        rows = [program_services(obj, n) for obj, n in zip(by_count, counts, strict=True)]
+        by_flows = [stack.enter_context(loaded(1, more)) for more in (0, MORE_FLOWS)]
+        for obj, more in zip(by_flows, (0, MORE_FLOWS), strict=True):
+            pin_flows(obj, more)
+        ns = interleaved(lab, by_count + by_flows)
+    for row, figures in zip(rows, ns, strict=False):
+        row["xdp_dnat_ns"] = figures
+    flows = [{"flows": more + (ROUNDS + 1) * FRAMES, "established_ns": figures["established"]}
+             for more, figures in zip((0, MORE_FLOWS), ns[len(counts):], strict=True)]
+    return {"services": rows, "flows": flows}

@@ -104,6 +104,11 @@ class Keeper:
             self._wanted = dict(slots)
         self._changed.set()
 
+    def failure(self) -> str | None:
+        """Why the thread stopped on its own (the hops were dropped then: the
+        FIB answers every packet), or None while it keeps them."""
+        return None if self._error is None else f"{type(self._error).__name__}: {self._error}"
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive():
@@ -118,8 +123,12 @@ class Keeper:
             with contextlib.closing(events), ipr:
                 events.bind((0, RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE))
                 self._keep(ipr, events)
-        except BaseException as exc:  # reported by start(), or the hops stay as they are: the FIB answers
+        except BaseException as exc:  # reported by start(), or later by failure()
             self._error = exc
+            # No keeper, no kept hops: a hop that can go stale is worse than
+            # asking the FIB for every packet.
+            with contextlib.suppress(Exception):
+                self.hops.clear()
             self._ready.set()
 
     def _keep(self, ipr: IPRoute, events: socket.socket) -> None:

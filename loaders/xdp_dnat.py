@@ -156,11 +156,18 @@ class XdpDnat(Loader):
             self.hop_keeper = Keeper(self.obj.map("backend_hops"), self.netns)
             self.hop_keeper.start(self.table.backend_slots())
 
-    def track_backends(self) -> None:
+    def track_backends(self) -> str | None:
         """Next hops for the backends now in the maps (`service`, `backend`
-        and `apply` change them from other processes)."""
-        if self.hop_keeper is not None:
-            self.hop_keeper.track(self.table.backend_slots())
+        and `apply` change them from other processes); why the keeper
+        stopped, the first time it is seen (every packet then asks the FIB)."""
+        if self.hop_keeper is None:
+            return None
+        failure = self.hop_keeper.failure()
+        if failure is not None:
+            self.hop_keeper = None
+            return failure
+        self.hop_keeper.track(self.table.backend_slots())
+        return None
 
     def refresh_return_path(self) -> list[str]:
         """Attach the return path to interfaces towards backends it does not
@@ -226,7 +233,9 @@ def run(args) -> int:
         try:
             while True:
                 cli.sleep_watching(dnat, args.interval)
-                dnat.track_backends()
+                failure = dnat.track_backends()
+                if failure:
+                    cli.say("xdp_dnat", f"next hops no longer kept ({failure}): every packet asks the FIB")
                 if dnat.return_path:
                     for ifname in dnat.refresh_return_path():
                         cli.say("xdp_dnat", f"return path on {ifname} ({dnat.return_links[ifname].kind})")

@@ -205,6 +205,8 @@ MUTATIONS = [
       '    lladdr = neighbours[0].get_attr("NDA_LLADDR") if neighbours else None',
       '    lladdr = neighbours[0].get_attr("NDA_LLADDR") or "02:00:00:00:00:00" if neighbours else None',
       "a neighbour the kernel has not resolved gives no hop", ("tests/test_xdp_dnat_nexthops.py",)),
+    M("hops-kept-after-the-keeper-failed", "loaders/nexthops.py", "                self.hops.clear()",
+      "                pass", "a keeper that fails leaves no hop to go stale", ("tests/test_xdp_dnat_nexthops.py",)),
     M("balance-flows-not-pinned", "xdp_dnat.bpf.c", "	pinned = bpf_map_lookup_elem(&dnat_flows, &flow);",
       "	pinned = NULL;", "an established flow keeps its backend"),
     M("balance-flow-not-recorded", "xdp_dnat.bpf.c", "		bpf_map_update_elem(&dnat_flows, &flow, &id, BPF_ANY);\n", "",

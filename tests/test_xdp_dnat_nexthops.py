@@ -196,3 +196,23 @@ def test_a_neighbour_the_kernel_has_not_resolved_gives_no_hop(dnat_lab, attach):
     spread = f"{VIP}:80/tcp={BACKEND_IP}:8080,10.244.1.77:8080"
     dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=[spread], return_path=False)
     assert set(hops(dnat_)) == {BACKEND_IP}
+
+
+def test_a_keeper_that_fails_drops_every_hop_and_says_so(dnat_lab, attach, monkeypatch):
+    """A hop nobody keeps can go stale: if the keeper's thread fails, the
+    hops go with it and every packet asks the FIB; the loader says why."""
+    from bpflab.loaders import nexthops
+
+    dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES, return_path=False)
+    assert set(hops(dnat_)) == {BACKEND_IP}
+
+    def broken(ipr, ip):
+        raise RuntimeError("no answer from the kernel")
+
+    monkeypatch.setattr(nexthops, "work_out", broken)
+    dnat_lab.run("lb", ["ip", "route", "add", "10.250.0.0/24", "dev", "eth1"], check=True)  # any route event
+    assert wait_until(lambda: dnat_.hop_keeper.failure() is not None, timeout=scaled_timeout(5),
+                      what="the keeper's failure")
+    assert hops(dnat_) == {}
+    assert dnat_.track_backends() == "RuntimeError: no answer from the kernel"
+    assert dnat_.track_backends() is None  # said once

@@ -89,7 +89,8 @@ def scale(data: dict) -> list[str]:
     if not found:
         return []
     lines = ["xdp_dnat as the cluster grows (tables of 16381 entries, 10 backends a service; per packet: "
-             "test-run of one frame at a time, median of 1,000 flows):", ""]
+             "test-run of one frame at a time, 1,000 flows a round, the median over five rounds that take "
+             "every instance in turn):", ""]
     lines += table(["services", "backends", "programmed in (s)", "one backend added (ms)", "kernel memory (MB)",
                     "per service (bytes)", "new flow (ns)", "established (ns)"],
                    [[f"{r['services']:,}", f"{r['backends']:,}", r["program_s"], r["add_backend_ms"],

@@ -12,9 +12,10 @@ user of a Service load balancer judges them.
 - `flows`: per packet for an established flow with 6,000 flows pinned (the
   rounds' own) and with 1,000,000 more.
 
-Per packet: BPF_PROG_TEST_RUN of one frame at a time (repeat 1: the
-kernel times the program alone, not the system call), in the lb's namespace
-of the dnat lab so bpf_fib_lookup sees its routes and neighbours; FRAMES
+Per packet, as the loader runs it (next hops kept): BPF_PROG_TEST_RUN of
+one frame at a time (repeat 1: the kernel times the program alone, not the
+system call), in the lb's namespace of the dnat lab (its routes and
+neighbours give the hops, and bpf_fib_lookup where there is none); FRAMES
 frames (client source ports) first as new flows, then again as established
 ones, the median of each; ROUNDS rounds taking every instance in turn (a
 warm-up round first), the median over rounds. Every run must redirect.
@@ -35,6 +36,7 @@ from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import VIP, Neighbour
 from bpflab.libbpf import BpfObject, Map, xdp_md
 from bpflab.loaders import maglev
+from bpflab.loaders.nexthops import Keeper
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
@@ -45,6 +47,7 @@ SERVICE_COUNTS = (1, 1000, 10_000)
 BACKENDS = 10
 FRAMES = 1000
 ROUNDS = 5
+KEEPER_FIRST_PASS_S = 120.0  # a route lookup per backend: 100,001 of them at 10,000 services
 MORE_FLOWS = 1_000_000
 XDP_REDIRECT = 4
 # The measured service's backends: neighbours of the lb's backend side, so
@@ -187,6 +190,12 @@ def measure(counts: tuple[int, ...] = SERVICE_COUNTS) -> dict:
         by_flows = [stack.enter_context(loaded(1, more)) for more in (0, MORE_FLOWS)]
         for obj, more in zip(by_flows, (0, MORE_FLOWS), strict=True):
             pin_flows(obj, more)
+        for obj in by_count + by_flows:  # as the loader runs it: next hops kept
+            keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
+            stack.callback(keeper.stop)
+            keeper.start(ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS).backend_slots())
+            if not keeper.ready(KEEPER_FIRST_PASS_S):
+                raise RuntimeError(f"scale: next hops not worked out within {KEEPER_FIRST_PASS_S} s")
         ns = interleaved(lab, by_count + by_flows)
     for row, figures in zip(rows, ns, strict=False):
         row["xdp_dnat_ns"] = figures

@@ -142,6 +142,8 @@ def measure() -> dict[str, float]:
             keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
             try:
                 keeper.start(slots)
+                if not keeper.ready(10.0):
+                    raise RuntimeError("xdp_dnat benchmark: no next hops within 10 s")
                 if len(list(obj.map("backend_hops").keys())) != len(slots):
                     raise RuntimeError("xdp_dnat benchmark: the backend's next hops were not kept")
                 results["xdp_dnat"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import select
 import socket
@@ -43,7 +44,25 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
-def work_out(ipr: IPRoute, ip: str) -> tuple[BackendHop, tuple[int, str]] | None:
+@dataclasses.dataclass
+class Tables:
+    """The kernel's neighbours and links, read once for a pass over many
+    backends (a dump each, not a query per backend)."""
+
+    neighbours: dict[tuple[int, str], str]  # (ifindex, address) -> MAC
+    links: dict[int, tuple[str, int]]  # ifindex -> (MAC, MTU)
+
+    @classmethod
+    def read(cls, ipr: IPRoute) -> Tables:
+        # The kernel gives an entry's address only in a valid state (NUD_VALID,
+        # neigh_fill_info), the states in which bpf_fib_lookup gives it too.
+        neighbours = {(n["ifindex"], n.get_attr("NDA_DST")): n.get_attr("NDA_LLADDR") for n in ipr.get_neighbours()
+                      if n.get_attr("NDA_LLADDR")}
+        links = {link["index"]: (link.get_attr("IFLA_ADDRESS"), link.get_attr("IFLA_MTU")) for link in ipr.get_links()}
+        return cls(neighbours, links)
+
+
+def work_out(ipr: IPRoute, tables: Tables, ip: str) -> tuple[BackendHop, tuple[int, str]] | None:
     """`ip`'s hop as the kernel routes to it, and the neighbour (ifindex,
     address) it depends on; None where the kernel gives no plain answer."""
     try:
@@ -56,18 +75,13 @@ def work_out(ipr: IPRoute, ip: str) -> tuple[BackendHop, tuple[int, str]] | None
     if route["type"] != RTN_UNICAST:
         return None
     oif, via = route.get_attr("RTA_OIF"), route.get_attr("RTA_GATEWAY") or ip
-    # The kernel gives an entry's address only in a valid state (NUD_VALID,
-    # neigh_fill_info), the states in which bpf_fib_lookup gives it too.
-    neighbours = ipr.get_neighbours(dst=via, ifindex=oif)
-    lladdr = neighbours[0].get_attr("NDA_LLADDR") if neighbours else None
-    links = ipr.get_links(oif)
-    if not lladdr or not links:
+    lladdr, link = tables.neighbours.get((oif, via)), tables.links.get(oif)
+    if not lladdr or link is None or not link[0]:
         return None
-    link = links[0]
     metrics = route.get_attr("RTA_METRICS")
-    mtu = (metrics.get_attr("RTAX_MTU") if metrics else None) or link.get_attr("IFLA_MTU")
+    mtu = (metrics.get_attr("RTAX_MTU") if metrics else None) or link[1]
     hop = BackendHop(ip_be32(ip), oif, mtu)
-    hop.smac[:] = mac_bytes(link.get_attr("IFLA_ADDRESS"))
+    hop.smac[:] = mac_bytes(link[0])
     hop.dmac[:] = mac_bytes(lladdr)
     return hop, (oif, via)
 
@@ -86,14 +100,19 @@ class Keeper:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="xdp_dnat next hops", daemon=True)
 
-    def start(self, slots: dict[int, str], timeout: float = 10.0) -> None:
-        """Work out every hop of `slots` (slot -> backend IP), then keep them."""
+    def start(self, slots: dict[int, str]) -> None:
+        """Work out every hop of `slots` (slot -> backend IP), then keep them;
+        meanwhile the program asks the FIB."""
         self.track(slots)
         self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"next hops of {len(slots)} backends not worked out within {timeout} s")
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the first pass (every hop of the slots started with) was
+        done within `timeout` seconds; a failure before is raised."""
+        done = self._ready.wait(timeout)
         if self._error is not None:
             raise self._error
+        return done
 
     def track(self, slots: dict[int, str]) -> None:
         """The backends now in their slots: hops are worked out for new ones
@@ -133,6 +152,7 @@ class Keeper:
 
     def _keep(self, ipr: IPRoute, events: socket.socket) -> None:
         through: dict[tuple[int, str], set[int]] = {}  # neighbour -> slots whose hop goes through it
+        via_of: dict[int, tuple[int, str]] = {}  # slot -> the neighbour of its hop
         done: dict[int, str] = {}  # slot -> IP whose hop is written (or known to have none)
         marshal = MarshalRtnl()
         wanted: dict[int, str] = {}
@@ -147,6 +167,8 @@ class Keeper:
                 for slot in [s for s in done if wanted.get(s) != done[s]]:
                     self._drop(slot)
                     del done[slot]
+                    if slot in via_of:
+                        through[via_of.pop(slot)].discard(slot)
                 redo |= {s for s in wanted if s not in done}
             for message in self._drain(events, marshal):
                 if message is not None and message["header"]["type"] in (RTM_NEWNEIGH, RTM_DELNEIGH):
@@ -155,15 +177,18 @@ class Keeper:
                     everything = True
             if everything:
                 redo = set(wanted)
-            for slot in redo & set(wanted):
-                hop = work_out(ipr, wanted[slot])
-                for slots in through.values():
-                    slots.discard(slot)
+            redo &= set(wanted)
+            tables = Tables.read(ipr) if redo else None
+            for slot in redo:
+                hop = work_out(ipr, tables, wanted[slot])
+                if slot in via_of:
+                    through[via_of.pop(slot)].discard(slot)
                 if hop is None:
                     self._drop(slot)
                 else:
                     self.hops.update(slot, hop[0])
                     through.setdefault(hop[1], set()).add(slot)
+                    via_of[slot] = hop[1]
                 done[slot] = wanted[slot]
             if first:
                 first = False

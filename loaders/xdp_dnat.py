@@ -52,6 +52,8 @@ from bpflab.loaders.services import (
     table_bytes,
 )
 
+HOPS_FIRST_PASS_S = 10.0  # how long attaching waits for the first next hops
+
 # Room for the backends of a service in each table: a table then takes
 # 36868 bytes at the default size (4 bytes a backend, 2 an entry).
 DEFAULT_TABLE_BACKENDS = 1024
@@ -155,6 +157,9 @@ class XdpDnat(Loader):
 
             self.hop_keeper = Keeper(self.obj.map("backend_hops"), self.netns)
             self.hop_keeper.start(self.table.backend_slots())
+            # Bounded: with many backends the first pass may take longer, and
+            # the FIB answers every packet without a hop meanwhile.
+            self.hop_keeper.ready(HOPS_FIRST_PASS_S)
 
     def track_backends(self) -> str | None:
         """Next hops for the backends now in the maps (`service`, `backend`

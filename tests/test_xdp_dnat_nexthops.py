@@ -206,7 +206,7 @@ def test_a_keeper_that_fails_drops_every_hop_and_says_so(dnat_lab, attach, monke
     dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES, return_path=False)
     assert set(hops(dnat_)) == {BACKEND_IP}
 
-    def broken(ipr, ip):
+    def broken(ipr, tables, ip):
         raise RuntimeError("no answer from the kernel")
 
     monkeypatch.setattr(nexthops, "work_out", broken)

@@ -116,7 +116,7 @@ def arrivals(frames) -> dict[int, str]:
     return {struct.unpack("!Q", bytes(f[UDP].payload)[:8])[0]: f.dst for f in frames if UDP in f and f[UDP].dport == 5353}
 
 
-def through_traffic(lab, change, where=(("backend", "eth0"),), seconds=0.8):
+def through_traffic(lab, change, where=(("backend", "eth0"),), seconds=0.6):
     """Stream for `seconds`, `change` a third of the way in; returns when
     the change was done, each frame's send time, and per capture point the
     frames that arrived (seq -> destination MAC)."""
@@ -126,7 +126,7 @@ def through_traffic(lab, change, where=(("backend", "eth0"),), seconds=0.8):
                           what="a third of the stream sent")
         change()
         changed = time.monotonic()
-    time.sleep(0.2)  # the last frames in flight
+    time.sleep(scaled_timeout(0.1))  # the last frames in flight, and the capture's last poll
     return changed, stream.sent, [arrivals(c.stop()) for c in captures]
 
 

@@ -21,6 +21,7 @@ import ctypes
 import dataclasses
 import errno
 import select
+import signal
 import socket
 import threading
 
@@ -135,6 +136,11 @@ class Keeper:
 
     # -- the thread -----------------------------------------------------------
     def _run(self) -> None:
+        # Signals are the main thread's: one delivered to this thread would
+        # bypass the main thread's deferral (interrupts.deferred blocks them
+        # there only) and interrupt it inside a library call (measured: an
+        # event loop half made by pyroute2, a traceback after the exit line).
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
         try:
             with entered(self.netns):
                 events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
@@ -142,12 +148,13 @@ class Keeper:
             with contextlib.closing(events), ipr:
                 events.bind((0, RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE))
                 self._keep(ipr, events)
-        except BaseException as exc:  # reported by start(), or later by failure()
-            self._error = exc
+        except BaseException as exc:  # reported by ready(), or later by failure()
             # No keeper, no kept hops: a hop that can go stale is worse than
-            # asking the FIB for every packet.
+            # asking the FIB for every packet. Dropped before the failure is
+            # told, so whoever is told finds them gone.
             with contextlib.suppress(Exception):
                 self.hops.clear()
+            self._error = exc
             self._ready.set()
 
     def _keep(self, ipr: IPRoute, events: socket.socket) -> None:

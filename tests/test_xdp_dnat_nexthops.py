@@ -7,10 +7,12 @@ moves behind another interface or its route goes away, no frame goes to
 the old next hop 100 ms later and none is lost that the kernel delivers."""
 import ctypes
 import dataclasses
+import signal
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import TCP, UDP
@@ -216,3 +218,14 @@ def test_a_keeper_that_fails_drops_every_hop_and_says_so(dnat_lab, attach, monke
     assert hops(dnat_) == {}
     assert dnat_.track_backends() == "RuntimeError: no answer from the kernel"
     assert dnat_.track_backends() is None  # said once
+
+
+def test_the_keepers_thread_leaves_signals_to_the_main_thread(dnat_lab, attach):
+    """SIGINT and SIGTERM blocked in the keeper's thread: the kernel then
+    delivers them to the main thread, whose deferral (interrupts.deferred,
+    around library calls) holds them; a thread that took them would let
+    them through in the middle of such a call."""
+    dnat_ = attach(XdpDnat, "eth0", netns=dnat_lab.netns("lb"), mode="native", services=SERVICES, return_path=False)
+    status = Path(f"/proc/self/task/{dnat_.hop_keeper._thread.native_id}/status").read_text()  # noqa: SLF001
+    blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    assert blocked & (1 << (signal.SIGINT - 1)) and blocked & (1 << (signal.SIGTERM - 1))

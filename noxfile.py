@@ -436,4 +436,5 @@ def mutants(session):
 def bench(session):
     require_kernel(session)
     install(session)
+    session.install("-e", ".[bench]")
     session.run("python", "-m", "bpflab.bench", *session.posargs)

@@ -20,7 +20,7 @@ import socket
 import statistics
 import time
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.host.netns import entered
@@ -45,8 +45,35 @@ table ip bench {{
 """
 
 
+GEN_HEADER_BYTES = 54
+
+
 class GenConfig(ctypes.Structure):
-    _fields_ = [("ifindex", ctypes.c_uint32), ("header", ctypes.c_uint8 * 42), ("pad", ctypes.c_uint8 * 2)]
+    """gen.bpf.c's struct gen_config."""
+    _fields_ = [("ifindex", ctypes.c_uint32), ("header", ctypes.c_uint8 * GEN_HEADER_BYTES),
+                ("csum0", ctypes.c_uint16), ("first_port", ctypes.c_uint16), ("ports", ctypes.c_uint32),
+                ("sent", ctypes.c_uint32), ("udp", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 5)]
+
+    @classmethod
+    def of(cls, ifindex: int, frame: bytes, new_flows: tuple[int, int] | None = None) -> GenConfig:
+        """Every frame `frame`; with new_flows=(first_port, ports), every
+        frame a new connection: the source port steps through `ports` values
+        from `first_port` (frame: Ethernet, IPv4 without options, TCP or UDP)."""
+        if len(frame) < GEN_HEADER_BYTES:
+            raise ValueError(f"generator frame of {len(frame)} bytes: at least {GEN_HEADER_BYTES} (pad it)")
+        cfg = cls(ifindex)
+        if new_flows is None:
+            cfg.header[:] = frame[:GEN_HEADER_BYTES]
+            return cfg
+        packet = Ether(frame)
+        l4 = packet[TCP] if TCP in packet else packet[UDP]
+        l4.sport, l4.chksum = 0, None
+        template = bytes(packet)  # the checksum scapy works out with port 0
+        offset = 14 + 20 + (16 if TCP in packet else 6)
+        cfg.header[:] = template[:GEN_HEADER_BYTES]
+        cfg.csum0 = int.from_bytes(template[offset:offset + 2], "little")  # as the program reads it: memory order
+        cfg.first_port, cfg.ports, cfg.udp = new_flows[0], new_flows[1], int(UDP in packet)
+        return cfg
 
 
 class Nexthop(ctypes.Structure):
@@ -87,6 +114,13 @@ class Floor:
         self.obj.close()
 
 
+def napi_at_the_lb(lab) -> None:
+    """Frames sent into a veth by XDP need NAPI on the receiving end: GRO
+    provides it where no native XDP program is attached (nftables, iptables,
+    generic XDP), else the stack never sees them."""
+    lab.run("lb", ["ethtool", "-K", "eth0", "gro", "on"], check=True)
+
+
 def template(lab) -> bytes:
     client, lb = lab.endpoint("client", "eth0"), lab.endpoint("lb", "eth0")
     return bytes(Ether(src=client.mac, dst=lb.mac) / IP(src=client.ip, dst=VIP, ttl=64) / UDP(sport=4000, dport=53)
@@ -99,13 +133,17 @@ def generate(lab, gen: BpfObject, packets: int) -> float:
     ns = lab.netns("client")
     with entered(ns):
         ifindex = lab.ifindex("client", "eth0")
-        cfg = GenConfig(ifindex)
-        cfg.header[:] = frame[:42]
+        cfg = GenConfig.of(ifindex, frame)
         gen.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, cfg)
         ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex)
         start = time.perf_counter()
         gen.program("gen").test_run(frame, repeat=packets, ctx=ctx, flags=BPF_F_TEST_XDP_LIVE_FRAMES, out_size=0)
         return time.perf_counter() - start
+
+
+def beyond(mpps: float, generator_mpps: float) -> float:
+    """ns per packet beyond the generator's own (1/rate - 1/generator's)."""
+    return round(1e3 / mpps - 1e3 / generator_mpps, 1)
 
 
 def sink_count(sink: BpfObject) -> int:
@@ -132,9 +170,7 @@ def measure(mode: str, runs: int = 3, packets: int = 2_000_000) -> dict:
         elif mode == "xdp_native":
             datapath = XdpDnat("eth0", netns=lab.netns("lb"), mode="native", services=[SERVICE], return_path=False)
         else:
-            # Frames sent into a veth by XDP need NAPI on the receiving end:
-            # GRO provides it where no native XDP program is attached.
-            lab.run("lb", ["ethtool", "-K", "eth0", "gro", "on"], check=True)
+            napi_at_the_lb(lab)
             if mode == "xdp_generic":
                 datapath = XdpDnat("eth0", netns=lab.netns("lb"), mode="generic", services=[SERVICE],
                                    return_path=False)

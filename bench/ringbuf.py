@@ -229,8 +229,7 @@ def generate_at(lab, rate: int, seconds: float) -> tuple[int, float]:
 
     with BpfObject(BUILD_DIR / "bench" / "gen.bpf.o") as gen, entered(lab.netns("left")):
         ifindex = lab.ifindex("left", "eth0")
-        cfg = GenConfig(ifindex)
-        cfg.header[:] = frame[:42]
+        cfg = GenConfig.of(ifindex, frame)
         gen.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, cfg)
         ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex)
         sent, start = 0, time.perf_counter()

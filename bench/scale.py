@@ -9,8 +9,14 @@ user of a Service load balancer judges them.
   instance's maps as the kernel accounts them (`memlock` of each map's
   fdinfo, every service's table included); `xdp_dnat_ns`, per packet, a
   new flow and an established one.
+  In the lab (bench/newflows.py: every packet a new connection), per
+  packet beyond the generator's cost: `xdp_dnat_lab_ns` (the same instance
+  attached), `nft_ns` and `iptables_ns` (kube-proxy's shapes for the same
+  services, bench/peers.py; `nft_program_s`, `iptables_program_s` the time
+  their rules took to load).
 - `flows`: per packet for an established flow with 6,000 flows pinned (the
   rounds' own) and with 1,000,000 more.
+- `lab_generator`: the generator's own rate of new connections.
 
 Per packet, as the loader runs it (next hops kept): BPF_PROG_TEST_RUN of
 one frame at a time (repeat 1: the kernel times the program alone, not the
@@ -30,12 +36,15 @@ from pathlib import Path
 
 from scapy.layers.inet import TCP
 
+from bpflab.bench import newflows, peers
+from bpflab.bench.datapath import beyond, napi_at_the_lb
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import VIP, Neighbour
 from bpflab.libbpf import BpfObject, Map, xdp_md
 from bpflab.loaders import maglev
+from bpflab.loaders.interfaces import XdpOnInterface
 from bpflab.loaders.nexthops import Keeper
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
@@ -102,8 +111,8 @@ def loaded(services: int, flows: int = 0) -> BpfObject:
         obj.map("services").set_max_entries(services + 8)
         for name in ("backends", "backend_packets"):
             obj.map(name).set_max_entries(services * BACKENDS + 64)
-        for name in ("dnat_flows", "dnat_replies"):
-            obj.map(name).set_max_entries(flows + 2 * (ROUNDS + 1) * FRAMES)  # and the rounds' flows
+        for name in ("dnat_flows", "dnat_replies"):  # and the rounds' flows, and a lab run's
+            obj.map(name).set_max_entries(flows + 2 * (ROUNDS + 1) * FRAMES + newflows.MAX_PACKETS)
         template = cut_tables(obj, maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
         try:
             obj.load()
@@ -197,8 +206,48 @@ def measure(counts: tuple[int, ...] = SERVICE_COUNTS) -> dict:
             if not keeper.ready(KEEPER_FIRST_PASS_S):
                 raise RuntimeError(f"scale: next hops not worked out within {KEEPER_FIRST_PASS_S} s")
         ns = interleaved(lab, by_count + by_flows)
+        generator = in_the_lab(lab, by_count, rows)
     for row, figures in zip(rows, ns, strict=False):
         row["xdp_dnat_ns"] = figures
     flows = [{"flows": more + (ROUNDS + 1) * FRAMES, "established_ns": figures["established"]}
              for more, figures in zip((0, MORE_FLOWS), ns[len(counts):], strict=True)]
-    return {"services": rows, "flows": flows}
+    return {"services": rows, "flows": flows, "lab_generator": generator}
+
+
+def forget_flows(obj: BpfObject) -> None:
+    maps = DnatMaps.of(obj)
+    for flows in (maps.flows, maps.replies):
+        flows.delete_many([key for key, _ in flows.items_batch()], missing_ok=True)
+
+
+def in_the_lab(lab, instances: list[BpfObject], rows: list[dict]) -> dict:
+    """Per new connection in the lab, beyond the generator's cost, at each
+    service count: xdp_dnat (each instance attached in turn, its hops kept)
+    and kube-proxy's two shapes for the same services (their rules loaded,
+    `*_program_s` the time that took). Returns the generator's ceiling."""
+    napi_at_the_lb(lab)
+    generator = newflows.generator_ceiling(lab)
+    gen_mpps = generator["median_mpps"]
+    gen, sink = newflows.Generator(lab), newflows.Sink(lab, "backend")
+    try:
+        for obj, row in zip(instances, rows, strict=True):
+            link = XdpOnInterface(obj.program("xdp_dnat").fd, "eth0", lab.netns("lb"), "native")
+            try:
+                got = newflows.rate(gen, sink, lambda obj=obj: forget_flows(obj))
+            finally:
+                link.close()
+            row["xdp_dnat_lab_ns"] = beyond(got["median_mpps"], gen_mpps)
+            services = peers.ordered(measured_service(), other_services(row["services"] - 1))
+            for shape in peers.SHAPES:
+                start = time.perf_counter()
+                peers.load(lab, shape, services)
+                row[f"{shape}_program_s"] = round(time.perf_counter() - start, 2)
+                try:
+                    got = newflows.rate(gen, sink, lambda: peers.forget_connections(lab))
+                finally:
+                    peers.unload(lab)
+                row[f"{shape}_ns"] = beyond(got["median_mpps"], gen_mpps)
+    finally:
+        sink.close()
+        gen.close()
+    return generator

@@ -58,6 +58,7 @@ M = Mutation
 STATE_TESTS = ("tests/test_tool_csum_states.py",)
 ORACLE_TESTS = ("tests/test_checksums.py",)
 IPV6_TESTS = ("tests/test_tool_csum_ipv6.py",)
+PEERS_TESTS = "tests/test_bench_peers.py"  # the scale bench's generator and peers
 INTERRUPT_TESTS = ("tests/test_interrupt_commands.py",)
 GUARD_TESTS = ("tests/test_guard.py",)
 STATS_TESTS = ("tests/test_verifier_stats.py", "tests/test_verifier_log.py")
@@ -266,6 +267,17 @@ MUTATIONS = [
       "the floor writes the backend's port"),
     M("floor-source-mac-kept", "bench/bpf/floor_dnat.bpf.c", "		__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);\n", "",
       "the floor writes the next hop's source MAC"),
+    # the scale bench's generator of new connections and kube-proxy's shapes (the peers' figures stand on them)
+    M("gen-checksum-kept", "bench/bpf/gen.bpf.c", "		*csum = (__u16)~sum;\n", "",
+      "a new connection's checksum follows its source port"),
+    M("gen-port-kept", "bench/bpf/gen.bpf.c", "cfg->sent++ % cfg->ports", "cfg->sent % cfg->ports",
+      "every generated frame is a new connection"),
+    M("peers-iptables-no-pick", "bench/peers.py", 'pick = "" if k == n - 1 else', 'pick = "" if True else',
+      "kube-proxy's iptables shape picks an endpoint at random", (PEERS_TESTS,)),
+    M("peers-nft-one-endpoint", "bench/peers.py", "numgen random mod {len(s.backends)} vmap",
+      "numgen random mod 1 vmap", "kube-proxy's nftables shape picks among every endpoint", (PEERS_TESTS,)),
+    M("peers-measured-first", "bench/peers.py", "    half = len(others) // 2\n", "    half = 0\n",
+      "the measured service sits half-way down the iptables walk", (PEERS_TESTS,)),
     # bpflab's own checks: `bpflab csum` and `run` in every checksum state of a tc program
     M("tool-partial-skipped", "bpflab/tool/csum.py", '        if state == "partial" and as_partial(case.frame) is None:',
       '        if state == "partial":', "frames a stack sends partial are run in the partial state", STATE_TESTS),
@@ -437,6 +449,8 @@ def own_tests(mutation: Mutation) -> list[str]:
         return [str(path.parent / f"test_{path.name.removesuffix('.bpf.c')}.py")]
     if mutation.file == NATIVE_MAGLEV:
         return [MAGLEV_TESTS]
+    if mutation.file == "bench/bpf/gen.bpf.c":
+        return [PEERS_TESTS]
     return [FLOOR_TESTS] if mutation.file.startswith("bench/") else []
 
 

@@ -1,5 +1,6 @@
 """The bench's goal lines from a results dict: each ratio is
 computed from the run's own figures and judged against its target."""
+from bpflab.bench import plot
 from bpflab.bench.__main__ import goals
 
 
@@ -66,3 +67,15 @@ def test_the_scale_goals_compare_the_largest_cluster_with_the_smallest():
     }
     met = {g["goal"]: g["met"] for g in goals({**results(), "scale": scale})}
     assert [met[goal] for goal in got] == [True, False, False, True, True, False]
+
+
+def test_the_scale_plot_draws_each_datapath_by_service_count():
+    rows = [{"services": n, "xdp_dnat_lab_ns": x, "nft_ns": f, "iptables_ns": i}
+            for n, x, f, i in ((10_000, 900.0, 3100.0, 90_000.0), (1, 800.0, 2600.0, 2900.0),
+                               (1000, 850.0, 3000.0, 12_000.0))]
+    drawn = plot.series({"services": rows})
+    assert drawn == {"xdp_dnat": ([1, 1000, 10_000], [800.0, 850.0, 900.0]),
+                     "kube-proxy nftables (verdict maps)": ([1, 1000, 10_000], [2600.0, 3000.0, 3100.0]),
+                     "kube-proxy iptables (a rule per service)": ([1, 1000, 10_000], [2900.0, 12_000.0, 90_000.0])}
+    del rows[0]["iptables_ns"]  # a run that did not measure a datapath everywhere draws no line for it
+    assert list(plot.series({"services": rows})) == ["xdp_dnat", "kube-proxy nftables (verdict maps)"]

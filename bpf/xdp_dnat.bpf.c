@@ -46,9 +46,12 @@ struct {
 	__array(values, struct maglev_inner);
 } services SEC(".maps");
 
-/* Backend slots, indexed by the numbers the tables hold. */
+/* Backend slots, indexed by the numbers the tables hold. Mappable: the
+ * loader reads every slot on each change, a copy of mapped memory instead
+ * of a system call's copy entry by entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct backend);

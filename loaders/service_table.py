@@ -20,6 +20,7 @@ import array
 import ctypes
 import dataclasses
 import errno
+import itertools
 import socket
 from pathlib import Path
 
@@ -136,39 +137,36 @@ class _Change:
 
 class SlotView:
     """The backends map as one read returned it (slot i's bytes at i * 16;
-    IP 0: a free slot), indexed without a Python object per slot: a
-    hundred thousand slots are read for every change of one service."""
+    a free slot is all zero, as the loader frees it), searched without a
+    Python object per slot: a hundred thousand slots are read for every
+    change of one service."""
 
     SIZE = ctypes.sizeof(BackendSlot)
     SERVICE_AT = BackendSlot.service.offset
+    FREE = bytes(SIZE)
 
     def __init__(self, raw: bytes):
         self.raw = raw
-        # Each slot's first word is its IP (0: free). A strided view, not
-        # numpy: every CLI call reads this, and numpy costs 0.2 s to import.
+        # Each slot's first word is its IP. A strided view, not numpy: every
+        # CLI call reads this, and numpy costs 0.2 s to import.
         self.ips = memoryview(raw).cast("I")[:: self.SIZE // 4]
         self._finds = 0
-        self._ips: list[int] | None = None
+        self._found: dict[bytes, dict[int, BackendSlot]] = {}
         self._index: dict[bytes, dict[int, BackendSlot]] | None = None
 
     def __len__(self) -> int:
         """How many slots are used."""
-        return len(self.ips) - self._ip_list().count(0)
+        return len(self.ips) - sum(1 for _ in self.free())
 
     def free(self):
-        """The free slots, lowest first (each found by a search in C)."""
-        ips, i = self._ip_list(), -1
-        while True:
-            try:
-                i = ips.index(0, i + 1)
-            except ValueError:
-                return
-            yield i
-
-    def _ip_list(self) -> list[int]:
-        if self._ips is None:
-            self._ips = self.ips.tolist()
-        return self._ips
+        """The free slots, lowest first, each found by a search in C (a
+        run of zeros that straddles two used slots is skipped)."""
+        at = self.raw.find(self.FREE)
+        while at != -1:
+            i, rest = divmod(at, self.SIZE)
+            if rest == 0:
+                yield i
+            at = self.raw.find(self.FREE, (i + 1) * self.SIZE)
 
     def __getitem__(self, i: int) -> BackendSlot:
         return BackendSlot.from_buffer_copy(self.raw, i * self.SIZE)
@@ -195,6 +193,8 @@ class SlotView:
             self._index = self.by_service()
         if self._index is not None:
             return dict(self._index.get(wanted, {}))
+        if wanted in self._found:  # one change asks for the same service more than once
+            return dict(self._found[wanted])
         self._finds += 1
         at = self.raw.find(wanted)
         while at != -1:
@@ -202,7 +202,8 @@ class SlotView:
             if rest == 0 and self.ips[i]:
                 out[i] = self[i]
             at = self.raw.find(wanted, at + 1)
-        return out
+        self._found[wanted] = out
+        return dict(out)
 
 
 # Services whose new tables go in with one update of the services map: each
@@ -294,7 +295,7 @@ class ServiceTable:
         key = service_key(vip, port, proto)
         if self.maps.services.lookup(key) is None:
             return None
-        slots = slots or self._slots()
+        slots = self._slots() if slots is None else slots
         own = sorted(slots.of(key).values(), key=lambda s: (socket.ntohl(s.ip), socket.ntohs(s.port)))
         return Service(*_key_tuple(key), tuple(Backend(ip_str(s.ip), socket.ntohs(s.port), s.weight) for s in own))
 
@@ -318,7 +319,7 @@ class ServiceTable:
             if bytes(service.key()) in seen:
                 raise SpecError(f"{service.frontend} given twice")
             seen.add(bytes(service.key()))
-        slots = slots or self._slots()
+        slots = self._slots() if slots is None else slots
         self._check_room(services, slots)
         free = slots.free()
         for start in range(0, len(services), SWAP_CHUNK):
@@ -371,8 +372,8 @@ class ServiceTable:
         for s in services:
             owned = {(slot.ip, slot.port) for slot in slots.of(s.key()).values()}
             fresh += sum(1 for b in s.backends if (ip_be32(b.ip), socket.htons(b.port)) not in owned)
-        room = self.maps.backends.max_entries - len(slots)
-        if fresh > room:
+        if fresh and len(list(itertools.islice(slots.free(), fresh))) < fresh:
+            room = self.maps.backends.max_entries - len(slots)
             raise RoomError(f"{fresh} new backend{'s' if fresh > 1 else ''} do{'' if fresh > 1 else 'es'} not fit the "
                             f"free backend slots ({room} of {self.maps.backends.max_entries}; --max-backends)",
                             "backends")

@@ -171,7 +171,8 @@ MUTATIONS = [
     M("room-service-backends-unchecked", "loaders/service_table.py", "            if ready > self.table_backends:",
       "            if False:", "a service with more backends than a table holds is refused",
       ("tests/test_xdp_dnat_balance.py", "tests/test_kube.py")),
-    M("room-slots-unchecked", "loaders/service_table.py", "        if fresh > room:", "        if False:",
+    M("room-slots-unchecked", "loaders/service_table.py",
+      "        if fresh and len(list(itertools.islice(slots.free(), fresh))) < fresh:", "        if False:",
       "backends past the free slots are refused before anything changes", ("tests/test_xdp_dnat_balance.py",)),
     M("room-services-unchecked", "loaders/service_table.py",
       "            if present + new > services_map.max_entries:", "            if False:",
@@ -267,6 +268,12 @@ MUTATIONS = [
       "the floor writes the backend's port"),
     M("floor-source-mac-kept", "bench/bpf/floor_dnat.bpf.c", "		__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);\n", "",
       "the floor writes the next hop's source MAC"),
+    # the loader's read of every backend slot
+    M("slots-free-unaligned", "loaders/service_table.py", "            if rest == 0:\n                yield i\n",
+      "            if True:\n                yield i\n", "a free slot is a whole zero slot, not a zero run across two",
+      ("tests/test_slot_view.py",)),
+    M("slots-map-not-mappable", "xdp_dnat.bpf.c", "	__uint(map_flags, BPF_F_MMAPABLE);\n", "",
+      "the loader reads the backend slots mapped, not entry by entry"),
     # the scale bench's generator of new connections and kube-proxy's shapes (the peers' figures stand on them)
     M("gen-checksum-kept", "bench/bpf/gen.bpf.c", "		*csum = (__u16)~sum;\n", "",
       "a new connection's checksum follows its source port"),

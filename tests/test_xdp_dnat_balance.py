@@ -27,6 +27,7 @@ from bpflab.lab import dnat, packets
 from bpflab.lab.checksums import verify_frame
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfError
+from bpflab.libbpf.maps import BPF_F_MMAPABLE
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatConfig
 from bpflab.loaders.services import Backend, BackendSlot, RoomError, Service, SpecError, service_key
@@ -458,3 +459,15 @@ def test_a_backend_whose_bytes_spell_another_services_key_is_not_that_services(r
     runner.table.put(spelled)
     assert runner.table.lookup(VIP, 80, "tcp") == WEB
     assert sorted(runner.table.lookup("10.96.0.20", 80, "tcp").backends) == sorted(spelled.backends)
+
+
+def test_the_backend_slots_are_read_mapped_and_equal_each_entry(runner):
+    """The backends map is mappable (the loader reads all of it on every
+    change), and what the mapped read returns is what each entry holds."""
+    backends = runner.table.maps.backends
+    assert backends.info().map_flags & BPF_F_MMAPABLE
+    runner.table.put(WEB)
+    runner.table.put(DNS)
+    raw = backends.array_values_raw()
+    assert raw == b"".join(bytes(backends.lookup(i)) for i in range(backends.max_entries))
+    assert len(raw) == backends.max_entries * ctypes.sizeof(BackendSlot) and raw != bytes(len(raw))

@@ -96,6 +96,15 @@ def scale(data: dict) -> list[str]:
                    [[f"{r['services']:,}", f"{r['backends']:,}", r["program_s"], r["add_backend_ms"],
                      f"{r['kernel_bytes'] / 1e6:.1f}", f"{r['kernel_bytes'] / r['services']:,.0f}",
                      r["xdp_dnat_ns"]["new"], r["xdp_dnat_ns"]["established"]] for r in found["services"]])
+    lab = [r for r in found["services"] if "nft_ns" in r]
+    if lab:
+        lines += ["Per packet in the `dnat` lab when every packet is a new connection, beyond the generator's own "
+                  "cost (ns); kube-proxy's two modes for the same services, and the time their rules took to load:",
+                  ""]
+        lines += table(["services", "xdp_dnat (ns)", "nftables (ns)", "iptables (ns)", "nftables loaded in (s)",
+                        "iptables loaded in (s)"],
+                       [[f"{r['services']:,}", r["xdp_dnat_lab_ns"], r["nft_ns"], r["iptables_ns"],
+                         r["nft_program_s"], r["iptables_program_s"]] for r in lab])
     lines += table(["flows pinned", "established (ns)"],
                    [[f"{r['flows']:,}", r["established_ns"]] for r in found.get("flows", [])])
     return lines

@@ -82,6 +82,11 @@ def table(results: dict) -> str:
     lines.append(f"{'test_run_ns (ns per packet)':<34}{'ns':>8}{'x baseline':>12}{'x floor':>9}")
     for name, ns in results["test_run_ns"].items():
         lines.append(f"  {name:<32}{ns:>8}{ns / base:>12.1f}{ns / floor:>9.2f}")
+    if "test_run_ns_without" in results:
+        whole = results["test_run_ns"]["xdp_dnat"]
+        lines.append("  xdp_dnat without (bench/ablation.py): " + ", ".join(
+            f"{name} {ns:.0f} ({ns - whole:+.0f})" for name, ns in results["test_run_ns_without"].items())
+            + f"; the floor with its hop kept {results['test_run_ns']['floor_dnat_nexthop']:.0f}")
     lines.append("")
     lines.append(f"{'lab_mpps (UDP, client->VIP->backend)':<38}{'Mpps':>8}{'spread %':>10}{'x nft':>8}"
                  f"{'delivered %':>13}")
@@ -128,13 +133,14 @@ def table(results: dict) -> str:
 
 
 def scale_table(scale_results: dict) -> str:
-    lines = [f"{'scale (tables of 16381)':<24}{'program s':>10}{'add ms':>8}{'kernel MB':>11}"
+    lines = [f"{'scale (tables of 16381)':<24}{'program s':>10}{'add ms':>8}{'max':>6}{'kernel MB':>11}"
              f"{'bytes/svc':>11}{'new ns':>8}{'est ns':>8}   {'lab, a new connection beyond the generator':<44}"]
     for row in scale_results["services"]:
         lab = (f"xdp_dnat {row['xdp_dnat_lab_ns']:.0f} ns, nftables {row['nft_ns']:.0f} ns "
                f"({row['nft_program_s']} s to load), iptables {row['iptables_ns']:.0f} ns "
                f"({row['iptables_program_s']} s)") if "nft_ns" in row else ""
         lines.append(f"  {row['services']:>7,} services{'':<7}{row['program_s']:>10.2f}{row['add_backend_ms']:>8.1f}"
+                     f"{row.get('add_backend_max_ms', 0):>6.1f}"
                      f"{row['kernel_bytes'] / 1e6:>11.1f}{row['kernel_bytes'] / row['services']:>11,.0f}"
                      f"{row['xdp_dnat_ns']['new']:>8.0f}{row['xdp_dnat_ns']['established']:>8.0f}   {lab}")
     for row in scale_results["flows"]:
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.date.today().isoformat(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
-        "test_run_ns": testrun.measure(),
+        **testrun.measure(),
         "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in (
             "xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "floor_forward",
             "generator")},

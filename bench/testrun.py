@@ -10,13 +10,17 @@ the full work of a real packet - lookup, FIB, checksums, MACs, redirect.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import socket
 import statistics
+import tempfile
+from pathlib import Path
 
 from scapy.layers.inet import TCP
 
+from bpflab.bench import ablation
 from bpflab.bench.datapath import Nexthop
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
@@ -99,7 +103,40 @@ def check_every_repetition(obj: BpfObject, before: int) -> None:
         raise RuntimeError(f"xdp_dnat benchmark did not rewrite every repetition: {verdicts}")
 
 
-def measure() -> dict[str, float]:
+@contextlib.contextmanager
+def hops_kept(obj: BpfObject, lab):
+    """Next hops kept from the kernel's tables, as the loader keeps them."""
+    slots = ServiceTable(DnatMaps.of(obj)).backend_slots()
+    keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
+    try:
+        keeper.start(slots)
+        if not keeper.ready(10.0):
+            raise RuntimeError("xdp_dnat benchmark: no next hops within 10 s")
+        if len(list(obj.map("backend_hops").keys())) != len(slots):
+            raise RuntimeError("xdp_dnat benchmark: the backend's next hops were not kept")
+        yield
+    finally:
+        keeper.stop()
+
+
+def without(lab, frame: bytes, ctx) -> dict[str, float]:
+    """xdp_dnat with each of bench/ablation.py's parts taken out, measured
+    as `xdp_dnat` is (an established flow, next hops kept); each build must
+    still redirect."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bpflab-ablation-") as work:
+        for name, path in ablation.built(Path(work)).items():
+            with BpfObject(path) as obj:
+                add_services(obj)
+                with hops_kept(obj, lab):
+                    out[name] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
+                    check_redirects(obj, "xdp_dnat", frame, ctx, lab)
+    return out
+
+
+def measure() -> dict[str, dict[str, float]]:
+    """{"test_run_ns": each program's ns per packet, "test_run_ns_without":
+    xdp_dnat's with each part taken out}."""
     lab = bench_lab()
     try:
         frame = frame_to_vip(lab)
@@ -137,19 +174,10 @@ def measure() -> dict[str, float]:
             add_services(obj)
             results["xdp_dnat_fib_per_packet"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
             check_every_repetition(obj, 0)
-            # As the loader runs it: next hops kept from the kernel's tables.
-            slots = ServiceTable(DnatMaps.of(obj)).backend_slots()
-            keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
-            try:
-                keeper.start(slots)
-                if not keeper.ready(10.0):
-                    raise RuntimeError("xdp_dnat benchmark: no next hops within 10 s")
-                if len(list(obj.map("backend_hops").keys())) != len(slots):
-                    raise RuntimeError("xdp_dnat benchmark: the backend's next hops were not kept")
+            with hops_kept(obj, lab):  # as the loader runs it
                 results["xdp_dnat"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
-            finally:
-                keeper.stop()
             check_every_repetition(obj, ROUNDS * REPEAT)
+        without_parts = without(lab, frame, ctx)
         with BpfObject(object_path("xdp_dnat")) as obj:
             add_services(obj, tuple(ip for ip, _ in THREE))
             results["xdp_dnat_3_backends"] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
@@ -157,6 +185,6 @@ def measure() -> dict[str, float]:
             used = {b.backend.ip for st in ServiceTable(DnatMaps.of(obj)).states() for b in st.backends if b.packets}
             if verdicts["redirected"] != ROUNDS * REPEAT or len(used) < 2:
                 raise RuntimeError(f"xdp_dnat 3-backend benchmark: {verdicts}, backends used {sorted(used)}")
-        return results
+        return {"test_run_ns": results, "test_run_ns_without": without_parts}
     finally:
         lab.teardown()

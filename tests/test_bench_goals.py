@@ -1,7 +1,10 @@
 """The bench's goal lines from a results dict: each ratio is
 computed from the run's own figures and judged against its target."""
-from bpflab.bench import plot
+import pytest
+
+from bpflab.bench import ablation, plot
 from bpflab.bench.__main__ import goals
+from bpflab.host.paths import REPO_ROOT
 
 
 def results(xdp_ns=100, cli_lost=0, offered_drops=0):
@@ -79,3 +82,14 @@ def test_the_scale_plot_draws_each_datapath_by_service_count():
                      "kube-proxy iptables (a rule per service)": ([1, 1000, 10_000], [2900.0, 12_000.0, 90_000.0])}
     del rows[0]["iptables_ns"]  # a run that did not measure a datapath everywhere draws no line for it
     assert list(plot.series({"services": rows})) == ["xdp_dnat", "kube-proxy nftables (verdict maps)"]
+
+
+def test_every_ablation_takes_out_text_xdp_dnat_has_once():
+    """bench/ablation.py's parts stay in step with the program: each
+    variant's replacements occur exactly once and change the source."""
+    text = (REPO_ROOT / "bpf" / ablation.SOURCE).read_text()
+    for name, parts in ablation.variants().items():
+        assert ablation.variant_source(text, parts) != text, name
+    assert set(ablation.variants()["all"]) == set(ablation.PARTS)
+    with pytest.raises(RuntimeError, match="occurs 0 times"):
+        ablation.variant_source("", ablation.PARTS[:1])

@@ -62,6 +62,13 @@ def bench(data: dict) -> list[str]:
         lines += table(["program", "ns", "x baseline", "x floor"],
                        [[name, ns, f"{ns / base:.2f}" if base else "", f"{ns / floor:.2f}" if floor else ""]
                         for name, ns in test_run.items()])
+    without = data.get("test_run_ns_without", {})
+    if without and "xdp_dnat" in test_run:
+        whole = test_run["xdp_dnat"]
+        lines += ["xdp_dnat with one part taken out (`bench/ablation.py`; measured as `xdp_dnat` is): what each "
+                  "part costs per packet:", ""]
+        lines += table(["taken out", "ns", "difference (ns)"],
+                       [[name, ns, f"{ns - whole:+.0f}"] for name, ns in without.items()])
     lab = data.get("lab_mpps", {})
     if lab:
         nft = lab.get("nft_dnat", {}).get("median_mpps")
@@ -76,7 +83,8 @@ def bench(data: dict) -> list[str]:
         lines += ["Goals, judged on this run's own figures:", ""]
         lines += table(["goal", "value", "target", "met"],
                        [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no"] for g in goals])
-    rest = {k: v for k, v in data.items() if k not in ("test_run_ns", "lab_mpps", "goals", "date", "machine", "scale")}
+    rest = {k: v for k, v in data.items()
+            if k not in ("test_run_ns", "test_run_ns_without", "lab_mpps", "goals", "date", "machine", "scale")}
     if rest:
         lines += ["The other figures, as the run wrote them:", "", "```json",
                   *json.dumps(rest, indent=2).splitlines(), "```", ""]
@@ -91,9 +99,11 @@ def scale(data: dict) -> list[str]:
     lines = ["xdp_dnat as the cluster grows (tables of 16381 entries, 10 backends a service; per packet: "
              "test-run of one frame at a time, 1,000 flows a round, the median over five rounds that take "
              "every instance in turn):", ""]
-    lines += table(["services", "backends", "programmed in (s)", "one backend added (ms)", "kernel memory (MB)",
+    lines += table(["services", "backends", "programmed in (s)", "one backend added (ms: median of 5, slowest)",
+                    "kernel memory (MB)",
                     "per service (bytes)", "new flow (ns)", "established (ns)"],
-                   [[f"{r['services']:,}", f"{r['backends']:,}", r["program_s"], r["add_backend_ms"],
+                   [[f"{r['services']:,}", f"{r['backends']:,}", r["program_s"],
+                     f"{r['add_backend_ms']}, {r.get('add_backend_max_ms', '-')}",
                      f"{r['kernel_bytes'] / 1e6:.1f}", f"{r['kernel_bytes'] / r['services']:,.0f}",
                      r["xdp_dnat_ns"]["new"], r["xdp_dnat_ns"]["established"]] for r in found["services"]])
     lab = [r for r in found["services"] if "nft_ns" in r]

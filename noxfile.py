@@ -68,7 +68,9 @@ def kernel(session):
     require_kernel(session)
     install(session)
     kernels, args = split_kernels_args(session.posargs)
-    args = args or ["-n", "2"]
+    # worksteal: a worker that runs out takes tests queued for the other, so
+    # the run does not end waiting on one worker's long tail.
+    args = args or ["-n", "2", "--dist", "worksteal"]
     if not kernels:
         # Python caches bytecode unless told not to; some CI images tell it
         # not to, and then every process the suite starts compiles the

@@ -25,13 +25,17 @@ unless it says `@pytest.mark.expect_unchecked("why")`.
 from __future__ import annotations
 
 import os
+import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bpflab.host import kernel, processes
 from bpflab.host.waits import scaled_timeout
-from bpflab.lab import builder
 from bpflab.lab.topology import TOPOLOGIES, Topology
+
+if TYPE_CHECKING:
+    from bpflab.lab import builder
 
 LABS = pytest.StashKey[list]()      # item.stash: the labs a test built (the checksum rule reads them)
 REPORTS = pytest.StashKey[dict]()   # item.stash: its reports by phase (pcaps of a failing test's labs)
@@ -105,7 +109,11 @@ def pytest_sessionfinish(session, exitstatus):
     # bpflab started and built in this process goes now (nothing, if bpflab
     # was not used).
     processes.stop_spawned()
-    builder.teardown_all()
+    # The builder (pyroute2 and all) is imported only by a test that builds
+    # a lab: a session that never did loads none of it, and has none to end.
+    built = sys.modules.get("bpflab.lab.builder")
+    if built is not None:
+        built.teardown_all()
 
 
 def _failed(request) -> bool:
@@ -115,6 +123,8 @@ def _failed(request) -> bool:
 
 def _factory(made: list, node, checked: bool):
     def make(topology: str | Topology = "pair") -> builder.Lab:
+        from bpflab.lab import builder
+
         topo = TOPOLOGIES[topology]() if isinstance(topology, str) else topology
         lab = builder.build(topo)
         made.append(lab)

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.kernel
 # Examples per run, per edge and direction (times 10 under HYPOTHESIS_PROFILE=long,
 # 0.2 under the kernel matrix's "vm" profile, never fewer than 10 per edge).
 # Every aimed example hits its edge, so a bug at an edge fails its first one.
-EXAMPLES = {edge: 50 for edge in EDGES} | {"random": 500} | {edge: 10 for edge in IHL_EDGES}
+EXAMPLES = {edge: 50 for edge in EDGES} | {"random": 300} | {edge: 10 for edge in IHL_EDGES}
 SCALE = 10 if settings.default.max_examples > 1000 else 0.2 if settings.default.max_examples < 300 else 1
 # Backends the lb's FIB can reach: different address words for the updates.
 BACKENDS = ((BACKEND_IP, BACKEND_MAC), ("10.244.1.77", "02:00:00:00:03:4d"), ("10.244.1.250", "02:00:00:00:03:fa"))

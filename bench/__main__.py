@@ -167,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         **testrun.measure(),
-        "lab_mpps": {mode: datapath.measure(mode, runs=args.runs) for mode in (
-            "xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "floor_forward",
-            "generator")},
+        "lab_mpps": datapath.measure(runs=args.runs),
         **ringbuf.measure(),
         "topology_ms": topology.measure(),
         "service_change_ms": services.measure(),

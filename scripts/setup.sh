@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang clang-19 llvm make gcc libbpf-dev libbpf1 bpftool linux-libc-dev iproute2 ethtool tcpdump
-              nftables iputils-ping curl util-linux python3 python3-venv
+              nftables iptables iputils-ping curl util-linux python3 python3-venv
               qemu-system-x86 udev kmod busybox-static)  # the last line: the kernel matrix's VMs
 
 if [ "$(id -u)" -ne 0 ]; then

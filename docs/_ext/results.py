@@ -81,8 +81,9 @@ def bench(data: dict) -> list[str]:
     goals = data.get("goals", [])
     if goals:
         lines += ["Goals, judged on this run's own figures:", ""]
-        lines += table(["goal", "value", "target", "met"],
-                       [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no"] for g in goals])
+        lines += table(["goal", "value", "target", "met", "why not (measured)"],
+                       [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no",
+                        "" if g["met"] else g.get("why", "")] for g in goals])
     rest = {k: v for k, v in data.items()
             if k not in ("test_run_ns", "test_run_ns_without", "lab_mpps", "goals", "date", "machine", "scale")}
     if rest:
@@ -162,8 +163,9 @@ class ScaleResults(BenchResults):
             return [f"The latest bench run did not measure it: `{self.command} -- --only scale` does."]
         goals = [g for g in data.get("goals", []) if g.get("part") == "scale"]
         return [f"Written {data.get('date', '?')} on {data.get('kernel', '?')}.", "", *found,
-                *table(["goal", "value", "target", "met"],
-                       [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no"] for g in goals])]
+                *table(["goal", "value", "target", "met", "why not (measured)"],
+                       [[g["goal"], g["value"], g["target"], "yes" if g["met"] else "no",
+                        "" if g["met"] else g.get("why", "")] for g in goals])]
 
 
 def setup(app):

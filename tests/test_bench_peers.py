@@ -83,6 +83,7 @@ def connections(lab) -> list:
             ct.close()
 
 
+@pytest.mark.since_kernel("xdp_live_frames")
 def test_the_kernel_refuses_a_wrong_checksum_here(lab):
     """The oracle: on this path the lb's conntrack checks TCP checksums, so a
     connection in its table is one whose checksum the kernel accepted."""
@@ -110,6 +111,7 @@ def test_the_kernel_refuses_a_wrong_checksum_here(lab):
         peers.unload(lab)
 
 
+@pytest.mark.since_kernel("xdp_live_frames")
 @pytest.mark.parametrize("shape", peers.SHAPES)
 def test_each_service_goes_to_its_own_backends_spread_over_all(lab, shape):
     peers.load(lab, shape, SERVICES)

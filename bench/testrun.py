@@ -120,18 +120,36 @@ def hops_kept(obj: BpfObject, lab):
 
 
 def without(lab, frame: bytes, ctx) -> dict[str, float]:
-    """xdp_dnat with each of bench/ablation.py's parts taken out, measured
-    as `xdp_dnat` is (an established flow, next hops kept); each build must
-    still redirect."""
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="bpflab-ablation-") as work:
-        for name, path in ablation.built(Path(work)).items():
-            with BpfObject(path) as obj:
-                add_services(obj)
-                with hops_kept(obj, lab):
-                    out[name] = per_packet_ns(obj, "xdp_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
-                    check_redirects(obj, "xdp_dnat", frame, ctx, lab)
-    return out
+    """xdp_dnat whole ("none"), with each of bench/ablation.py's parts taken
+    out, and the floor with its next hop kept, each measured as `xdp_dnat`
+    is (an established flow, next hops kept) in ROUNDS rounds that take every
+    build in turn, the median over rounds: measured one build after the
+    other, a run read some builds without a part as slower than the whole
+    program (the machine's drift, not the part). Each build must redirect."""
+    netns = lab.netns("lb")
+    with tempfile.TemporaryDirectory(prefix="bpflab-ablation-") as work, contextlib.ExitStack() as stack:
+        builds = {"none": object_path("xdp_dnat"), **ablation.built(Path(work))}
+        runs: dict[str, tuple[BpfObject, str]] = {}
+        for name, path in builds.items():
+            obj = stack.enter_context(BpfObject(path))
+            add_services(obj)
+            stack.enter_context(hops_kept(obj, lab))
+            runs[name] = (obj, "xdp_dnat")
+        floor = stack.enter_context(BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o"))
+        floor_services(floor)
+        floor.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, Nexthop.of(
+            lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac, lab.endpoint("backend", "eth0").mac))
+        runs["floor_dnat_nexthop"] = (floor, "floor_dnat_nexthop")
+        samples: dict[str, list[int]] = {name: [] for name in runs}
+        for r in range(ROUNDS + 1):
+            for name, (obj, program) in runs.items():
+                with entered(netns):
+                    ns = obj.program(program).test_run(frame, repeat=REPEAT, ctx=ctx).duration_ns
+                if r:  # round 0 only warms
+                    samples[name].append(ns)
+        for obj, program in runs.values():
+            check_redirects(obj, program, frame, ctx, lab)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def measure() -> dict[str, dict[str, float]]:

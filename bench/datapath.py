@@ -89,6 +89,13 @@ class Nexthop(ctypes.Structure):
         return hop
 
 
+def keep_lab_hop(floor: BpfObject, lab) -> None:
+    """The floor's next hop map told the lb's eth1 and the backend's MAC
+    (what the lb's neighbour table holds for it)."""
+    hop = Nexthop.of(lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac, lab.endpoint("backend", "eth0").mac)
+    floor.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
+
+
 FLOORS = ("floor_dnat", "floor_dnat_nexthop", "floor_forward")  # modes named after their programs
 
 
@@ -102,9 +109,7 @@ class Floor:
         try:
             self.obj.map("services").bind(ServiceKey, BackendSlot).update(
                 service_key(VIP, 53, "udp"), BackendSlot(ip_be32(BACKEND_IP), socket.htons(5353), 1))
-            hop = Nexthop.of(lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac,
-                             lab.endpoint("backend", "eth0").mac)
-            self.obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, hop)
+            keep_lab_hop(self.obj, lab)
             self.link = XdpOnInterface(self.obj.program(program).fd, "eth0", lab.netns("lb"), "native")
         except BaseException:
             self.obj.close()
@@ -128,15 +133,16 @@ def template(lab) -> bytes:
                  / bytes(18))  # 60 bytes: a minimum-size Ethernet frame
 
 
-def generate(lab, gen: BpfObject, packets: int) -> float:
-    """Send `packets` frames; returns the wall time it took."""
-    frame = template(lab)
-    ns = lab.netns("client")
-    with entered(ns):
-        ifindex = lab.ifindex("client", "eth0")
-        cfg = GenConfig.of(ifindex, frame)
-        gen.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, cfg)
-        ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex)
+def generate(lab, gen: BpfObject, packets: int, frame: bytes | None = None,
+             new_flows: tuple[int, int] | None = None) -> float:
+    """Send `packets` frames out of the client's eth0 (`frame`, the UDP
+    template by default; see GenConfig.of for `new_flows`); returns the wall
+    time it took."""
+    frame = frame or template(lab)
+    ifindex = lab.ifindex("client", "eth0")
+    gen.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, GenConfig.of(ifindex, frame, new_flows))
+    ctx = xdp_md(data=0, data_end=len(frame), ingress_ifindex=ifindex)
+    with entered(lab.netns("client")):
         start = time.perf_counter()
         gen.program("gen").test_run(frame, repeat=packets, ctx=ctx, flags=BPF_F_TEST_XDP_LIVE_FRAMES, out_size=0)
         return time.perf_counter() - start
@@ -147,8 +153,35 @@ def beyond(mpps: float, generator_mpps: float) -> float:
     return round(1e3 / mpps - 1e3 / generator_mpps, 1)
 
 
-def sink_count(sink: BpfObject) -> int:
-    return sum(sink.map("sink_packets").bind(ctypes.c_uint32, ctypes.c_uint64).lookup(0))
+SETTLE_S = 0.05  # frames still in flight when the generator returns
+
+
+class Sink:
+    """The sink program on `node`'s eth0 (native): counts and drops."""
+
+    def __init__(self, lab, node: str):
+        self.obj = BpfObject(BUILD_DIR / "bench" / "sink.bpf.o")
+        try:
+            self.link = XdpOnInterface(self.obj.program("sink").fd, "eth0", lab.netns(node), "native")
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def count(self) -> int:
+        return sum(self.obj.map("sink_packets").bind(ctypes.c_uint32, ctypes.c_uint64).lookup(0))
+
+    def take(self, send) -> tuple[float, float]:
+        """(frames counted per second, fraction of them delivered) of one
+        `send()`, which sends frames and returns (how many, wall time)."""
+        before = self.count()
+        packets, elapsed = send()
+        time.sleep(SETTLE_S)
+        received = self.count() - before
+        return received / elapsed, received / packets
+
+    def close(self) -> None:
+        self.link.close()
+        self.obj.close()
 
 
 MODES = ("xdp_native", "xdp_generic", "nft_dnat", "floor_dnat", "floor_dnat_nexthop", "floor_forward", "generator")
@@ -161,11 +194,10 @@ class Setup:
         self.lab = builder.build(dnat())
         stack.callback(self.lab.teardown)
         self.gen = stack.enter_context(BpfObject(BUILD_DIR / "bench" / "gen.bpf.o"))
-        self.sink = stack.enter_context(BpfObject(BUILD_DIR / "bench" / "sink.bpf.o"))
         # The generator's own ceiling: the sink drops at the lb's first
         # interface, so no datapath runs at all.
-        at = "lb" if mode == "generator" else "backend"
-        stack.callback(XdpOnInterface(self.sink.program("sink").fd, "eth0", self.lab.netns(at), "native").close)
+        self.sink = Sink(self.lab, "lb" if mode == "generator" else "backend")
+        stack.callback(self.sink.close)
         if mode in FLOORS:
             stack.callback(Floor(self.lab, mode).close)
         elif mode == "xdp_native":
@@ -181,11 +213,8 @@ class Setup:
 
     def run(self, packets: int) -> tuple[float, float]:
         """(Mpps counted at the sink, % of the frames delivered)."""
-        before = sink_count(self.sink)
-        elapsed = generate(self.lab, self.gen, packets)
-        time.sleep(0.05)
-        received = sink_count(self.sink) - before
-        return received / elapsed / 1e6, received / packets * 100
+        rate, delivered = self.sink.take(lambda: (packets, generate(self.lab, self.gen, packets)))
+        return rate / 1e6, delivered * 100
 
 
 def measure(modes: tuple[str, ...] = MODES, runs: int = 3, packets: int = 2_000_000) -> dict[str, dict]:

@@ -16,20 +16,15 @@ figure is its nanoseconds per packet beyond the generator's.
 """
 from __future__ import annotations
 
-import ctypes
 import statistics
-import time
 from collections.abc import Callable
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from bpflab.bench.datapath import GenConfig
-from bpflab.host.netns import entered
+from bpflab.bench.datapath import Sink, generate
 from bpflab.lab.topology import VIP
-from bpflab.libbpf import BpfObject, xdp_md
-from bpflab.libbpf.testrun import BPF_F_TEST_XDP_LIVE_FRAMES
-from bpflab.loaders.interfaces import XdpOnInterface
+from bpflab.libbpf import BpfObject
 from bpflab.loaders.objects import BUILD_DIR
 
 FIRST_PORT = 1024
@@ -38,7 +33,6 @@ MIN_PACKETS = 5_000
 PROBE_PACKETS = 5_000
 RUN_S = 0.5
 RUNS = 3
-SETTLE_S = 0.05  # frames still in flight when the generator returns
 
 
 def syn_frame(lab, vip: str = VIP, port: int = 80) -> bytes:
@@ -49,41 +43,19 @@ def syn_frame(lab, vip: str = VIP, port: int = 80) -> bytes:
 
 
 class Generator:
+    """gen.bpf.c sending `frame` (a SYN to the measured service by default),
+    every frame of a send a new connection."""
+
     def __init__(self, lab, frame: bytes | None = None):
         self.lab, self.frame = lab, frame or syn_frame(lab)
-        self.ifindex = lab.ifindex("client", "eth0")
         self.obj = BpfObject(BUILD_DIR / "bench" / "gen.bpf.o")
 
     def send(self, packets: int) -> float:
         """`packets` new connections (source ports from FIRST_PORT); the wall
         time the kernel took to send them."""
-        cfg = GenConfig.of(self.ifindex, self.frame, (FIRST_PORT, packets))
-        self.obj.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, cfg)
-        ctx = xdp_md(data=0, data_end=len(self.frame), ingress_ifindex=self.ifindex)
-        with entered(self.lab.netns("client")):
-            start = time.perf_counter()
-            self.obj.program("gen").test_run(self.frame, repeat=packets, ctx=ctx, flags=BPF_F_TEST_XDP_LIVE_FRAMES,
-                                             out_size=0)
-            return time.perf_counter() - start
+        return generate(self.lab, self.obj, packets, self.frame, (FIRST_PORT, packets))
 
     def close(self) -> None:
-        self.obj.close()
-
-
-class Sink:
-    def __init__(self, lab, node: str):
-        self.obj = BpfObject(BUILD_DIR / "bench" / "sink.bpf.o")
-        try:
-            self.link = XdpOnInterface(self.obj.program("sink").fd, "eth0", lab.netns(node), "native")
-        except BaseException:
-            self.obj.close()
-            raise
-
-    def count(self) -> int:
-        return sum(self.obj.map("sink_packets").bind(ctypes.c_uint32, ctypes.c_uint64).lookup(0))
-
-    def close(self) -> None:
-        self.link.close()
         self.obj.close()
 
 
@@ -92,11 +64,7 @@ def rate(gen: Generator, sink: Sink, forget: Callable[[], None]) -> dict:
 
     def run(packets: int) -> tuple[float, float]:
         forget()
-        before = sink.count()
-        elapsed = gen.send(packets)
-        time.sleep(SETTLE_S)
-        received = sink.count() - before
-        return received / elapsed, received / packets
+        return sink.take(lambda: (packets, gen.send(packets)))
 
     run(MIN_PACKETS)  # warm up: neighbours, code, caches
     probe, _ = run(PROBE_PACKETS)

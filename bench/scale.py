@@ -39,7 +39,7 @@ from pathlib import Path
 from scapy.layers.inet import TCP
 
 from bpflab.bench import newflows, peers
-from bpflab.bench.datapath import beyond, napi_at_the_lb
+from bpflab.bench.datapath import Sink, beyond, napi_at_the_lb
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
@@ -237,7 +237,7 @@ def in_the_lab(lab, instances: list[BpfObject], rows: list[dict]) -> dict:
     napi_at_the_lb(lab)
     generator = newflows.generator_ceiling(lab)
     gen_mpps = generator["median_mpps"]
-    gen, sink = newflows.Generator(lab), newflows.Sink(lab, "backend")
+    gen, sink = newflows.Generator(lab), Sink(lab, "backend")
     try:
         for obj, row in zip(instances, rows, strict=True):
             link = XdpOnInterface(obj.program("xdp_dnat").fd, "eth0", lab.netns("lb"), "native")

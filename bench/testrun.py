@@ -11,7 +11,6 @@ the full work of a real packet - lookup, FIB, checksums, MACs, redirect.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import socket
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 from scapy.layers.inet import TCP
 
 from bpflab.bench import ablation
-from bpflab.bench.datapath import Nexthop
+from bpflab.bench.datapath import keep_lab_hop
 from bpflab.host.netns import entered
 from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
@@ -137,8 +136,7 @@ def without(lab, frame: bytes, ctx) -> dict[str, float]:
             runs[name] = (obj, "xdp_dnat")
         floor = stack.enter_context(BpfObject(BUILD_DIR / "bench" / "floor_dnat.bpf.o"))
         floor_services(floor)
-        floor.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, Nexthop.of(
-            lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac, lab.endpoint("backend", "eth0").mac))
+        keep_lab_hop(floor, lab)
         runs["floor_dnat_nexthop"] = (floor, "floor_dnat_nexthop")
         samples: dict[str, list[int]] = {name: [] for name in runs}
         for r in range(ROUNDS + 1):
@@ -183,8 +181,7 @@ def measure() -> dict[str, dict[str, float]]:
             floor_services(obj)
             results["floor_dnat"] = per_packet_ns(obj, "floor_dnat", frame, ctx=ctx, netns=lab.netns("lb"))
             check_redirects(obj, "floor_dnat", frame, ctx, lab)
-            obj.map("nexthop").bind(ctypes.c_uint32, Nexthop).update(0, Nexthop.of(
-                lab.ifindex("lb", "eth1"), lab.endpoint("lb", "eth1").mac, lab.endpoint("backend", "eth0").mac))
+            keep_lab_hop(obj, lab)
             results["floor_dnat_nexthop"] = per_packet_ns(obj, "floor_dnat_nexthop", frame, ctx=ctx,
                                                           netns=lab.netns("lb"))
             check_redirects(obj, "floor_dnat_nexthop", frame, ctx, lab)

@@ -20,11 +20,10 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from bpflab.bench import newflows, peers, scale
-from bpflab.bench.datapath import GenConfig, napi_at_the_lb
+from bpflab.bench.datapath import GenConfig, generate, napi_at_the_lb
 from bpflab.host.netns import entered
 from bpflab.lab.topology import VIP
-from bpflab.libbpf import BpfObject, xdp_md
-from bpflab.libbpf.testrun import BPF_F_TEST_XDP_LIVE_FRAMES
+from bpflab.libbpf import BpfObject
 from bpflab.loaders.objects import BUILD_DIR
 from bpflab.loaders.services import Backend, Service
 
@@ -98,21 +97,12 @@ def test_the_kernel_refuses_a_wrong_checksum_here(lab):
         right = newflows.syn_frame(lab)
         wrong = bytearray(right)
         wrong[50] ^= 0xFF  # TCP checksum
-        gen = BpfObject(BUILD_DIR / "bench" / "gen.bpf.o")
-        try:
-            ifindex = lab.ifindex("client", "eth0")
-            for frame in (bytes(wrong), right):
-                gen.map("gen_config").bind(ctypes.c_uint32, GenConfig).update(0, GenConfig.of(ifindex, frame))
-                with entered(lab.netns("client")):
-                    gen.program("gen").test_run(frame, repeat=1, ctx=xdp_md(data=0, data_end=len(frame),
-                                                ingress_ifindex=ifindex), flags=BPF_F_TEST_XDP_LIVE_FRAMES,
-                                                out_size=0)
-                if frame != right:
-                    assert connections(lab) == []
-            (entry,) = connections(lab)
-            assert (entry.tuple_orig.daddr, entry.tuple_orig.dport) == (VIP, 80)
-        finally:
-            gen.close()
+        with BpfObject(BUILD_DIR / "bench" / "gen.bpf.o") as gen:
+            generate(lab, gen, 1, bytes(wrong))
+            assert connections(lab) == []
+            generate(lab, gen, 1, right)
+        (entry,) = connections(lab)
+        assert (entry.tuple_orig.daddr, entry.tuple_orig.dport) == (VIP, 80)
     finally:
         peers.unload(lab)
 

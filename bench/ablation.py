@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from bpflab.host.paths import REPO_ROOT
@@ -80,7 +79,6 @@ def variants() -> dict[str, tuple[Part, ...]]:
             "counters": (by_id["verdict_counter"], by_id["backend_counter"]), "all": PARTS}
 
 
-def built(work: Path | None = None) -> dict[str, Path]:
-    """Every variant's object, built under `work` (a temporary directory by default)."""
-    work = work or Path(tempfile.mkdtemp(prefix="bpflab-ablation-"))
+def built(work: Path) -> dict[str, Path]:
+    """Every variant's object, built under `work`."""
     return {name: build(parts, work / name) for name, parts in variants().items()}

@@ -150,7 +150,6 @@ class SlotView:
         # Each slot's first word is its IP. A strided view, not numpy: every
         # CLI call reads this, and numpy costs 0.2 s to import.
         self.ips = memoryview(raw).cast("I")[:: self.SIZE // 4]
-        self._finds = 0
         self._found: dict[bytes, dict[int, BackendSlot]] = {}
         self._index: dict[bytes, dict[int, BackendSlot]] | None = None
 
@@ -189,13 +188,12 @@ class SlotView:
         slot's service field is (a search in C, not a loop over slots); past
         a few services, from an index of them all built once."""
         wanted, out = bytes(key), {}
-        if self._index is None and self._finds >= 8:
+        if self._index is None and len(self._found) >= 8:
             self._index = self.by_service()
         if self._index is not None:
             return dict(self._index.get(wanted, {}))
         if wanted in self._found:  # one change asks for the same service more than once
             return dict(self._found[wanted])
-        self._finds += 1
         at = self.raw.find(wanted)
         while at != -1:
             i, rest = divmod(at - self.SERVICE_AT, self.SIZE)

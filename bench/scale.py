@@ -47,7 +47,7 @@ from bpflab.lab.topology import VIP, Neighbour
 from bpflab.libbpf import BpfObject, Map, xdp_md
 from bpflab.loaders import maglev
 from bpflab.loaders.interfaces import XdpOnInterface
-from bpflab.loaders.nexthops import Keeper
+from bpflab.loaders.nexthops import HopTable, Keeper
 from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
@@ -113,8 +113,9 @@ def loaded(services: int, flows: int = 0) -> BpfObject:
     obj = BpfObject(object_path("xdp_dnat"), load=False)
     try:
         obj.map("services").set_max_entries(services + 8)
-        for name in ("backends", "backend_packets"):
+        for name in ("backends", "backend_packets", "backend_hop_live"):
             obj.map(name).set_max_entries(services * BACKENDS + 64)
+        obj.map("backend_hops").set_max_entries(2 * (services * BACKENDS + 64))
         for name in ("dnat_flows", "dnat_replies"):  # and the rounds' flows, and a lab run's
             obj.map(name).set_max_entries(flows + 2 * (ROUNDS + 1) * FRAMES + newflows.MAX_PACKETS)
         template = cut_tables(obj, maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)
@@ -209,7 +210,7 @@ def measure(counts: tuple[int, ...] = SERVICE_COUNTS) -> dict:
         for obj, more in zip(by_flows, (0, MORE_FLOWS), strict=True):
             pin_flows(obj, more)
         for obj in by_count + by_flows:  # as the loader runs it: next hops kept
-            keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
+            keeper = Keeper(HopTable.of(obj), lab.netns("lb"))
             stack.callback(keeper.stop)
             keeper.start(ServiceTable(DnatMaps.of(obj), maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS).backend_slots())
             if not keeper.ready(KEEPER_FIRST_PASS_S):

@@ -26,7 +26,7 @@ from bpflab.lab import builder, dnat
 from bpflab.lab.frames import towards_peer
 from bpflab.lab.topology import BACKEND_IP, VIP, Neighbour
 from bpflab.libbpf import BpfObject, xdp_md
-from bpflab.loaders.nexthops import Keeper
+from bpflab.loaders.nexthops import HopTable, Keeper
 from bpflab.loaders.objects import BUILD_DIR, object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.registry import PROGRAMS
@@ -106,12 +106,13 @@ def check_every_repetition(obj: BpfObject, before: int) -> None:
 def hops_kept(obj: BpfObject, lab):
     """Next hops kept from the kernel's tables, as the loader keeps them."""
     slots = ServiceTable(DnatMaps.of(obj)).backend_slots()
-    keeper = Keeper(obj.map("backend_hops"), lab.netns("lb"))
+    hops = HopTable.of(obj)
+    keeper = Keeper(hops, lab.netns("lb"))
     try:
         keeper.start(slots)
         if not keeper.ready(10.0):
             raise RuntimeError("xdp_dnat benchmark: no next hops within 10 s")
-        if len(list(obj.map("backend_hops").keys())) != len(slots):
+        if len(hops.items()) != len(slots):
             raise RuntimeError("xdp_dnat benchmark: the backend's next hops were not kept")
         yield
     finally:

@@ -62,6 +62,9 @@ struct backend_hop {
 	__u8 dmac[6];   /* the backend's, or its gateway's */
 };
 
+/* backend_hop_live's value for a slot without a kept hop. */
+#define HOP_NONE 0xFFFFFFFF
+
 /* A connection in one direction, as its packets carry it. */
 struct flow_key {
 	__be32 saddr;

@@ -1,6 +1,7 @@
 """Each backend slot's next hop, kept in xdp_dnat's backend_hops map from
 the kernel's own routing and neighbour tables, so a packet needs no FIB
-lookup (bpf/xdp_dnat.h's struct backend_hop).
+lookup (bpf/xdp_dnat.h's struct backend_hop; HopTable: how a hop changes
+without a packet ever reading half of one).
 
 A thread in the instance's namespace works out every backend's hop as the
 kernel would route a packet to it (`ip route get`: the egress interface,
@@ -24,11 +25,13 @@ import select
 import signal
 import socket
 import threading
+from collections.abc import Callable
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from bpflab.host import rcu
 from bpflab.host.netns import entered
 from bpflab.libbpf import Map
 from bpflab.loaders.protocols import ip_be32
@@ -39,6 +42,7 @@ RTMGRP_LINK, RTMGRP_NEIGH, RTMGRP_IPV4_ROUTE = 0x1, 0x4, 0x40
 RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
 RTN_UNICAST = 1
 POLL_S = 0.05  # how often the thread looks at its stop and track requests
+HOP_NONE = 0xFFFFFFFF  # bpf/xdp_dnat.h: backend_hop_live's value for no kept hop
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -87,11 +91,76 @@ def work_out(ipr: IPRoute, tables: Tables, ip: str) -> tuple[BackendHop, tuple[i
     return hop, (oif, via)
 
 
-class Keeper:
-    """The thread that keeps `hops` (xdp_dnat's backend_hops map) right."""
+class HopTable:
+    """xdp_dnat's kept next hops as its packets read them: two copies of each
+    slot's hop in backend_hops (2 * slot + copy) and, in backend_hop_live,
+    the copy packets read (bpf/xdp_dnat.bpf.c: arrays, for an index instead
+    of a hash per packet). An array entry is written in place, so a change
+    writes the copy no packet reads, waits for an RCU grace period (every
+    packet after it sees the whole copy), then points packets at it; a copy
+    pointed away from is written again only after another grace period (no
+    packet still reads it). Dropping a hop points packets at none at once:
+    a value read mid-write is no hop to the program either."""
 
-    def __init__(self, hops: Map, netns: str | None):
-        self.hops = hops.bind(ctypes.c_uint32, BackendHop)
+    def __init__(self, copies: Map, live: Map, grace: Callable[[], None] = rcu.grace_period):
+        self.copies = copies.bind(ctypes.c_uint32, BackendHop)
+        self.live = live.bind(ctypes.c_uint32, ctypes.c_uint32)
+        self.grace = grace
+        self._retired = False  # a copy was pointed away from since the last grace period
+        self._read: dict[int, bytes] = {}  # slot -> the hop its packets read, as written
+
+    @classmethod
+    def of(cls, obj) -> HopTable:
+        return cls(obj.map("backend_hops"), obj.map("backend_hop_live"))
+
+    def write(self, changes: dict[int, BackendHop | None]) -> None:
+        """Each slot's new hop, None for none (the program asks the FIB);
+        all of them with two grace periods at most."""
+        point: list[tuple[int, int]] = []
+        writes: list[tuple[int, BackendHop]] = []
+        for slot, hop in changes.items():
+            if (bytes(hop) if hop is not None else None) == self._read.get(slot):
+                continue  # what packets read already (a neighbour confirmed, a route event elsewhere)
+            if hop is None:
+                point.append((slot, HOP_NONE))
+                del self._read[slot]
+                continue
+            self._read[slot] = bytes(hop)
+            spare = 1 if self.live.lookup(slot) == 0 else 0
+            writes.append((2 * slot + spare, hop))
+            point.append((slot, spare))
+        if writes:
+            if self._retired:  # a packet may still read a copy pointed away from
+                self.grace()
+            self.copies.update_many(writes)
+            self.grace()  # the copies whole everywhere before a packet is pointed at them
+            self._retired = False
+        if point:
+            self.live.update_many(point)
+            self._retired = True
+
+    def items(self) -> dict[int, BackendHop]:
+        """slot -> the hop its packets read now."""
+        out = {}
+        for slot, copy in self.live.items_batch():
+            if copy <= 1:
+                hop = self.copies.lookup(2 * slot + copy)
+                if hop is not None and hop.ip:
+                    out[slot] = hop
+        return out
+
+    def clear(self) -> None:
+        """No slot has a hop: every packet asks the FIB."""
+        self.live.update_many([(slot, HOP_NONE) for slot in range(self.live.max_entries)])
+        self._read.clear()
+        self._retired = True
+
+
+class Keeper:
+    """The thread that keeps `hops` (xdp_dnat's kept next hops) right."""
+
+    def __init__(self, hops: HopTable, netns: str | None):
+        self.hops = hops
         self.netns = netns
         self._wanted: dict[int, str] = {}  # slot -> backend IP, as last tracked
         self._lock = threading.Lock()
@@ -166,13 +235,14 @@ class Keeper:
         first = True
         while not self._stop.is_set():
             redo: set[int] = set()
+            changes: dict[int, BackendHop | None] = {}  # written together at the end of the pass
             everything = False
             if self._changed.is_set() or first:
                 self._changed.clear()
                 with self._lock:
                     wanted = dict(self._wanted)
                 for slot in [s for s in done if wanted.get(s) != done[s]]:
-                    self._drop(slot)
+                    changes[slot] = None
                     del done[slot]
                     if slot in via_of:
                         through[via_of.pop(slot)].discard(slot)
@@ -190,13 +260,12 @@ class Keeper:
                 hop = work_out(ipr, tables, wanted[slot])
                 if slot in via_of:
                     through[via_of.pop(slot)].discard(slot)
-                if hop is None:
-                    self._drop(slot)
-                else:
-                    self.hops.update(slot, hop[0])
+                changes[slot] = None if hop is None else hop[0]
+                if hop is not None:
                     through.setdefault(hop[1], set()).add(slot)
                     via_of[slot] = hop[1]
                 done[slot] = wanted[slot]
+            self.hops.write(changes)
             if first:
                 first = False
                 self._ready.set()
@@ -216,6 +285,3 @@ class Keeper:
                     continue
                 raise
             out.extend(marshal.parse(data))
-
-    def _drop(self, slot: int) -> None:
-        self.hops.delete(slot)

@@ -118,7 +118,8 @@ class XdpDnat(Loader):
                  max_service_backends: int = DEFAULT_TABLE_BACKENDS, next_hops: bool = True, **kwargs):
         self.services, self.return_path = list(services), return_path
         self.sizes = {"services": max_services, "backends": max_backends, "backend_packets": max_backends,
-                      "backend_hops": max_backends, "dnat_flows": max_flows, "dnat_replies": max_flows}
+                      "backend_hops": max_backends and 2 * max_backends, "backend_hop_live": max_backends,
+                      "dnat_flows": max_flows, "dnat_replies": max_flows}
         self.next_hops = next_hops
         self.hop_keeper = None
         self.maglev_size = maglev.check_size(maglev_size)
@@ -153,9 +154,9 @@ class XdpDnat(Loader):
         if self.return_path:
             self.refresh_return_path()
         if self.next_hops:
-            from bpflab.loaders.nexthops import Keeper  # pyroute2: imported where it is used (see above)
+            from bpflab.loaders.nexthops import HopTable, Keeper  # pyroute2: imported where it is used (see above)
 
-            self.hop_keeper = Keeper(self.obj.map("backend_hops"), self.netns)
+            self.hop_keeper = Keeper(HopTable.of(self.obj), self.netns)
             self.hop_keeper.start(self.table.backend_slots())
             # Bounded: with many backends the first pass may take longer, and
             # the FIB answers every packet without a hop meanwhile.

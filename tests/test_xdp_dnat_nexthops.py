@@ -5,7 +5,6 @@ a kept hop and falls back to the FIB for none, a reused slot or a packet
 above the hop's MTU; and under traffic, when a backend's MAC changes, it
 moves behind another interface or its route goes away, no frame goes to
 the old next hop 100 ms later and none is lost that the kernel delivers."""
-import ctypes
 import dataclasses
 import signal
 import socket
@@ -22,6 +21,7 @@ from bpflab.host.netns import entered
 from bpflab.host.waits import scaled_timeout, wait_until
 from bpflab.lab import dnat
 from bpflab.lab.topology import Endpoint, Link, Neighbour
+from bpflab.loaders.nexthops import HopTable
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.services import BackendHop
 from bpflab.loaders.xdp_dnat import XdpDnat
@@ -33,10 +33,9 @@ SETTLE_S = 0.1  # the issue's bound: 100 ms after a change no frame takes the ol
 
 
 def hops(dnat_) -> dict[str, tuple]:
-    """backend IP -> (ifindex, mtu, smac, dmac) as the map holds them."""
-    m = dnat_.obj.map("backend_hops").bind(ctypes.c_uint32, BackendHop)
+    """backend IP -> (ifindex, mtu, smac, dmac) as the program reads them."""
     return {socket.inet_ntoa(struct.pack("=I", h.ip)): (h.ifindex, h.mtu, bytes(h.smac).hex(":"), bytes(h.dmac).hex(":"))
-            for _, h in m.items()}
+            for h in HopTable.of(dnat_.obj).items().values()}
 
 
 def test_the_kept_hop_is_the_topologys(dnat_lab, attach):
@@ -53,14 +52,11 @@ def test_the_program_takes_a_kept_hop_and_asks_the_fib_without_one(dnat_lab):
     with dnat_runner(lab, services=(HTTP,)) as runner:
         frame = bytes(client_frame(TCP(sport=4000, dport=80, flags="S")))
         slot = runner.table.states()[0].backends[0].slot
-        table = runner.obj.map("backend_hops").bind(ctypes.c_uint32, BackendHop)
+        table = HopTable.of(runner.obj)
         fib_macs = (lab.endpoint("backend", "eth0").mac, lab.endpoint("lb", "eth1").mac)
 
         def macs_out(hop):
-            if hop is None:
-                table.delete(slot)
-            else:
-                table.update(slot, hop)
+            table.write({slot: hop})
             result = runner.run(frame)
             assert result.action == "XDP_REDIRECT", result.action
             out = Ether(result.data)

@@ -52,7 +52,7 @@ from bpflab.loaders.objects import object_path
 from bpflab.loaders.protocols import ip_be32
 from bpflab.loaders.service_table import DnatMaps, ServiceTable
 from bpflab.loaders.services import Backend, FlowKey, Service
-from bpflab.loaders.xdp_dnat import DEFAULT_TABLE_BACKENDS, cut_tables, read_verdicts
+from bpflab.loaders.xdp_dnat import DEFAULT_TABLE_BACKENDS, backend_map_sizes, cut_tables, read_verdicts
 
 SERVICE_COUNTS = (1, 1000, 10_000)
 BACKENDS = 10
@@ -113,9 +113,8 @@ def loaded(services: int, flows: int = 0) -> BpfObject:
     obj = BpfObject(object_path("xdp_dnat"), load=False)
     try:
         obj.map("services").set_max_entries(services + 8)
-        for name in ("backends", "backend_packets", "backend_hop_live"):
-            obj.map(name).set_max_entries(services * BACKENDS + 64)
-        obj.map("backend_hops").set_max_entries(2 * (services * BACKENDS + 64))
+        for name, size in backend_map_sizes(services * BACKENDS + 64).items():
+            obj.map(name).set_max_entries(size)
         for name in ("dnat_flows", "dnat_replies"):  # and the rounds' flows, and a lab run's
             obj.map(name).set_max_entries(flows + 2 * (ROUNDS + 1) * FRAMES + newflows.MAX_PACKETS)
         template = cut_tables(obj, maglev.DEFAULT_SIZE, DEFAULT_TABLE_BACKENDS)

@@ -107,6 +107,12 @@ def cut_tables(obj: BpfObject, maglev_size: int, table_backends: int) -> Map:
     return template
 
 
+def backend_map_sizes(slots: int) -> dict[str, int]:
+    """The maps indexed by backend slot, sized for `slots` slots (two
+    copies of each slot's next hop: nexthops.HopTable)."""
+    return {"backends": slots, "backend_packets": slots, "backend_hop_live": slots, "backend_hops": 2 * slots}
+
+
 class XdpDnat(Loader):
     """Rewrite traffic to service VIPs towards their backends."""
 
@@ -117,8 +123,7 @@ class XdpDnat(Loader):
                  max_flows: int | None = None, maglev_size: int = maglev.DEFAULT_SIZE,
                  max_service_backends: int = DEFAULT_TABLE_BACKENDS, next_hops: bool = True, **kwargs):
         self.services, self.return_path = list(services), return_path
-        self.sizes = {"services": max_services, "backends": max_backends, "backend_packets": max_backends,
-                      "backend_hops": max_backends and 2 * max_backends, "backend_hop_live": max_backends,
+        self.sizes = {"services": max_services, **(backend_map_sizes(max_backends) if max_backends else {}),
                       "dnat_flows": max_flows, "dnat_replies": max_flows}
         self.next_hops = next_hops
         self.hop_keeper = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,19 +54,28 @@ class TraceInstance:
     def lines(self, timeout: float | None = None) -> Iterator[str]:
         """Yield trace lines as they come; stop after `timeout` seconds of
         silence (None: never)."""
+        # The silence is measured against a deadline, not select()'s own
+        # timeout: a wake-up that reads nothing (EAGAIN) must not start the
+        # wait again, or a file that keeps saying "ready" waits forever.
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            ready, _, _ = select.select([self._fd], [], [], timeout)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            ready, _, _ = select.select([self._fd], [], [], left)
             if not ready:
                 return
             try:
                 chunk = os.read(self._fd, 65536)
             except BlockingIOError:
+                time.sleep(0.01)  # ready but empty: do not spin
                 continue
             self._pending += chunk
             *complete, self._pending = self._pending.split(b"\n")
-            for line in complete:
-                if line.strip():
-                    yield line.decode(errors="replace").rstrip()
+            lines = [line.decode(errors="replace").rstrip() for line in complete if line.strip()]
+            yield from lines
+            if lines and deadline is not None:
+                deadline = time.monotonic() + timeout
 
     def close(self) -> None:
         if getattr(self, "_fd", None) is not None:

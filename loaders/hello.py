@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     with hello:  # its close() says it detached, when a signal stops it
         cli.say_attached(hello)
         while True:
-            for line in hello.lines(timeout=1.0):
+            for line in hello.lines(timeout=cli.INTERFACE_CHECK_S):
                 print(line, flush=True)
-            cli.check_interface(hello)  # after a quiet second
+            cli.check_interface(hello)  # after a quiet moment
 
 
 if __name__ == "__main__":

@@ -572,6 +572,50 @@ def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
     return {"id": mutation.id, "result": "killed", "detail": detail, "seconds": seconds}
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Processes orphaned below this one (a mutant's run that left one
+    running: a mutation may stop the code that ends them) become its
+    children instead of init's, so reap_orphans() can find them."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_orphans(timeout: float = 10.0) -> list[str]:
+    """Kill every living child of this process and wait for it (every
+    process this harness starts itself has ended by the time this is
+    called: what is left was orphaned). A killed orphan's own children come
+    next. Returns their command lines."""
+    import signal
+
+    killed: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields.get("PPid", "0")) == os.getpid():
+                children.append(int(status.parent.name))
+        if not children:
+            break
+        for pid in children:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError, FileNotFoundError):
+                continue
+            killed.append(cmdline[:120])
+    return killed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="nox -s mutants --", description=__doc__.split("\n\n")[0])
     p.add_argument("-k", dest="keyword", help="only mutations whose id contains this")
@@ -587,12 +631,15 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         p.error(f"no mutation id contains {args.keyword!r}")
     results = []
+    become_subreaper()
     with tempfile.TemporaryDirectory(prefix="bpflab-mutants-") as tmp:
         for i, mutation in enumerate(chosen, 1):
             print(f"[{i}/{len(chosen)}] {mutation.id}: {mutation.breaks} ...", flush=True)
             result = run_one(mutation, Path(tmp) / "work", pytest_args)
             note = f" ({EQUIVALENT[mutation.id]})" if result["result"] == "survived" and mutation.id in EQUIVALENT else ""
             print(f"    {result['result'].upper()} in {result['seconds']} s {result['detail']}{note}", flush=True)
+            for left in reap_orphans():
+                print(f"    left running by its run, killed: {left}", flush=True)
             results.append(result)
     killed = sum(r["result"] == "killed" for r in results)
     survived = [r["id"] for r in results if r["result"] == "survived"]

@@ -612,7 +612,7 @@ def reap_orphans(timeout: float = 10.0) -> list[str]:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError, FileNotFoundError):
                 continue
-            killed.append(cmdline[:120])
+            killed.append(" ".join(cmdline.split())[:120] or "(a process that had already exited)")
     return killed
 
 

@@ -11,8 +11,10 @@ does), in one line of their conftest.py:
   instance), fails, with each named; then they are removed.
 - Every test: processes it started through bpflab (servers, command lines,
   lab owners) are stopped when it ends, however it ends; and, with
-  pytest-timeout, a test that does not finish within DEFAULT_TIMEOUT_S
-  (times BPFLAB_TIME_SCALE) fails (`@pytest.mark.timeout(N)` sets its own).
+  pytest-timeout, a test that does not finish within the session's timeout
+  (pytest-timeout's: --timeout, PYTEST_TIMEOUT or the ini's; else
+  DEFAULT_TIMEOUT_S), times BPFLAB_TIME_SCALE, fails
+  (`@pytest.mark.timeout(N)` sets its own).
 
 Without that line, installing bpflab changes no test session.
 """
@@ -49,11 +51,20 @@ def pytest_collection_modifyitems(config, items):
     manager = config.pluginmanager
     if not (manager.has_plugin("timeout") or manager.has_plugin("pytest_timeout")):  # entry point, or -p
         return
-    explicit = config.getoption("timeout", None)
+    configured = _configured_timeout(config)
     for item in items:
         marker = item.get_closest_marker("timeout")
-        base = marker.args[0] if marker and marker.args else (explicit or DEFAULT_TIMEOUT_S)
+        base = marker.args[0] if marker and marker.args else configured
         item.add_marker(pytest.mark.timeout(base * scale()), append=False)  # before an explicit one
+
+
+def _configured_timeout(config) -> float:
+    """The session's timeout where pytest-timeout finds it (--timeout, then
+    PYTEST_TIMEOUT, then the ini's `timeout`; 0: none), else the guard's."""
+    for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
+        if value not in (None, ""):
+            return float(value)
+    return DEFAULT_TIMEOUT_S
 
 
 def pytest_sessionstart(session):

@@ -193,6 +193,19 @@ def test_a_hanging_test_fails_after_the_scaled_timeout(tmp_path):
     assert "Timeout (>1.0s) from pytest-timeout" in result.stdout
 
 
+@pytest.mark.parametrize("how", ["option", "ini", "environment"])
+def test_the_sessions_own_timeout_is_scaled_too(tmp_path, how):
+    """A timeout set for the session the way pytest-timeout reads it (its
+    option, the ini, PYTEST_TIMEOUT) is the base the guard scales, not its
+    own default: a VM's run can be given a shorter one."""
+    (tmp_path / "test_hang.py").write_text("import time\ndef test_hangs(): time.sleep(1000)\n")
+    args = {"option": ["--timeout", "0.5"], "ini": ["-o", "timeout=0.5"], "environment": []}[how]
+    env = {"BPFLAB_TIME_SCALE": "2", **({"PYTEST_TIMEOUT": "0.5"} if how == "environment" else {})}
+    result = run_pytest("-q", str(tmp_path), f"--rootdir={tmp_path}", *args, env=env)
+    assert "1 failed" in result.stdout
+    assert "Timeout (>1.0s) from pytest-timeout" in result.stdout
+
+
 def test_the_host_line_writes_junit_and_the_json_like_a_vm(tmp_path, capsys):
     """--kernel host runs the command here, and its results take the same
     way as a VM's: a JUnit file named for the kernel, a line in results.json."""

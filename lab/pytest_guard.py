@@ -51,20 +51,17 @@ def pytest_collection_modifyitems(config, items):
     manager = config.pluginmanager
     if not (manager.has_plugin("timeout") or manager.has_plugin("pytest_timeout")):  # entry point, or -p
         return
-    configured = _configured_timeout(config)
+    import pytest_timeout  # present: its plugin is loaded
+
+    # pytest-timeout's own reading of the session's timeout (--timeout, then
+    # PYTEST_TIMEOUT, then the ini's; 0: none), so the guard scales what the
+    # user set; without one, the guard's default.
+    configured = pytest_timeout.get_env_settings(config).timeout
+    configured = DEFAULT_TIMEOUT_S if configured is None else configured
     for item in items:
         marker = item.get_closest_marker("timeout")
         base = marker.args[0] if marker and marker.args else configured
         item.add_marker(pytest.mark.timeout(base * scale()), append=False)  # before an explicit one
-
-
-def _configured_timeout(config) -> float:
-    """The session's timeout where pytest-timeout finds it (--timeout, then
-    PYTEST_TIMEOUT, then the ini's `timeout`; 0: none), else the guard's."""
-    for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
-        if value not in (None, ""):
-            return float(value)
-    return DEFAULT_TIMEOUT_S
 
 
 def pytest_sessionstart(session):

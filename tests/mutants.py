@@ -20,6 +20,7 @@ its own tests run against it (the copy unmutated must pass them first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bpflab.host import processes
 from bpflab.host.paths import REPO_ROOT
 
 # Fast, exact test-run tests first: most mutations die there in seconds.
@@ -232,7 +234,7 @@ MUTATIONS = [
       "a loader whose interface is deleted says so and exits 1",
       ("tests/test_robustness.py::test_the_interface_deleted_under_a_running_loader",)),
     M("guard-ignores-ini-timeout", "lab/pytest_guard.py",
-      'os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout"))', 'os.environ.get("PYTEST_TIMEOUT"))',
+      "configured = pytest_timeout.get_env_settings(config).timeout", 'configured = config.getoption("timeout", None)',
       "the session's own timeout (the ini's too) is the base the guard scales",
       ("tests/test_kernel_matrix.py::test_the_sessions_own_timeout_is_scaled_too[ini]",)),
     M("trace-wait-restarts-when-empty", "bpflab/host/tracefs.py", "                time.sleep(0.01)  # ready but empty: do not spin\n                continue",
@@ -576,47 +578,24 @@ def run_one(mutation: Mutation, work: Path, pytest_args: list[str]) -> dict:
     return {"id": mutation.id, "result": "killed", "detail": detail, "seconds": seconds}
 
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> None:
-    """Processes orphaned below this one (a mutant's run that left one
-    running: a mutation may stop the code that ends them) become its
-    children instead of init's, so reap_orphans() can find them."""
-    import ctypes
-
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def reap_orphans(timeout: float = 10.0) -> list[str]:
-    """Kill every living child of this process and wait for it (every
-    process this harness starts itself has ended by the time this is
-    called: what is left was orphaned). A killed orphan's own children come
-    next. Returns their command lines."""
-    import signal
-
+def reap_orphans() -> list[str]:
+    """Kill and reap every living child of this process (the harness, a
+    subreaper, has waited for each process it started itself: what is left
+    was orphaned by a mutant's run), then their orphans in turn. Returns
+    their command lines."""
     killed: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        children = []
-        for status in Path("/proc").glob("[0-9]*/status"):
-            try:
-                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            except OSError:  # gone meanwhile
-                continue
-            if int(fields.get("PPid", "0")) == os.getpid():
-                children.append(int(status.parent.name))
-        if not children:
+    for _ in range(10):  # a tree of orphans comes down a generation a round
+        pids = processes.children(os.getpid())
+        if not pids:
             break
-        for pid in children:
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                killed.append(" ".join(cmdline.split())[:120] or "(a process that had already exited)")
+        processes.kill_all(pids)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError, FileNotFoundError):
-                continue
-            killed.append(" ".join(cmdline.split())[:120] or "(a process that had already exited)")
     return killed
 
 
@@ -635,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         p.error(f"no mutation id contains {args.keyword!r}")
     results = []
-    become_subreaper()
+    processes.become_subreaper()
     with tempfile.TemporaryDirectory(prefix="bpflab-mutants-") as tmp:
         for i, mutation in enumerate(chosen, 1):
             print(f"[{i}/{len(chosen)}] {mutation.id}: {mutation.breaks} ...", flush=True)

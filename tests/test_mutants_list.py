@@ -20,7 +20,7 @@ def test_what_a_run_leaves_running_is_killed_after_it():
     import sys
     from pathlib import Path
 
-    harness = ("import subprocess\nfrom tests import mutants\nmutants.become_subreaper()\n"
+    harness = ("import subprocess\nfrom bpflab.host import processes\nfrom tests import mutants\nprocesses.become_subreaper()\n"
                "out = subprocess.run(['sh', '-c', 'sleep 600 >/dev/null 2>&1 & echo $!'], capture_output=True, text=True).stdout\n"
                "print(out.strip())\nprint(mutants.reap_orphans())\n")
     done = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True, timeout=60,

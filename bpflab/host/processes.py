@@ -29,6 +29,7 @@ from .owners import OWNER_ENV
 from .waits import scaled_timeout
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _spawned: list[tuple[int, subprocess.Popen]] = []  # (serial, process)
 _serial = itertools.count(1)
@@ -38,6 +39,13 @@ _spawned_lock = threading.Lock()
 def die_with_parent() -> None:
     """SIGKILL this process when the thread that forked it exits."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def become_subreaper() -> None:
+    """Processes orphaned below this one become its children (children())
+    instead of init's."""
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def _child_setup(netns_fd: int | None, tied_to_parent: bool):
@@ -149,6 +157,16 @@ def marked_processes() -> dict[int, int]:
             for var in (entry / "environ").read_bytes().split(b"\0"):
                 if var.startswith(prefix):
                     found[int(entry.name)] = int(var[len(prefix):])
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (zombies too: their parent reaps them)."""
+    found = []
+    for entry in _others():
+        with contextlib.suppress(OSError, IndexError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
     return found
 
 
